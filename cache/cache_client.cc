@@ -1,0 +1,197 @@
+#include "cache/cache_client.h"
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/grpc_util.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+#include "testfleet/v1/services.grpc.pb.h"
+
+namespace testfleet {
+namespace {
+
+class LocalCacheClient : public CacheClient {
+ public:
+  explicit LocalCacheClient(ResultCache* cache) : cache_(cache) {}
+
+  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
+      const std::vector<std::string>& keys) override {
+    return cache_->BatchLookup(keys);
+  }
+  absl::Status Put(const CacheEntries& entries) override {
+    for (const auto& [key, value] : entries)
+      RETURN_IF_ERROR(cache_->Put(key, value));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<v1::CacheStats> Stats() override { return cache_->Stats(); }
+  absl::StatusOr<v1::CacheGcResponse> Gc() override { return cache_->Gc(); }
+  std::string Describe() const override {
+    return absl::StrCat("local cache ", cache_->options().dir);
+  }
+
+ private:
+  ResultCache* cache_;
+};
+
+class GrpcCacheClient : public CacheClient {
+ public:
+  GrpcCacheClient(std::shared_ptr<grpc::Channel> channel, std::string address)
+      : stub_(v1::ResultCache::NewStub(channel)),
+        address_(std::move(address)) {}
+
+  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
+      const std::vector<std::string>& keys) override {
+    v1::CacheLookupRequest request;
+    for (const std::string& key : keys) request.add_keys(key);
+    v1::CacheLookupResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(30));
+    RETURN_IF_ERROR(Check(stub_->Lookup(&context, request, &response)));
+    if (response.found_size() != static_cast<int>(keys.size()) ||
+        response.results_size() != static_cast<int>(keys.size())) {
+      return absl::InternalError(
+          absl::StrCat("cache service at ", address_, " answered ",
+                       response.found_size(), " of ", keys.size(), " keys"));
+    }
+    std::vector<std::optional<v1::CachedResult>> results(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (response.found(static_cast<int>(i))) {
+        results[i] = std::move(*response.mutable_results(static_cast<int>(i)));
+      }
+    }
+    return results;
+  }
+  absl::Status Put(const CacheEntries& entries) override {
+    v1::CachePutRequest request;
+    for (const auto& [key, value] : entries) {
+      request.add_keys(key);
+      *request.add_results() = value;
+    }
+    v1::CachePutResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(30));
+    return Check(stub_->Put(&context, request, &response));
+  }
+  absl::StatusOr<v1::CacheStats> Stats() override {
+    v1::CacheStats stats;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
+    RETURN_IF_ERROR(
+        Check(stub_->Stats(&context, v1::CacheStatsRequest(), &stats)));
+    return stats;
+  }
+  absl::StatusOr<v1::CacheGcResponse> Gc() override {
+    v1::CacheGcResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::minutes(5));
+    RETURN_IF_ERROR(
+        Check(stub_->Gc(&context, v1::CacheGcRequest(), &response)));
+    return response;
+  }
+  std::string Describe() const override {
+    return absl::StrCat("cache service at ", address_);
+  }
+
+ private:
+  absl::Status Check(const grpc::Status& status) const {
+    return FromGrpcStatus(status, "cache service", address_);
+  }
+  std::unique_ptr<v1::ResultCache::Stub> stub_;
+  std::string address_;
+};
+
+class TieredCacheClient : public CacheClient {
+ public:
+  explicit TieredCacheClient(std::vector<CacheClient*> tiers)
+      : tiers_(std::move(tiers)), warned_(tiers_.size()) {}
+
+  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
+      const std::vector<std::string>& keys) override {
+    std::vector<std::optional<v1::CachedResult>> results(keys.size());
+    std::vector<size_t> missing(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) missing[i] = i;
+    for (size_t tier = 0; tier < tiers_.size() && !missing.empty(); ++tier) {
+      std::vector<std::string> wanted;
+      for (size_t i : missing) wanted.push_back(keys[i]);
+      auto found = tiers_[tier]->Lookup(wanted);
+      Track(tier, found.status());
+      if (!found.ok()) continue;
+      CacheEntries fill;
+      std::vector<size_t> still_missing;
+      for (size_t j = 0; j < missing.size(); ++j) {
+        if ((*found)[j].has_value()) {
+          results[missing[j]] = std::move((*found)[j]);
+          fill.emplace_back(keys[missing[j]], *results[missing[j]]);
+        } else {
+          still_missing.push_back(missing[j]);
+        }
+      }
+      for (size_t earlier = 0; earlier < tier && !fill.empty(); ++earlier) {
+        Track(earlier, tiers_[earlier]->Put(fill));
+      }
+      missing = std::move(still_missing);
+    }
+    return results;
+  }
+  absl::Status Put(const CacheEntries& entries) override {
+    for (size_t tier = 0; tier < tiers_.size(); ++tier) {
+      Track(tier, tiers_[tier]->Put(entries));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<v1::CacheStats> Stats() override {
+    return tiers_.front()->Stats();
+  }
+  absl::StatusOr<v1::CacheGcResponse> Gc() override {
+    return tiers_.front()->Gc();
+  }
+  std::string Describe() const override {
+    std::vector<std::string> names;
+    for (CacheClient* tier : tiers_) names.push_back(tier->Describe());
+    return absl::StrJoin(names, ", then ");
+  }
+
+ private:
+  // Says once when a tier starts failing and once when it is back.
+  void Track(size_t tier, const absl::Status& status) {
+    if (!status.ok()) {
+      if (!warned_[tier].exchange(true)) {
+        spdlog::warn(
+            "{} is failing ({}); tests run without it until it answers",
+            tiers_[tier]->Describe(), status.ToString());
+      }
+    } else if (warned_[tier].exchange(false)) {
+      spdlog::info("{} answers again", tiers_[tier]->Describe());
+    }
+  }
+  std::vector<CacheClient*> tiers_;
+  std::vector<std::atomic<bool>> warned_;
+};
+
+}  // namespace
+
+std::unique_ptr<CacheClient> NewLocalCacheClient(ResultCache* cache) {
+  return std::make_unique<LocalCacheClient>(cache);
+}
+
+std::unique_ptr<CacheClient> NewGrpcCacheClient(const std::string& address) {
+  return NewGrpcCacheClient(MakeChannel(address), address);
+}
+
+std::unique_ptr<CacheClient> NewGrpcCacheClient(
+    std::shared_ptr<grpc::Channel> channel, const std::string& address) {
+  return std::make_unique<GrpcCacheClient>(std::move(channel), address);
+}
+
+std::unique_ptr<CacheClient> NewTieredCacheClient(
+    std::vector<CacheClient*> tiers) {
+  return std::make_unique<TieredCacheClient>(std::move(tiers));
+}
+
+}  // namespace testfleet

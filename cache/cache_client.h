@@ -1,0 +1,49 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cache/result_cache.h"
+#include "grpcpp/channel.h"
+#include "testfleet/v1/services.pb.h"
+
+namespace testfleet {
+
+using CacheEntries = std::vector<std::pair<std::string, v1::CachedResult>>;
+
+/// A result cache as its users see it, local or behind gRPC.
+///   std::unique_ptr<CacheClient> cache = NewGrpcCacheClient("10.0.0.5:7070");
+///   ASSIGN_OR_RETURN(auto hits, cache->Lookup({key}));
+class CacheClient {
+ public:
+  virtual ~CacheClient() = default;
+  /// One answer per key, in order; nullopt is a miss.
+  virtual absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
+      const std::vector<std::string>& keys) = 0;
+  virtual absl::Status Put(const CacheEntries& entries) = 0;
+  virtual absl::StatusOr<v1::CacheStats> Stats() = 0;
+  virtual absl::StatusOr<v1::CacheGcResponse> Gc() = 0;
+  /// "local cache /path" or "cache service at host:port", for messages.
+  virtual std::string Describe() const = 0;
+};
+
+/// Calls straight into `cache` (not owned), for embedded use.
+std::unique_ptr<CacheClient> NewLocalCacheClient(ResultCache* cache);
+
+/// Talks to a ResultCache gRPC service.
+std::unique_ptr<CacheClient> NewGrpcCacheClient(const std::string& address);
+std::unique_ptr<CacheClient> NewGrpcCacheClient(
+    std::shared_ptr<grpc::Channel> channel, const std::string& address);
+
+/// Looks keys up tier by tier (a hit in a later tier is copied into the
+/// earlier ones) and writes to every tier. A failing tier counts as a miss and
+/// is reported once, not per call, so an unreachable shared cache degrades to
+/// "uncached" instead of failing tests. Tiers are not owned.
+std::unique_ptr<CacheClient> NewTieredCacheClient(
+    std::vector<CacheClient*> tiers);
+
+}  // namespace testfleet

@@ -1,0 +1,476 @@
+#include "cache/result_cache.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "cache/db_options.h"
+#include "common/digest.h"
+#include "common/status_macros.h"
+#include "rocksdb/db.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "spdlog/spdlog.h"
+
+namespace testfleet {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kValueMagic[4] = {'T', 'F', 'C', '1'};
+constexpr size_t kValueHeader = 16;  // magic, crc32, expires_ms
+constexpr char kFormatMarkerKey[] = "\0testfleet-cache-format";
+constexpr size_t kFormatMarkerKeySize = sizeof(kFormatMarkerKey) - 1;
+constexpr char kFormatVersion[] = "1";
+constexpr size_t kMetaSize = 24;  // bytes, access_ms, expires_ms
+
+void PutInt64(char* out, int64_t value) {
+  auto v = static_cast<uint64_t>(value);
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+void PutUint32(char* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+uint32_t GetUint32(const char* in) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+int64_t GetInt64(const char* in) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return static_cast<int64_t>(v);
+}
+
+uint32_t Crc(const char* data, size_t size) {
+  return static_cast<uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
+}
+
+std::string EncodeMeta(int64_t bytes, int64_t access_ms, int64_t expires_ms) {
+  std::string meta(kMetaSize, '\0');
+  PutInt64(&meta[0], bytes);
+  PutInt64(&meta[8], access_ms);
+  PutInt64(&meta[16], expires_ms);
+  return meta;
+}
+
+absl::Status DbError(const rocksdb::Status& s, const std::string& dir) {
+  std::string message = s.ToString();
+  if (absl::StrContains(message, "lock") ||
+      absl::StrContains(message, "LOCK")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cache dir ", dir,
+        " is in use by another process (RocksDB LOCK is held); stop that "
+        "process or choose another cache dir"));
+  }
+  if (absl::StrContains(message, "No space")) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cache dir ", dir, " is out of disk space: ", message));
+  }
+  return absl::InternalError(absl::StrCat("cache dir ", dir, ": ", message));
+}
+
+}  // namespace
+
+rocksdb::Options CacheDbOptions() {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.OptimizeForPointLookup(64);  // MiB of block cache, bloom filters
+  options.max_background_jobs = 2;
+  options.keep_log_file_num = 3;
+  return options;
+}
+
+ResultCache::ResultCache(const ResultCacheOptions& options)
+    : options_(options) {}
+
+ResultCache::~ResultCache() {
+  if (db_ == nullptr) return;
+  absl::Status flushed = FlushRecency();
+  if (!flushed.ok()) spdlog::warn("result cache: {}", flushed.ToString());
+  for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  db_->Close();
+}
+
+absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(
+    const ResultCacheOptions& options) {
+  const std::string& dir = options.dir;
+  if (dir.empty()) return absl::InvalidArgumentError("cache dir is empty");
+  std::error_code ec;
+  bool existed = fs::exists(dir, ec);
+  if (!existed) {
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create cache dir ", dir, ": ", ec.message(),
+                       "; choose a writable cache dir"));
+    }
+  } else if (!fs::is_directory(dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cache dir ", dir, " is not a folder"));
+  }
+  if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cache dir ", dir, " is not writable: ", std::strerror(errno),
+        "; fix its permissions or choose another cache dir"));
+  }
+  bool fresh = !fs::exists(fs::path(dir) / "CURRENT", ec);
+  if (fresh && existed && !fs::is_empty(dir, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir,
+        " is not a Testfleet cache (it holds other files); choose an empty "
+        "or new cache dir"));
+  }
+
+  auto cache = std::unique_ptr<ResultCache>(new ResultCache(options));
+  rocksdb::Options db_options = CacheDbOptions();
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName,
+       rocksdb::ColumnFamilyOptions(db_options)},
+      {"meta", rocksdb::ColumnFamilyOptions(db_options)}};
+  if (!fresh) {
+    std::vector<std::string> existing;
+    rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
+    if (std::find(existing.begin(), existing.end(), "meta") == existing.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          dir,
+          " is a RocksDB database but not a Testfleet cache; choose "
+          "another cache dir"));
+    }
+  }
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, dir, families, &cache->handles_, &db);
+  if (!s.ok()) return DbError(s, dir);
+  cache->db_.reset(db);
+
+  rocksdb::Slice marker_key(kFormatMarkerKey, kFormatMarkerKeySize);
+  if (fresh) {
+    s = db->Put(rocksdb::WriteOptions(), cache->handles_[1], marker_key,
+                kFormatVersion);
+    if (!s.ok()) return DbError(s, dir);
+  } else {
+    std::string version;
+    s = db->Get(rocksdb::ReadOptions(), cache->handles_[1], marker_key,
+                &version);
+    if (!s.ok() || version != kFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          dir, " is not a Testfleet cache of format ", kFormatVersion,
+          " (format marker ", s.ok() ? version : "missing",
+          "); choose another cache dir"));
+    }
+  }
+  RETURN_IF_ERROR(cache->LoadIndex());
+  return cache;
+}
+
+absl::StatusOr<ResultCache::RawKey> ResultCache::ParseKey(
+    const std::string& key) {
+  absl::StatusOr<std::string> raw = HexToBytes(key);
+  if (!raw.ok() || raw->size() != sizeof(RawKey)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cache key \"", key, "\" is not 64 hex characters (a SHA-256)"));
+  }
+  RawKey raw_key;
+  std::memcpy(raw_key.data(), raw->data(), sizeof(RawKey));
+  return raw_key;
+}
+
+int64_t ResultCache::NowMs() const {
+  return absl::ToUnixMillis(options_.clock->Now());
+}
+
+absl::Status ResultCache::LoadIndex() {
+  struct Loaded {
+    RawKey key;
+    int64_t bytes, access_ms, expires_ms;
+  };
+  std::vector<Loaded> loaded;
+  std::vector<RawKey> expired;
+  const int64_t now = NowMs();
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    rocksdb::Slice key = it->key();
+    rocksdb::Slice value = it->value();
+    if (key.size() != sizeof(RawKey) || value.size() != kMetaSize) continue;
+    Loaded entry;
+    std::memcpy(entry.key.data(), key.data(), sizeof(RawKey));
+    entry.bytes = GetInt64(value.data());
+    entry.access_ms = GetInt64(value.data() + 8);
+    entry.expires_ms = GetInt64(value.data() + 16);
+    if (entry.expires_ms <= now) {
+      expired.push_back(entry.key);
+    } else {
+      loaded.push_back(entry);
+    }
+  }
+  if (!it->status().ok()) return DbError(it->status(), options_.dir);
+  std::sort(loaded.begin(), loaded.end(), [](const Loaded& a, const Loaded& b) {
+    return a.access_ms < b.access_ms;
+  });
+  {
+    absl::MutexLock lock(&mu_);
+    index_.reserve(loaded.size());
+    for (const Loaded& l : loaded) {
+      auto [slot, inserted] = index_.try_emplace(l.key);
+      Entry& entry = slot->second;
+      entry.key = &slot->first;
+      entry.bytes = l.bytes;
+      entry.access_ms = l.access_ms;
+      entry.expires_ms = l.expires_ms;
+      PushNewest(&entry);
+      total_bytes_ += l.bytes;
+    }
+    counters_.set_expirations(static_cast<int64_t>(expired.size()));
+  }
+  return DeleteFromDisk(expired);
+}
+
+void ResultCache::Unlink(Entry* entry) {
+  if (entry->newer) entry->newer->older = entry->older;
+  if (entry->older) entry->older->newer = entry->newer;
+  if (newest_ == entry) newest_ = entry->older;
+  if (oldest_ == entry) oldest_ = entry->newer;
+  entry->newer = entry->older = nullptr;
+}
+
+void ResultCache::PushNewest(Entry* entry) {
+  entry->older = newest_;
+  entry->newer = nullptr;
+  if (newest_) newest_->newer = entry;
+  newest_ = entry;
+  if (oldest_ == nullptr) oldest_ = entry;
+}
+
+void ResultCache::EraseLocked(const RawKey& key) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return;
+  Unlink(&it->second);
+  total_bytes_ -= it->second.bytes;
+  index_.erase(it);
+}
+
+absl::Status ResultCache::DeleteFromDisk(const std::vector<RawKey>& keys) {
+  if (keys.empty()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  for (const RawKey& key : keys) {
+    rocksdb::Slice k(key.data(), key.size());
+    batch.Delete(handles_[0], k);
+    batch.Delete(handles_[1], k);
+  }
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return DbError(s, options_.dir);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::Lookup(
+    const std::string& key) {
+  ASSIGN_OR_RETURN(RawKey raw_key, ParseKey(key));
+  return LookupRaw(raw_key);
+}
+
+absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::LookupRaw(
+    const RawKey& key) {
+  const int64_t now = NowMs();
+  bool flush_due = false;
+  bool expired = true;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) {
+      counters_.set_misses(counters_.misses() + 1);
+      return std::nullopt;
+    }
+    Entry& entry = it->second;
+    if (entry.expires_ms <= now) {
+      EraseLocked(key);
+      counters_.set_expirations(counters_.expirations() + 1);
+      counters_.set_misses(counters_.misses() + 1);
+    } else {
+      Unlink(&entry);
+      PushNewest(&entry);
+      entry.access_ms = now;
+      if (!entry.access_dirty) {
+        entry.access_dirty = true;
+        dirty_access_.push_back(key);
+      }
+      flush_due = static_cast<int>(dirty_access_.size()) >=
+                  options_.recency_flush_every;
+      expired = false;
+    }
+  }
+  if (expired) {
+    RETURN_IF_ERROR(DeleteFromDisk({key}));
+    return std::nullopt;
+  }
+
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[0],
+                               rocksdb::Slice(key.data(), key.size()), &value);
+  std::optional<v1::CachedResult> result;
+  bool corrupt = false;
+  if (s.ok()) {
+    result.emplace();
+    corrupt =
+        value.size() < kValueHeader ||
+        std::memcmp(value.data(), kValueMagic, 4) != 0 ||
+        GetUint32(value.data() + 4) !=
+            Crc(value.data() + 8, value.size() - 8) ||
+        !result->ParseFromArray(value.data() + kValueHeader,
+                                static_cast<int>(value.size() - kValueHeader));
+  } else if (!s.IsNotFound()) {
+    return DbError(s, options_.dir);
+  }
+  if (!s.ok() || corrupt) {
+    {
+      absl::MutexLock lock(&mu_);
+      EraseLocked(key);
+      counters_.set_misses(counters_.misses() + 1);
+      if (corrupt) counters_.set_corrupt(counters_.corrupt() + 1);
+    }
+    if (corrupt) {
+      spdlog::warn("result cache: entry {} failed its checksum; deleted",
+                   BytesToHex(absl::string_view(key.data(), key.size())));
+    }
+    RETURN_IF_ERROR(DeleteFromDisk({key}));
+    return std::nullopt;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    counters_.set_hits(counters_.hits() + 1);
+  }
+  if (flush_due) RETURN_IF_ERROR(FlushRecency());
+  return result;
+}
+
+absl::StatusOr<std::vector<std::optional<v1::CachedResult>>>
+ResultCache::BatchLookup(const std::vector<std::string>& keys) {
+  std::vector<std::optional<v1::CachedResult>> results;
+  results.reserve(keys.size());
+  for (const std::string& key : keys) {
+    ASSIGN_OR_RETURN(std::optional<v1::CachedResult> result, Lookup(key));
+    results.push_back(std::move(result));
+  }
+  return results;
+}
+
+absl::Status ResultCache::Put(const std::string& key,
+                              const v1::CachedResult& value) {
+  ASSIGN_OR_RETURN(RawKey raw_key, ParseKey(key));
+
+  const int64_t now = NowMs();
+  const int64_t expires = now + absl::ToInt64Milliseconds(options_.ttl);
+  std::string encoded(kValueHeader, '\0');
+  std::memcpy(&encoded[0], kValueMagic, 4);
+  PutInt64(&encoded[8], expires);
+  if (!value.AppendToString(&encoded)) {
+    return absl::InvalidArgumentError("cache value cannot be serialized");
+  }
+  PutUint32(&encoded[4], Crc(encoded.data() + 8, encoded.size() - 8));
+  const int64_t bytes =
+      static_cast<int64_t>(encoded.size() + sizeof(RawKey) * 2 + kMetaSize);
+
+  rocksdb::WriteBatch batch;
+  rocksdb::Slice k(raw_key.data(), raw_key.size());
+  batch.Put(handles_[0], k, encoded);
+  batch.Put(handles_[1], k, EncodeMeta(bytes, now, expires));
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return DbError(s, options_.dir);
+
+  std::vector<RawKey> victims;
+  {
+    absl::MutexLock lock(&mu_);
+    auto [slot, inserted] = index_.try_emplace(raw_key);
+    Entry& entry = slot->second;
+    if (!inserted) {
+      Unlink(&entry);
+      total_bytes_ -= entry.bytes;
+    }
+    entry.key = &slot->first;
+    entry.bytes = bytes;
+    entry.access_ms = now;
+    entry.expires_ms = expires;
+    PushNewest(&entry);
+    total_bytes_ += bytes;
+    counters_.set_puts(counters_.puts() + 1);
+    // Evict from the least recently used end; never the entry just written.
+    while (total_bytes_ > options_.max_bytes && oldest_ != nullptr &&
+           oldest_ != &entry) {
+      victims.push_back(*oldest_->key);
+      EraseLocked(*oldest_->key);
+    }
+    counters_.set_evictions(counters_.evictions() +
+                            static_cast<int64_t>(victims.size()));
+  }
+  return DeleteFromDisk(victims);
+}
+
+absl::StatusOr<int64_t> ResultCache::SweepExpired() {
+  std::vector<RawKey> expired;
+  const int64_t now = NowMs();
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, entry] : index_) {
+      if (entry.expires_ms <= now) expired.push_back(key);
+    }
+    for (const RawKey& key : expired) EraseLocked(key);
+    counters_.set_expirations(counters_.expirations() +
+                              static_cast<int64_t>(expired.size()));
+  }
+  RETURN_IF_ERROR(DeleteFromDisk(expired));
+  return static_cast<int64_t>(expired.size());
+}
+
+absl::StatusOr<v1::CacheGcResponse> ResultCache::Gc() {
+  v1::CacheGcResponse response;
+  ASSIGN_OR_RETURN(int64_t removed, SweepExpired());
+  response.set_expired_removed(removed);
+  *response.mutable_stats() = Stats();
+  return response;
+}
+
+absl::Status ResultCache::FlushRecency() {
+  rocksdb::WriteBatch batch;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const RawKey& key : dirty_access_) {
+      auto it = index_.find(key);
+      if (it == index_.end() || !it->second.access_dirty) continue;
+      Entry& entry = it->second;
+      entry.access_dirty = false;
+      batch.Put(handles_[1], rocksdb::Slice(key.data(), key.size()),
+                EncodeMeta(entry.bytes, entry.access_ms, entry.expires_ms));
+    }
+    dirty_access_.clear();
+  }
+  if (batch.Count() == 0) return absl::OkStatus();
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return DbError(s, options_.dir);
+  return absl::OkStatus();
+}
+
+v1::CacheStats ResultCache::Stats() const {
+  absl::MutexLock lock(&mu_);
+  v1::CacheStats stats = counters_;
+  stats.set_bytes(total_bytes_);
+  stats.set_entries(static_cast<int64_t>(index_.size()));
+  stats.set_max_bytes(options_.max_bytes);
+  stats.set_ttl_ms(absl::ToInt64Milliseconds(options_.ttl));
+  return stats;
+}
+
+}  // namespace testfleet

@@ -1,0 +1,107 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/node_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "testfleet/v1/services.pb.h"
+#include "testfleet/v1/testfleet.pb.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace testfleet {
+
+struct ResultCacheOptions {
+  std::string dir;  // created when missing
+  absl::Duration ttl = absl::Hours(1);
+  int64_t max_bytes = 1LL << 30;
+  const Clock* clock = RealClock::Get();
+  // Lookups refresh recency in memory; the access times reach disk in one
+  // batch per this many lookups (and at close), never as a write per read.
+  int recency_flush_every = 4096;
+};
+
+/// The content-addressed result store: action key (64 hex chars) to
+/// CachedResult, in RocksDB, with a TTL, a byte limit enforced by evicting the
+/// least recently *used* entries, and a checksum on every value. Thread-safe.
+///
+///   ASSIGN_OR_RETURN(auto cache, ResultCache::Open({.dir = "/var/cache/tf"}));
+///   RETURN_IF_ERROR(cache->Put(key.hex(), result));
+///   ASSIGN_OR_RETURN(std::optional<v1::CachedResult> hit,
+///   cache->Lookup(key.hex()));
+///
+/// An index of every entry (key, size, access and expiry time; about 100
+/// bytes each) is kept in memory so that misses, recency and eviction cost no
+/// disk reads; it is rebuilt from a metadata column family at open.
+class ResultCache {
+ public:
+  static absl::StatusOr<std::unique_ptr<ResultCache>> Open(
+      const ResultCacheOptions& options);
+  ~ResultCache();
+
+  /// nullopt on a miss (absent, expired or corrupt: never a wrong result).
+  absl::StatusOr<std::optional<v1::CachedResult>> Lookup(
+      const std::string& key);
+  /// One answer per key, in order.
+  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> BatchLookup(
+      const std::vector<std::string>& keys);
+  /// Stores (or replaces) the entry, then evicts least recently used entries
+  /// until the store is under its byte limit.
+  absl::Status Put(const std::string& key, const v1::CachedResult& value);
+  /// Removes every expired entry; returns how many.
+  absl::StatusOr<int64_t> SweepExpired();
+  /// SweepExpired, answered with the stats after it.
+  absl::StatusOr<v1::CacheGcResponse> Gc();
+  /// Writes pending access times.
+  absl::Status FlushRecency();
+
+  v1::CacheStats Stats() const;
+  const ResultCacheOptions& options() const { return options_; }
+
+ private:
+  using RawKey = std::array<char, 32>;
+  struct Entry {
+    const RawKey* key = nullptr;
+    int64_t bytes = 0;
+    int64_t access_ms = 0;
+    int64_t expires_ms = 0;
+    bool access_dirty = false;
+    Entry* newer = nullptr;
+    Entry* older = nullptr;
+  };
+
+  explicit ResultCache(const ResultCacheOptions& options);
+  static absl::StatusOr<RawKey> ParseKey(const std::string& key);
+  absl::Status LoadIndex();
+  void Unlink(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PushNewest(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseLocked(const RawKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status DeleteFromDisk(const std::vector<RawKey>& keys);
+  absl::StatusOr<std::optional<v1::CachedResult>> LookupRaw(const RawKey& key);
+  int64_t NowMs() const;
+
+  ResultCacheOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [values, meta]
+
+  mutable absl::Mutex mu_;
+  absl::node_hash_map<RawKey, Entry> index_ ABSL_GUARDED_BY(mu_);
+  Entry* newest_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Entry* oldest_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<RawKey> dirty_access_ ABSL_GUARDED_BY(mu_);
+  int64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  v1::CacheStats counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace testfleet

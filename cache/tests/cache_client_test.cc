@@ -1,0 +1,84 @@
+#include "cache/cache_client.h"
+
+#include "cache/cache_service.h"
+#include "cache/tests/fake_cache_client.h"
+#include "common/digest.h"
+#include "common/grpc_util.h"
+#include "common/tests/test_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace testfleet {
+namespace {
+
+v1::CachedResult Result(const std::string& id) {
+  v1::CachedResult value;
+  value.mutable_result()->set_test_id(id);
+  return value;
+}
+
+TEST(TieredCacheClientTest, LaterTierHitFillsEarlierTiers) {
+  FakeCacheClient local, shared;
+  ASSERT_TRUE(shared.Put({{"k1", Result("t1")}}).ok());
+  auto tiered = NewTieredCacheClient({&local, &shared});
+  auto results = tiered->Lookup({"k1", "k2"});
+  ASSERT_TRUE(results.ok());
+  ASSERT_TRUE((*results)[0].has_value());
+  EXPECT_EQ((*results)[0]->result().test_id(), "t1");
+  EXPECT_FALSE((*results)[1].has_value());
+  EXPECT_EQ(local.size(), 1u);  // filled from the shared tier
+}
+
+TEST(TieredCacheClientTest, FailingTierIsAMissNotAnError) {
+  FakeCacheClient local, shared;
+  shared.FailWith(absl::UnavailableError("down"));
+  auto tiered = NewTieredCacheClient({&local, &shared});
+  auto results = tiered->Lookup({"k1"});
+  ASSERT_TRUE(results.ok());
+  EXPECT_FALSE((*results)[0].has_value());
+  EXPECT_TRUE(tiered->Put({{"k1", Result("t1")}}).ok());
+  EXPECT_EQ(local.size(), 1u);  // the healthy tier still got the write
+}
+
+TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
+  TestDir dir;
+  ResultCacheOptions options;
+  options.dir = dir.Join("cache");
+  auto cache = ResultCache::Open(options);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  ResultCacheService service(cache->get());
+  grpc::ServerBuilder builder;
+  ConfigureServerBuilder(builder);
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+
+  auto client = NewGrpcCacheClient(address);
+  const std::string key = Sha256Hex("action");
+  ASSERT_TRUE(client->Put({{key, Result("t1")}}).ok());
+  auto results = client->Lookup({key, Sha256Hex("other")});
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_TRUE((*results)[0].has_value());
+  EXPECT_EQ((*results)[0]->result().test_id(), "t1");
+  EXPECT_FALSE((*results)[1].has_value());
+  auto stats = client->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->entries(), 1);
+  EXPECT_EQ(stats->hits(), 1);
+  EXPECT_THAT(std::string(client->Lookup({"not-hex"}).status().message()),
+              ::testing::HasSubstr("not 64 hex characters"));
+  server->Shutdown();
+
+  auto unreachable = NewGrpcCacheClient(address)->Stats();
+  EXPECT_EQ(unreachable.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(
+      std::string(unreachable.status().message()),
+      ::testing::HasSubstr("cannot reach the cache service at " + address));
+}
+
+}  // namespace
+}  // namespace testfleet

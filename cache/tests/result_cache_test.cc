@@ -1,0 +1,271 @@
+#include "cache/result_cache.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "cache/db_options.h"
+#include "common/digest.h"
+#include "common/tests/test_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+
+namespace testfleet {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Key(int i) { return Sha256Hex(std::to_string(i)); }
+
+v1::CachedResult Result(const std::string& id, size_t payload = 100) {
+  v1::CachedResult value;
+  value.mutable_result()->set_test_id(id);
+  value.mutable_result()->set_status(v1::TEST_STATUS_PASSED);
+  value.mutable_result()->set_stdout_tail(std::string(payload, 'x'));
+  value.set_writer("unit-test");
+  return value;
+}
+
+class ResultCacheTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<ResultCache> Open(int64_t max_bytes = 1LL << 30) {
+    ResultCacheOptions options;
+    options.dir = dir_.Join("cache");
+    options.clock = &clock_;
+    options.ttl = absl::Hours(1);
+    options.max_bytes = max_bytes;
+    auto cache = ResultCache::Open(options);
+    EXPECT_TRUE(cache.ok()) << cache.status();
+    return cache.ok() ? std::move(*cache) : nullptr;
+  }
+  bool Has(ResultCache& cache, int i) {
+    auto hit = cache.Lookup(Key(i));
+    EXPECT_TRUE(hit.ok()) << hit.status();
+    return hit.ok() && hit->has_value();
+  }
+  TestDir dir_;
+  FakeClock clock_;
+};
+
+TEST_F(ResultCacheTest, PutThenLookupRoundTrips) {
+  auto cache = Open();
+  EXPECT_FALSE(Has(*cache, 1));
+  ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());
+  auto hit = cache->Lookup(Key(1));
+  ASSERT_TRUE(hit.ok() && hit->has_value());
+  EXPECT_EQ((*hit)->result().test_id(), "t1");
+  v1::CacheStats stats = cache->Stats();
+  EXPECT_EQ(stats.hits(), 1);
+  EXPECT_EQ(stats.misses(), 1);
+  EXPECT_EQ(stats.entries(), 1);
+  EXPECT_GT(stats.bytes(), 100);
+}
+
+TEST_F(ResultCacheTest, BadKeyIsRejected) {
+  auto cache = Open();
+  EXPECT_THAT(std::string(cache->Lookup("xyz").status().message()),
+              HasSubstr("is not 64 hex characters"));
+  EXPECT_FALSE(cache->Put("abcd", Result("t")).ok());
+}
+
+TEST_F(ResultCacheTest, EntriesExpireAfterTheTtl) {
+  auto cache = Open();
+  ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());
+  ASSERT_TRUE(cache->Put(Key(2), Result("t2")).ok());
+  clock_.Advance(absl::Hours(1) - absl::Milliseconds(1));
+  EXPECT_TRUE(Has(*cache, 1));
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_FALSE(Has(*cache, 1));
+  EXPECT_EQ(cache->Stats().expirations(), 1);
+  auto swept = cache->SweepExpired();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(*swept, 1);  // key 2
+  EXPECT_EQ(cache->Stats().entries(), 0);
+  EXPECT_EQ(cache->Stats().bytes(), 0);
+}
+
+TEST_F(ResultCacheTest, ExpiredEntriesAreDroppedAtReopen) {
+  {
+    auto cache = Open();
+    ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());
+  }
+  clock_.Advance(absl::Hours(2));
+  auto cache = Open();
+  EXPECT_EQ(cache->Stats().entries(), 0);
+  EXPECT_FALSE(Has(*cache, 1));
+}
+
+TEST_F(ResultCacheTest, EvictsTheLeastRecentlyUsedUnderTheSizeLimit) {
+  auto probe = Open();
+  ASSERT_TRUE(probe->Put(Key(0), Result("probe")).ok());
+  const int64_t entry_bytes = probe->Stats().bytes();
+  probe.reset();
+  std::filesystem::remove_all(dir_.Join("cache"));
+
+  auto cache = Open(3 * entry_bytes);
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(cache->Put(Key(i), Result("probe")).ok());
+    clock_.Advance(absl::Seconds(1));
+  }
+  EXPECT_TRUE(Has(*cache, 1));  // 1 is now the most recently used
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(cache->Put(Key(4), Result("probe")).ok());
+  EXPECT_EQ(cache->Stats().evictions(), 1);
+  EXPECT_FALSE(Has(*cache, 2));
+  EXPECT_TRUE(Has(*cache, 1));
+  EXPECT_TRUE(Has(*cache, 3));
+  EXPECT_TRUE(Has(*cache, 4));
+  EXPECT_LE(cache->Stats().bytes(), 3 * entry_bytes);
+}
+
+TEST_F(ResultCacheTest, RecencySurvivesReopen) {
+  int64_t entry_bytes = 0;
+  {
+    auto cache = Open();
+    for (int i = 1; i <= 3; ++i) {
+      ASSERT_TRUE(cache->Put(Key(i), Result("probe")).ok());
+      clock_.Advance(absl::Seconds(1));
+    }
+    EXPECT_TRUE(Has(*cache, 1));
+    entry_bytes = cache->Stats().bytes() / 3;
+  }
+  clock_.Advance(absl::Seconds(1));
+  auto cache = Open(3 * entry_bytes);
+  ASSERT_TRUE(cache->Put(Key(4), Result("probe")).ok());
+  EXPECT_FALSE(Has(*cache, 2));  // the least recently used before the reopen
+  EXPECT_TRUE(Has(*cache, 1));
+}
+
+TEST_F(ResultCacheTest, CorruptValueIsDetectedDeletedAndMissed) {
+  {
+    auto cache = Open();
+    ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());
+  }
+  {
+    // Flip one byte of the stored value through RocksDB directly.
+    rocksdb::Options options = CacheDbOptions();
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName,
+         rocksdb::ColumnFamilyOptions(options)},
+        {"meta", rocksdb::ColumnFamilyOptions(options)}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(options, dir_.Join("cache"), families, &handles, &db)
+            .ok());
+    std::string raw_key = *HexToBytes(Key(1));
+    std::string value;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), handles[0], raw_key, &value).ok());
+    value[value.size() - 5] ^= 0x01;
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), handles[0], raw_key, value).ok());
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    delete db;
+  }
+  auto cache = Open();
+  EXPECT_EQ(cache->Stats().entries(), 1);
+  EXPECT_FALSE(Has(*cache, 1));
+  EXPECT_EQ(cache->Stats().corrupt(), 1);
+  EXPECT_EQ(cache->Stats().entries(), 0);
+  ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());  // healthy again
+  EXPECT_TRUE(Has(*cache, 1));
+}
+
+TEST_F(ResultCacheTest, AcknowledgedPutsSurviveKillNine) {
+  int acks[2];
+  ASSERT_EQ(pipe(acks), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(acks[0]);
+    ResultCacheOptions options;
+    options.dir = dir_.Join("cache");
+    auto cache = ResultCache::Open(options);
+    if (!cache.ok()) _exit(2);
+    for (int i = 0;; ++i) {  // until killed
+      if (!(*cache)->Put(Key(i), Result("t")).ok()) _exit(3);
+      if (write(acks[1], &i, sizeof(i)) != sizeof(i)) _exit(4);
+    }
+  }
+  close(acks[1]);
+  int last_acked = -1;
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_EQ(read(acks[0], &last_acked, sizeof(last_acked)),
+              static_cast<ssize_t>(sizeof(last_acked)));
+  }
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  // Anything acknowledged after the 500th is also durable; count those too.
+  int more = 0;
+  while (read(acks[0], &more, sizeof(more)) == sizeof(more)) last_acked = more;
+  close(acks[0]);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  ResultCacheOptions options;
+  options.dir = dir_.Join("cache");
+  auto cache = ResultCache::Open(options);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  for (int i = 0; i <= last_acked; ++i) {
+    auto hit = (*cache)->Lookup(Key(i));
+    ASSERT_TRUE(hit.ok() && hit->has_value())
+        << "acknowledged entry " << i << " lost";
+  }
+}
+
+TEST_F(ResultCacheTest, SecondOpenOfTheSameDirSaysItIsInUse) {
+  auto first = Open();
+  ResultCacheOptions options;
+  options.dir = dir_.Join("cache");
+  auto second = ResultCache::Open(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr("is in use by another process"));
+}
+
+TEST_F(ResultCacheTest, RefusesFoldersThatAreNotACache) {
+  dir_.Write("not-a-cache/notes.txt", "hello");
+  ResultCacheOptions options;
+  options.dir = dir_.Join("not-a-cache");
+  EXPECT_THAT(std::string(ResultCache::Open(options).status().message()),
+              HasSubstr("is not a Testfleet cache"));
+
+  rocksdb::Options raw_options;
+  raw_options.create_if_missing = true;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(raw_options, dir_.Join("other-db"), &db).ok());
+  delete db;
+  options.dir = dir_.Join("other-db");
+  EXPECT_THAT(std::string(ResultCache::Open(options).status().message()),
+              HasSubstr("not a Testfleet cache"));
+
+  options.dir = dir_.Join("not-a-cache/notes.txt/cache");
+  EXPECT_THAT(std::string(ResultCache::Open(options).status().message()),
+              HasSubstr("cannot create cache dir"));
+}
+
+TEST_F(ResultCacheTest, ConcurrentPutsAndLookupsStayConsistent) {
+  auto cache = Open();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 250; ++i) {
+        int k = t * 1000 + i;
+        ASSERT_TRUE(cache->Put(Key(k), Result(std::to_string(k))).ok());
+        auto hit = cache->Lookup(Key(k));
+        ASSERT_TRUE(hit.ok() && hit->has_value());
+        ASSERT_EQ((*hit)->result().test_id(), std::to_string(k));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(cache->Stats().entries(), 1000);
+  EXPECT_EQ(cache->Stats().hits(), 1000);
+}
+
+}  // namespace
+}  // namespace testfleet

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "grpcpp/grpcpp.h"
+
+namespace testfleet {
+
+/// Largest gRPC message we send or accept: big enough for a 100,000-test
+/// suite and its report.
+inline constexpr int kMaxMessageBytes = 256 << 20;
+
+/// absl::Status <-> grpc::Status, the only place they are converted.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+/// Like FromGrpcStatus, but an unreachable server becomes one line telling
+/// the user what to check: "cannot reach the coordinator at HOST:PORT ...".
+absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& what,
+                            const std::string& address);
+
+/// A plaintext channel with our message limits and keepalive settings.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+/// Applies our message limits and keepalive policy to a server.
+void ConfigureServerBuilder(grpc::ServerBuilder& builder);
+
+}  // namespace testfleet
