@@ -25,6 +25,8 @@ bool SameFile(const v1::FileDigestMemo::Entry& entry, const struct stat& st) {
          entry.device() == st.st_dev;
 }
 
+constexpr int64_t kRacyWindowNs = 2'000'000'000;
+
 }  // namespace
 
 absl::StatusOr<v1::InputDigest> FileDigester::Digest(
@@ -59,8 +61,7 @@ absl::StatusOr<v1::InputDigest> FileDigester::Digest(
 
   absl::MutexLock lock(&mu_);
   ++files_hashed_;
-  const int64_t racy_window_ns = 2'000'000'000;
-  if (absl::ToUnixNanos(clock_->Now()) - Nanos(st.st_mtim) > racy_window_ns) {
+  {
     v1::FileDigestMemo::Entry& entry = memo_[path];
     entry.set_path(path);
     entry.set_sha256(*sha);
@@ -69,6 +70,7 @@ absl::StatusOr<v1::InputDigest> FileDigester::Digest(
     entry.set_ctime_ns(Nanos(st.st_ctim));
     entry.set_inode(st.st_ino);
     entry.set_device(st.st_dev);
+    entry.set_hashed_at_ns(absl::ToUnixNanos(clock_->Now()));
   }
   return digest;
 }
@@ -93,7 +95,13 @@ absl::Status FileDigester::Save(const std::string& memo_path) const {
   v1::FileDigestMemo memo;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [path, entry] : memo_) *memo.add_entries() = entry;
+    for (const auto& [path, entry] : memo_) {
+      // A file hashed within the timestamp granularity of its last write
+      // could change again unseen: trust it for this process only.
+      if (entry.hashed_at_ns() - entry.mtime_ns() > kRacyWindowNs) {
+        *memo.add_entries() = entry;
+      }
+    }
   }
   std::string tmp = absl::StrCat(memo_path, ".tmp");
   {

@@ -13,8 +13,9 @@ namespace testfleet {
 
 /// SHA-256 of files, memoized by (path, size, mtime, ctime, inode, device) so
 /// an unchanged file is hashed once, across runs when the memo is saved.
-/// Files modified in the last two seconds are hashed but not memoized: a
-/// write within the timestamp granularity could otherwise go unseen.
+/// A file hashed within two seconds of its last write is memoized for this
+/// process only, never saved: a write within the timestamp granularity could
+/// otherwise go unseen by a later run.
 /// Thread-safe.
 ///   FileDigester digester;
 ///   digester.Load(memo_path).IgnoreError();

@@ -1,0 +1,71 @@
+// cache_server: the result cache service alone, shared by coordinators,
+// workers and developer machines.
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "cache/cache_service.h"
+#include "cache/result_cache.h"
+#include "common/flags.h"
+#include "common/grpc_util.h"
+#include "common/signals.h"
+#include "spdlog/spdlog.h"
+
+int main(int argc, char** argv) {
+  using namespace testfleet;
+  BlockTerminationSignals();
+  CLI::App app{"Testfleet cache server: the shared result cache."};
+  std::string listen = "127.0.0.1:7071", ttl = "1h", max_bytes = "1GiB";
+  ResultCacheOptions options;
+  app.add_option("--listen", listen, "HOST:PORT to serve on")
+      ->capture_default_str();
+  app.add_option("--data-dir", options.dir, "cache folder")->required();
+  app.add_option("--cache-ttl", ttl, "how long a result stays valid")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--cache-max-bytes", max_bytes, "size limit (LRU eviction)")
+      ->check(SizeValidator())
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  options.ttl = DurationFlag(ttl);
+  options.max_bytes = SizeFlag(max_bytes);
+
+  auto cache = ResultCache::Open(options);
+  if (!cache.ok()) {
+    spdlog::error("{}", std::string(cache.status().message()));
+    return 2;
+  }
+  ResultCacheService service(cache->get());
+  grpc::ServerBuilder builder;
+  ConfigureServerBuilder(builder);
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    spdlog::error("cannot listen on {} (in use or not a local address?)",
+                  listen);
+    return 2;
+  }
+  spdlog::info("cache server listening on port {} (data in {})", port,
+               options.dir);
+  absl::Notification stopping;
+  std::thread waiter([&] {
+    WaitForTerminationSignal();
+    stopping.Notify();
+    server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  });
+  std::thread sweeper([&] {
+    // Expired entries are misses already; sweeping reclaims their space.
+    while (!stopping.WaitForNotificationWithTimeout(absl::Minutes(1))) {
+      auto swept = (*cache)->SweepExpired();
+      if (!swept.ok())
+        spdlog::warn("cache sweep: {}", std::string(swept.status().message()));
+    }
+  });
+  server->Wait();
+  waiter.join();
+  sweeper.join();
+  return 0;
+}

@@ -1,0 +1,375 @@
+#include "coordctl/commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "cache/cache_client.h"
+#include "common/grpc_util.h"
+#include "common/platform.h"
+#include "common/suite_loader.h"
+#include "common/units.h"
+#include "coordctl/html_report.h"
+#include "coordctl/progress.h"
+#include "coordctl/reports.h"
+#include "coordinator/server.h"
+#include "spdlog/spdlog.h"
+#include "testfleet/v1/services.grpc.pb.h"
+#include "worker/worker.h"
+
+namespace testfleet {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 2;
+constexpr int kExitInfrastructure = 3;
+
+int Fail(int code, const absl::Status& status) {
+  std::fprintf(stderr, "coordctl: %s\n", std::string(status.message()).c_str());
+  return code;
+}
+
+std::string CacheRoot(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg) {
+    return absl::StrCat(xdg, "/testfleet");
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home) {
+    return absl::StrCat(home, "/.cache/testfleet");
+  }
+  return "/tmp/testfleet-cache";
+}
+
+// Reads and hashes the suite, with the digest memo kept under the cache root
+// so unchanged inputs are not hashed again at every submit.
+absl::StatusOr<LoadedSuite> LoadForSubmit(const std::string& path,
+                                          const std::string& cache_root,
+                                          const std::string& platform_tag) {
+  FileDigester digester;
+  std::error_code ec;
+  std::filesystem::create_directories(cache_root, ec);
+  const std::string memo = cache_root + "/digests.pb";
+  if (absl::Status loaded = digester.Load(memo); !loaded.ok()) {
+    spdlog::warn("{}", std::string(loaded.message()));
+  }
+  absl::StatusOr<LoadedSuite> suite = LoadSuiteFile(path, digester);
+  if (!suite.ok()) return suite;
+  *suite->spec.mutable_platform() = HostPlatform(platform_tag);
+  char host[256] = "";
+  gethostname(host, sizeof(host) - 1);
+  suite->spec.set_submitted_from(absl::StrCat(host, ":", path));
+  if (!ec) (void)digester.Save(memo);  // a memo we cannot write only costs time
+  return suite;
+}
+
+absl::Status WriteReports(const v1::SuiteReport& report,
+                          const ReportOutputs& outputs) {
+  if (!outputs.json.empty()) {
+    if (auto s = WriteFileAtomically(outputs.json, JsonReport(report)); !s.ok())
+      return s;
+  }
+  if (!outputs.junit.empty()) {
+    if (auto s = WriteFileAtomically(outputs.junit, JunitReport(report));
+        !s.ok())
+      return s;
+  }
+  if (!outputs.html.empty()) {
+    if (auto s = WriteFileAtomically(outputs.html, HtmlReport(report)); !s.ok())
+      return s;
+  }
+  return absl::OkStatus();
+}
+
+std::chrono::system_clock::time_point DeadlineIn(absl::Duration d) {
+  return absl::ToChronoTime(absl::Now() + d);
+}
+
+// Follows the suite to its end, showing progress, and returns its report. A
+// broken stream (coordinator restarting) is resumed with backoff.
+absl::StatusOr<v1::SuiteReport> WatchToEnd(v1::Coordinator::Stub& stub,
+                                           const std::string& suite_id,
+                                           const std::string& address,
+                                           ProgressPrinter* printer) {
+  absl::Duration backoff = absl::Milliseconds(200);
+  const absl::Time give_up_after = absl::Now() + absl::Minutes(5);
+  while (true) {
+    grpc::ClientContext context;
+    v1::SuiteRef ref;
+    ref.set_suite_id(suite_id);
+    std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader =
+        stub.WatchSuite(&context, ref);
+    v1::WatchEvent event;
+    bool ended = false;
+    while (reader->Read(&event)) {
+      backoff = absl::Milliseconds(200);
+      if (printer) printer->Update(event);
+      const v1::SuiteState state = event.progress().state();
+      ended = state == v1::SUITE_STATE_FINISHED ||
+              state == v1::SUITE_STATE_CANCELLED;
+    }
+    grpc::Status status = reader->Finish();
+    if (ended || status.ok()) break;
+    absl::Status error = FromGrpcStatus(status, "coordinator", address);
+    if (!absl::IsUnavailable(error) || absl::Now() > give_up_after)
+      return error;
+    spdlog::warn("{}; reconnecting", std::string(error.message()));
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+  if (printer) printer->Finish();
+  v1::SuiteRef ref;
+  ref.set_suite_id(suite_id);
+  v1::SuiteReport report;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(absl::Seconds(60)));
+  grpc::Status status = stub.GetReport(&context, ref, &report);
+  if (!status.ok()) return FromGrpcStatus(status, "coordinator", address);
+  return report;
+}
+
+int Finish(const v1::SuiteReport& report, const ReportOutputs& outputs) {
+  std::fputs(SummaryText(report).c_str(), stdout);
+  std::fflush(stdout);
+  if (absl::Status written = WriteReports(report, outputs); !written.ok()) {
+    return Fail(kExitInfrastructure, written);
+  }
+  return ExitCodeOf(report);
+}
+
+int CodeFor(const absl::Status& status) {
+  return absl::IsInvalidArgument(status) || absl::IsNotFound(status)
+             ? kExitUsage
+             : kExitInfrastructure;
+}
+
+}  // namespace
+
+int RunCommand(const RunOptions& options) {
+  const std::string cache_root = CacheRoot(options.cache_dir);
+  absl::StatusOr<LoadedSuite> suite =
+      LoadForSubmit(options.suite, cache_root, options.platform_tag);
+  if (!suite.ok()) return Fail(kExitUsage, suite.status());
+
+  CoordinatorServerConfig config;
+  config.data_dir = cache_root;
+  config.remote_cache = options.remote_cache;
+  config.coordinator.lease = absl::Seconds(30);
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
+      CoordinatorServer::Start(config);
+  std::string temp_dir;
+  if (!server.ok() && absl::IsFailedPrecondition(server.status())) {
+    // Another run holds the cache: go on uncached rather than fail.
+    std::string pattern =
+        std::filesystem::temp_directory_path() / "testfleet-run-XXXXXX";
+    temp_dir = mkdtemp(pattern.data());
+    spdlog::warn("{}; this run uses a private cache in {}",
+                 std::string(server.status().message()), temp_dir);
+    config.data_dir = temp_dir;
+    server = CoordinatorServer::Start(config);
+  }
+  if (!server.ok()) return Fail(kExitInfrastructure, server.status());
+
+  const int worker_count =
+      options.workers > 0
+          ? options.workers
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < worker_count; ++i) {
+    WorkerConfig worker_config;
+    worker_config.name = absl::StrCat("local-", i + 1);
+    worker_config.slots = 1;
+    worker_config.workspace = suite->dir;
+    worker_config.platform_tag = options.platform_tag;
+    worker_config.coordinator_address = "the embedded coordinator";
+    worker_config.pull_wait = absl::Milliseconds(500);
+    workers.push_back(std::make_unique<Worker>(
+        worker_config, (*server)->InProcessChannel(), nullptr));
+    threads.emplace_back([w = workers.back().get()] {
+      absl::Status status = w->Run();
+      if (!status.ok()) spdlog::error("{}", std::string(status.message()));
+    });
+  }
+
+  auto stub = v1::Coordinator::NewStub((*server)->InProcessChannel());
+  v1::SubmitSuiteRequest request;
+  *request.mutable_suite() = suite->spec;
+  v1::SubmitSuiteResponse submitted;
+  grpc::ClientContext context;
+  grpc::Status status = stub->SubmitSuite(&context, request, &submitted);
+  absl::StatusOr<v1::SuiteReport> report = absl::UnknownError("not submitted");
+  if (status.ok()) {
+    ProgressPrinter printer(stderr, options.terminal);
+    report = WatchToEnd(*stub, submitted.suite_id(), "the embedded coordinator",
+                        &printer);
+  } else {
+    report = FromGrpcStatus(status);
+  }
+  for (auto& worker : workers) worker->Stop();
+  for (auto& thread : threads) thread.join();
+  (*server)->Shutdown();
+  server->reset();
+  if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
+  if (!report.ok()) return Fail(CodeFor(report.status()), report.status());
+  return Finish(*report, options.outputs);
+}
+
+int SubmitCommand(const SubmitOptions& options) {
+  absl::StatusOr<LoadedSuite> suite = LoadForSubmit(
+      options.suite, CacheRoot(options.cache_dir), options.platform_tag);
+  if (!suite.ok()) return Fail(kExitUsage, suite.status());
+  if (options.priority) suite->spec.set_priority(*options.priority);
+  auto stub = v1::Coordinator::NewStub(MakeChannel(options.coordinator));
+  v1::SubmitSuiteRequest request;
+  *request.mutable_suite() = std::move(suite->spec);
+  v1::SubmitSuiteResponse submitted;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(absl::Minutes(2)));
+  grpc::Status status = stub->SubmitSuite(&context, request, &submitted);
+  if (!status.ok()) {
+    absl::Status error =
+        FromGrpcStatus(status, "coordinator", options.coordinator);
+    return Fail(CodeFor(error), error);
+  }
+  std::printf("%s\n", submitted.suite_id().c_str());
+  std::fflush(stdout);
+  if (!options.wait) return kExitOk;
+  ProgressPrinter printer(stderr, options.terminal);
+  absl::StatusOr<v1::SuiteReport> report =
+      WatchToEnd(*stub, submitted.suite_id(), options.coordinator, &printer);
+  if (!report.ok()) return Fail(CodeFor(report.status()), report.status());
+  return Finish(*report, options.outputs);
+}
+
+int StatusCommand(const std::string& suite_id, const std::string& coordinator) {
+  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
+  v1::SuiteRef ref;
+  ref.set_suite_id(suite_id);
+  v1::SuiteProgress progress;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(absl::Seconds(30)));
+  grpc::Status status = stub->GetStatus(&context, ref, &progress);
+  if (!status.ok()) {
+    absl::Status error = FromGrpcStatus(status, "coordinator", coordinator);
+    return Fail(CodeFor(error), error);
+  }
+  const v1::SuiteSummary& s = progress.summary();
+  static const char* kStates[] = {"unknown", "queued", "running", "finished",
+                                  "cancelled"};
+  std::printf(
+      "%s %s: %d/%d done, %d passed, %d failed, %d cached, %d running\n",
+      suite_id.c_str(), kStates[progress.state() < 5 ? progress.state() : 0],
+      s.done(), s.total(), s.passed(),
+      s.failed() + s.timed_out() + s.memory_exceeded() + s.errors(), s.cached(),
+      s.running());
+  return kExitOk;
+}
+
+int WatchCommand(const std::string& suite_id, const std::string& coordinator,
+                 bool terminal) {
+  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
+  ProgressPrinter printer(stderr, terminal);
+  absl::StatusOr<v1::SuiteReport> report =
+      WatchToEnd(*stub, suite_id, coordinator, &printer);
+  if (!report.ok()) return Fail(CodeFor(report.status()), report.status());
+  return Finish(*report, {});
+}
+
+int CancelCommand(const std::string& suite_id, const std::string& coordinator) {
+  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
+  v1::SuiteRef ref;
+  ref.set_suite_id(suite_id);
+  v1::CancelResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(absl::Seconds(30)));
+  grpc::Status status = stub->CancelSuite(&context, ref, &response);
+  if (!status.ok()) {
+    absl::Status error = FromGrpcStatus(status, "coordinator", coordinator);
+    return Fail(CodeFor(error), error);
+  }
+  std::printf("cancelled %d tests of %s\n", response.cancelled(),
+              suite_id.c_str());
+  return kExitOk;
+}
+
+int ReportCommand(const std::string& suite_id, const std::string& coordinator,
+                  const ReportOutputs& outputs) {
+  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
+  v1::SuiteRef ref;
+  ref.set_suite_id(suite_id);
+  v1::SuiteReport report;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(absl::Seconds(60)));
+  grpc::Status status = stub->GetReport(&context, ref, &report);
+  if (!status.ok()) {
+    absl::Status error = FromGrpcStatus(status, "coordinator", coordinator);
+    return Fail(CodeFor(error), error);
+  }
+  return Finish(report, outputs);
+}
+
+int WorkersCommand(const std::string& coordinator) {
+  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
+  v1::ListWorkersResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(absl::Seconds(30)));
+  grpc::Status status =
+      stub->ListWorkers(&context, v1::ListWorkersRequest(), &response);
+  if (!status.ok()) {
+    absl::Status error = FromGrpcStatus(status, "coordinator", coordinator);
+    return Fail(CodeFor(error), error);
+  }
+  std::printf("%-28s %5s %5s %6s %10s %8s %s\n", "WORKER", "SLOTS", "BUSY",
+              "LOAD", "FREE MEM", "TESTS", "LAST HEARTBEAT");
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  for (const v1::WorkerInfo& w : response.workers()) {
+    std::printf("%-28s %5d %5d %6.2f %10s %8lld %.1fs ago\n",
+                w.worker_id().c_str(), w.slots(), w.busy_slots(),
+                w.load_average(), FormatSize(w.free_memory_kb() * 1024).c_str(),
+                static_cast<long long>(w.tests_run()),
+                (now - w.last_heartbeat_unix_ms()) / 1000.0);
+  }
+  return kExitOk;
+}
+
+int CacheCommand(const std::string& operation, const std::string& address) {
+  std::unique_ptr<CacheClient> cache = NewGrpcCacheClient(address);
+  v1::CacheStats stats;
+  if (operation == "gc") {
+    absl::StatusOr<v1::CacheGcResponse> gc = cache->Gc();
+    if (!gc.ok()) return Fail(CodeFor(gc.status()), gc.status());
+    std::printf("removed %lld expired entries\n",
+                static_cast<long long>(gc->expired_removed()));
+    stats = gc->stats();
+  } else {
+    absl::StatusOr<v1::CacheStats> got = cache->Stats();
+    if (!got.ok()) return Fail(CodeFor(got.status()), got.status());
+    stats = *got;
+  }
+  const int64_t lookups = stats.hits() + stats.misses();
+  std::printf(
+      "entries %lld, %s of %s; hits %lld, misses %lld (hit ratio %.1f%%); puts "
+      "%lld; "
+      "expirations %lld, evictions %lld, corrupt %lld; ttl %s\n",
+      static_cast<long long>(stats.entries()),
+      FormatSize(stats.bytes()).c_str(), FormatSize(stats.max_bytes()).c_str(),
+      static_cast<long long>(stats.hits()),
+      static_cast<long long>(stats.misses()),
+      lookups ? 100.0 * static_cast<double>(stats.hits()) /
+                    static_cast<double>(lookups)
+              : 0.0,
+      static_cast<long long>(stats.puts()),
+      static_cast<long long>(stats.expirations()),
+      static_cast<long long>(stats.evictions()),
+      static_cast<long long>(stats.corrupt()),
+      absl::FormatDuration(absl::Milliseconds(stats.ttl_ms())).c_str());
+  return kExitOk;
+}
+
+}  // namespace testfleet

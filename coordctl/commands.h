@@ -1,0 +1,51 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace testfleet {
+
+/// Where reports go; empty: not written.
+struct ReportOutputs {
+  std::string json;
+  std::string junit;
+  std::string html;
+};
+
+struct RunOptions {
+  std::string suite;
+  int workers = 0;        // 0: one per core
+  std::string cache_dir;  // empty: $XDG_CACHE_HOME/testfleet
+  std::string remote_cache;
+  std::string platform_tag;
+  bool terminal = false;  // progress line in place
+  ReportOutputs outputs;
+};
+
+struct SubmitOptions {
+  std::string suite;
+  std::string coordinator;
+  bool wait = false;
+  std::optional<int> priority;
+  std::string cache_dir;
+  std::string platform_tag;
+  bool terminal = false;
+  ReportOutputs outputs;
+};
+
+/// Each command returns the process exit code of CONTRACT.md: 0 success, 1
+/// test failures, 2 bad usage or input, 3 infrastructure error. Messages go to
+/// stderr, results to stdout.
+int RunCommand(const RunOptions& options);
+int SubmitCommand(const SubmitOptions& options);
+int StatusCommand(const std::string& suite_id, const std::string& coordinator);
+int WatchCommand(const std::string& suite_id, const std::string& coordinator,
+                 bool terminal);
+int CancelCommand(const std::string& suite_id, const std::string& coordinator);
+int ReportCommand(const std::string& suite_id, const std::string& coordinator,
+                  const ReportOutputs& outputs);
+int WorkersCommand(const std::string& coordinator);
+/// `operation` is "stats" or "gc"; `address` a coordinator or cache_server.
+int CacheCommand(const std::string& operation, const std::string& address);
+
+}  // namespace testfleet

@@ -1,0 +1,255 @@
+#include "coordctl/html_report.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "coordctl/reports.h"
+
+namespace testfleet {
+namespace {
+
+std::string Escape(const std::string& raw) {
+  std::string out;
+  for (char ch : raw) {
+    switch (ch) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20 && ch != '\n' && ch != '\t') {
+          out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(ch));
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out;
+}
+
+const char* Color(const v1::TestResult& r) {
+  if (r.status() == v1::TEST_STATUS_PASSED)
+    return r.cached() ? "#9ecae1" : "#31a354";
+  if (r.status() == v1::TEST_STATUS_CANCELLED ||
+      r.status() == v1::TEST_STATUS_SKIPPED) {
+    return "#bdbdbd";
+  }
+  return "#de2d26";
+}
+
+// Gantt chart: one lane per worker slot, executed tests as bars; cached tests
+// took no slot time and are listed in the summary instead.
+std::string Timeline(const v1::SuiteReport& report) {
+  std::map<std::string, std::vector<const v1::TestResult*>> lanes;
+  int64_t t0 = INT64_MAX, t1 = 0;
+  for (const v1::TestResult& r : report.results()) {
+    if (r.cached() || r.worker().empty()) continue;
+    lanes[absl::StrCat(r.worker(), "/", r.slot())].push_back(&r);
+    t0 = std::min(t0, r.started_at_unix_ms());
+    t1 = std::max(t1, r.finished_at_unix_ms());
+  }
+  if (lanes.empty())
+    return "<p>No test ran on a worker: every result came from the cache.</p>";
+  const double width = 1000, lane_height = 18, left = 120;
+  const double span = std::max<int64_t>(t1 - t0, 1);
+  const double height = lane_height * static_cast<double>(lanes.size()) + 24;
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+      "height=\"%.0f\" "
+      "class=\"timeline\">",
+      width + left + 10, height);
+  int lane = 0;
+  for (const auto& [name, tests] : lanes) {
+    const double y = lane * lane_height;
+    absl::StrAppendFormat(&svg,
+                          "<text x=\"0\" y=\"%.0f\" font-size=\"11\">%s</text>",
+                          y + 13, Escape(name));
+    for (const v1::TestResult* r : tests) {
+      const double x =
+          left +
+          width * static_cast<double>(r->started_at_unix_ms() - t0) / span;
+      const double w =
+          std::max(1.0, width *
+                            static_cast<double>(r->finished_at_unix_ms() -
+                                                r->started_at_unix_ms()) /
+                            span);
+      absl::StrAppendFormat(
+          &svg,
+          "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" "
+          "fill=\"%s\"><title>%s %s %.0f ms</title></rect>",
+          x, y + 2, w, lane_height - 4, Color(*r), Escape(r->test_id()),
+          StatusName(r->status()), r->wall_ms());
+    }
+    ++lane;
+  }
+  absl::StrAppendFormat(
+      &svg,
+      "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">0 s</text>"
+      "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" "
+      "text-anchor=\"end\">%.2f s</text></svg>",
+      left, height - 4, left + width, height - 4, span / 1000.0);
+  return svg;
+}
+
+std::string MemoryCurves(const std::vector<const v1::TestResult*>& heaviest) {
+  int64_t max_kb = 1, max_ms = 1;
+  for (const v1::TestResult* r : heaviest) {
+    for (const auto& s : r->memory_curve()) {
+      max_kb = std::max(max_kb, s.rss_kb());
+      max_ms = std::max(max_ms, s.offset_ms());
+    }
+  }
+  static const char* kColors[] = {"#e6550d", "#3182bd", "#31a354", "#756bb1",
+                                  "#636363"};
+  const double w = 600, h = 200;
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+      "height=\"%.0f\">"
+      "<rect width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#ccc\"/>",
+      w + 220, h + 20, w, h);
+  int i = 0;
+  for (const v1::TestResult* r : heaviest) {
+    if (r->memory_curve_size() < 2) continue;
+    std::string points;
+    for (const auto& s : r->memory_curve()) {
+      absl::StrAppendFormat(
+          &points, "%.1f,%.1f ",
+          w * static_cast<double>(s.offset_ms()) / static_cast<double>(max_ms),
+          h - h * static_cast<double>(s.rss_kb()) /
+                  static_cast<double>(max_kb));
+    }
+    absl::StrAppendFormat(
+        &svg,
+        "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+        "points=\"%s\"/><text x=\"%.0f\" y=\"%d\" font-size=\"11\" "
+        "fill=\"%s\">%s</text>",
+        kColors[i % 5], points, w + 8, 14 + 14 * i, kColors[i % 5],
+        Escape(r->test_id()));
+    ++i;
+  }
+  absl::StrAppendFormat(
+      &svg,
+      "<text x=\"4\" y=\"%.0f\" font-size=\"11\">%.1f MiB, %.1f s</text></svg>",
+      h + 14, static_cast<double>(max_kb) / 1024.0,
+      static_cast<double>(max_ms) / 1000.0);
+  return i == 0 ? "<p>No test ran long enough to sample its memory.</p>" : svg;
+}
+
+}  // namespace
+
+std::string HtmlReport(const v1::SuiteReport& report) {
+  const v1::SuiteSummary& s = report.summary();
+  std::string html = absl::StrFormat(
+      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Testfleet: "
+      "%s</title>"
+      "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
+      "collapse}"
+      "td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}"
+      "pre{background:#f6f6f6;padding:6px;max-height:20em;overflow:auto}"
+      ".bad{color:#de2d26}.num{text-align:right}</style></head><body>",
+      Escape(report.name()));
+  const int failed =
+      s.failed() + s.timed_out() + s.memory_exceeded() + s.errors();
+  const double hit_ratio = s.total() ? 100.0 * s.cached() / s.total() : 0;
+  absl::StrAppendFormat(
+      &html,
+      "<h1>%s</h1><p>Suite <code>%s</code>: <b>%d</b> tests, <b>%d</b> passed, "
+      "<b class=\"%s\">%d</b> failed (%d timed out, %d over memory, %d "
+      "errors), %d flaky, "
+      "%d cached (<b>%.1f%%</b> cache hit ratio), wall time %.2f s.</p>",
+      Escape(report.name()), Escape(report.suite_id()), s.total(), s.passed(),
+      failed ? "bad" : "", failed, s.timed_out(), s.memory_exceeded(),
+      s.errors(), s.flaky(), s.cached(), hit_ratio, s.wall_ms() / 1000.0);
+
+  html += "<h2>Failures</h2>";
+  int failures = 0;
+  for (const v1::TestResult& r : report.results()) {
+    if (r.status() == v1::TEST_STATUS_PASSED ||
+        r.status() == v1::TEST_STATUS_CANCELLED ||
+        r.status() == v1::TEST_STATUS_SKIPPED) {
+      continue;
+    }
+    ++failures;
+    absl::StrAppendFormat(&html, "<h3 class=\"bad\">%s: %s</h3><p>%s</p>",
+                          Escape(r.test_id()), StatusName(r.status()),
+                          Escape(r.error_message()));
+    if (!r.stdout_tail().empty()) {
+      absl::StrAppend(&html, "<p>stdout (tail)</p><pre>",
+                      Escape(r.stdout_tail()), "</pre>");
+    }
+    if (!r.stderr_tail().empty()) {
+      absl::StrAppend(&html, "<p>stderr (tail)</p><pre>",
+                      Escape(r.stderr_tail()), "</pre>");
+    }
+  }
+  if (failures == 0) html += "<p>None.</p>";
+
+  html +=
+      "<h2>Timeline of worker slots</h2><p>Green passed, red failed; hover for "
+      "details.</p>";
+  html += Timeline(report);
+
+  std::vector<const v1::TestResult*> executed;
+  for (const v1::TestResult& r : report.results()) {
+    if (!r.cached()) executed.push_back(&r);
+  }
+  auto by = [&](auto key) {
+    std::vector<const v1::TestResult*> sorted = executed;
+    std::sort(sorted.begin(), sorted.end(),
+              [&](const v1::TestResult* a, const v1::TestResult* b) {
+                return key(a) > key(b);
+              });
+    if (sorted.size() > 15) sorted.resize(15);
+    return sorted;
+  };
+  html +=
+      "<h2>Slowest tests</h2><table><tr><th>test</th><th>wall ms</th><th>user "
+      "CPU ms</th>"
+      "<th>sys CPU ms</th><th>worker</th></tr>";
+  for (const v1::TestResult* r :
+       by([](const v1::TestResult* r) { return r->wall_ms(); })) {
+    absl::StrAppendFormat(
+        &html,
+        "<tr><td>%s</td><td class=\"num\">%.1f</td><td class=\"num\">%.1f</td>"
+        "<td class=\"num\">%.1f</td><td>%s</td></tr>",
+        Escape(r->test_id()), r->wall_ms(), r->user_cpu_ms(), r->sys_cpu_ms(),
+        Escape(r->worker()));
+  }
+  html += "</table>";
+
+  auto heaviest = by([](const v1::TestResult* r) { return r->peak_rss_kb(); });
+  html +=
+      "<h2>Peak memory</h2><table><tr><th>test</th><th>peak RSS</th><th></th>"
+      "<th>slope KiB/s</th></tr>";
+  const int64_t max_peak =
+      heaviest.empty() ? 1 : std::max<int64_t>(1, heaviest[0]->peak_rss_kb());
+  for (const v1::TestResult* r : heaviest) {
+    absl::StrAppendFormat(
+        &html,
+        "<tr><td>%s</td><td class=\"num\">%.1f MiB</td><td><svg width=\"200\" "
+        "height=\"10\"><rect width=\"%.0f\" height=\"10\" fill=\"#e6550d\"/>"
+        "</svg></td><td class=\"num\">%.1f</td></tr>",
+        Escape(r->test_id()), r->peak_rss_kb() / 1024.0,
+        200.0 * static_cast<double>(r->peak_rss_kb()) /
+            static_cast<double>(max_peak),
+        r->memory_slope_kb_per_s());
+  }
+  html += "</table><h3>Memory curves of the heaviest tests</h3>";
+  if (heaviest.size() > 5) heaviest.resize(5);
+  html += MemoryCurves(heaviest);
+  html += "</body></html>\n";
+  return html;
+}
+
+}  // namespace testfleet

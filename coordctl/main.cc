@@ -1,0 +1,136 @@
+// coordctl: the user's command line for Testfleet.
+#include <unistd.h>
+
+#include "CLI/CLI.hpp"
+#include "coordctl/commands.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+void AddReportOutputs(CLI::App* command, testfleet::ReportOutputs& outputs,
+                      bool html) {
+  command->add_option("--json", outputs.json, "write the JSON report here");
+  command->add_option("--junit", outputs.junit, "write JUnit XML here");
+  if (html)
+    command->add_option("--html", outputs.html, "write the HTML report here");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace testfleet;
+  spdlog::set_pattern("[%H:%M:%S.%e] %^%l%$ %v");
+  spdlog::set_level(spdlog::level::warn);
+  CLI::App app{
+      "coordctl: run test suites on Testfleet.\n\n"
+      "  coordctl run suite.json                  everything on this machine\n"
+      "  coordctl submit suite.json --coordinator=HOST:PORT --wait\n"
+      "Exit codes: 0 all passed, 1 a test failed, 2 bad usage or input, "
+      "3 infrastructure error."};
+  app.set_version_flag("--version", "coordctl (Testfleet) 0.1.0");
+  app.require_subcommand(1);
+  const bool terminal = isatty(STDERR_FILENO) == 1;
+
+  RunOptions run;
+  run.terminal = terminal;
+  CLI::App* run_cmd = app.add_subcommand(
+      "run",
+      "run a suite on this machine: embedded coordinator, local workers, local "
+      "cache\n"
+      "  coordctl run examples/suite.json --workers=4 --junit=report.xml");
+  run_cmd->add_option("SUITE", run.suite, "suite file (JSON)")->required();
+  run_cmd
+      ->add_option("--workers", run.workers,
+                   "local workers (default: one per core)")
+      ->check(CLI::Range(1, 1024));
+  run_cmd->add_option(
+      "--cache-dir", run.cache_dir,
+      "local cache and history (default $XDG_CACHE_HOME/testfleet)");
+  run_cmd->add_option(
+      "--remote-cache", run.remote_cache,
+      "HOST:PORT of a shared cache to look results up in first");
+  run_cmd->add_option("--platform-tag", run.platform_tag,
+                      "extra platform key part");
+  AddReportOutputs(run_cmd, run.outputs, true);
+
+  SubmitOptions submit;
+  submit.terminal = terminal;
+  int priority = 0;
+  CLI::App* submit_cmd = app.add_subcommand(
+      "submit",
+      "submit a suite to a coordinator; prints the suite id\n"
+      "  coordctl submit suite.json --coordinator=ci-coord:7070 --wait "
+      "--junit=r.xml");
+  submit_cmd->add_option("SUITE", submit.suite, "suite file (JSON)")
+      ->required();
+  submit_cmd->add_option("--coordinator", submit.coordinator, "HOST:PORT")
+      ->required();
+  submit_cmd->add_flag("--wait", submit.wait,
+                       "follow progress; exit with the suite's result");
+  CLI::Option* priority_option = submit_cmd->add_option(
+      "--priority", priority, "override the suite's priority");
+  submit_cmd->add_option("--cache-dir", submit.cache_dir,
+                         "where the input digest memo lives");
+  submit_cmd->add_option("--platform-tag", submit.platform_tag,
+                         "extra platform key part");
+  AddReportOutputs(submit_cmd, submit.outputs, true);
+
+  std::string suite_id, coordinator;
+  auto suite_command = [&](const char* name, const char* help) {
+    CLI::App* command = app.add_subcommand(name, help);
+    command->add_option("SUITE_ID", suite_id, "as printed by submit")
+        ->required();
+    command->add_option("--coordinator", coordinator, "HOST:PORT")->required();
+    return command;
+  };
+  CLI::App* status_cmd =
+      suite_command("status", "one line of a suite's progress");
+  CLI::App* watch_cmd = suite_command("watch", "follow a suite until it ends");
+  CLI::App* cancel_cmd =
+      suite_command("cancel", "cancel a suite's remaining tests");
+  ReportOutputs report_outputs;
+  CLI::App* report_cmd =
+      suite_command("report", "print and write a suite's report");
+  AddReportOutputs(report_cmd, report_outputs, true);
+
+  CLI::App* workers_cmd =
+      app.add_subcommand("workers", "list the coordinator's workers");
+  workers_cmd->add_option("--coordinator", coordinator, "HOST:PORT")
+      ->required();
+
+  std::string cache_operation, cache_address;
+  CLI::App* cache_cmd =
+      app.add_subcommand("cache", "result cache statistics and cleanup");
+  cache_cmd->add_option("OPERATION", cache_operation, "stats or gc")
+      ->required()
+      ->check(CLI::IsMember({"stats", "gc"}));
+  CLI::Option* via_coordinator = cache_cmd->add_option(
+      "--coordinator", cache_address, "a coordinator serving the cache");
+  cache_cmd->add_option("--cache", cache_address, "a cache_server")
+      ->excludes(via_coordinator);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (cache_cmd->parsed() && cache_address.empty()) {
+    std::fprintf(
+        stderr,
+        "coordctl: cache needs --coordinator=HOST:PORT or --cache=HOST:PORT\n");
+    return 2;
+  }
+  if (priority_option->count() > 0) submit.priority = priority;
+
+  if (run_cmd->parsed()) return RunCommand(run);
+  if (submit_cmd->parsed()) return SubmitCommand(submit);
+  if (status_cmd->parsed()) return StatusCommand(suite_id, coordinator);
+  if (watch_cmd->parsed()) return WatchCommand(suite_id, coordinator, terminal);
+  if (cancel_cmd->parsed()) return CancelCommand(suite_id, coordinator);
+  if (report_cmd->parsed())
+    return ReportCommand(suite_id, coordinator, report_outputs);
+  if (workers_cmd->parsed()) return WorkersCommand(coordinator);
+  if (cache_cmd->parsed()) return CacheCommand(cache_operation, cache_address);
+  return 2;
+}

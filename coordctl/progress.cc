@@ -1,0 +1,71 @@
+#include "coordctl/progress.h"
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "coordctl/reports.h"
+
+namespace testfleet {
+
+ProgressPrinter::ProgressPrinter(FILE* out, bool terminal,
+                                 absl::Duration plain_interval)
+    : out_(out), terminal_(terminal), plain_interval_(plain_interval) {}
+
+std::string ProgressPrinter::Line(const v1::SuiteProgress& progress) const {
+  const v1::SuiteSummary& s = progress.summary();
+  const int failed =
+      s.failed() + s.timed_out() + s.memory_exceeded() + s.errors();
+  std::string eta =
+      progress.eta_ms() > 0
+          ? absl::StrFormat(", ETA %.0fs", progress.eta_ms() / 1000.0)
+          : "";
+  return absl::StrFormat(
+      "[%d/%d] %d passed, %d failed, %d cached, %d running on %d workers%s",
+      s.done(), s.total(), s.passed(), failed, s.cached(), s.running(),
+      progress.workers_busy(), eta);
+}
+
+void ProgressPrinter::Update(const v1::WatchEvent& event) {
+  for (const v1::TestResult& r : event.finished()) {
+    bool bad = r.status() != v1::TEST_STATUS_PASSED &&
+               r.status() != v1::TEST_STATUS_SKIPPED &&
+               r.status() != v1::TEST_STATUS_CANCELLED;
+    if (!bad) continue;
+    if (terminal_ && line_width_ > 0)
+      std::fprintf(out_, "\r%*s\r", static_cast<int>(line_width_), "");
+    line_width_ = 0;
+    std::fprintf(out_, "FAIL %s (%s%s%s)\n", r.test_id().c_str(),
+                 StatusName(r.status()).c_str(),
+                 r.error_message().empty() ? "" : ": ",
+                 r.error_message().c_str());
+    std::string tail =
+        r.stderr_tail().size() > 2000
+            ? r.stderr_tail().substr(r.stderr_tail().size() - 2000)
+            : r.stderr_tail();
+    if (!tail.empty()) {
+      std::fprintf(out_, "%s%s", tail.c_str(), tail.back() == '\n' ? "" : "\n");
+    }
+  }
+  std::string line = Line(event.progress());
+  if (terminal_) {
+    std::fprintf(out_, "\r%s", line.c_str());
+    if (line.size() < line_width_) {
+      std::fprintf(out_, "%*s", static_cast<int>(line_width_ - line.size()),
+                   "");
+    }
+    line_width_ = line.size();
+  } else if (absl::Now() - last_plain_ >= plain_interval_) {
+    std::fprintf(out_, "%s\n", line.c_str());
+    last_plain_ = absl::Now();
+  }
+  std::fflush(out_);
+}
+
+void ProgressPrinter::Finish() {
+  if (terminal_ && line_width_ > 0) {
+    std::fprintf(out_, "\r%*s\r", static_cast<int>(line_width_), "");
+    line_width_ = 0;
+  }
+  std::fflush(out_);
+}
+
+}  // namespace testfleet

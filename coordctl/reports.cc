@@ -1,0 +1,274 @@
+#include "coordctl/reports.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+
+namespace testfleet {
+namespace {
+
+std::string IsoTime(int64_t unix_ms) {
+  if (unix_ms == 0) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(unix_ms),
+                          absl::UTCTimeZone());
+}
+
+// Text as valid UTF-8 for JSON: invalid bytes become U+FFFD.
+std::string ValidUtf8(const std::string& bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  size_t i = 0;
+  while (i < bytes.size()) {
+    unsigned char c = static_cast<unsigned char>(bytes[i]);
+    int length = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
+    bool ok = length > 0 && i + length <= bytes.size();
+    for (int k = 1; ok && k < length; ++k) {
+      ok = (static_cast<unsigned char>(bytes[i + k]) >> 6) == 0x2;
+    }
+    if (ok) {
+      out.append(bytes, i, length);
+      i += length;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return out;
+}
+
+// Escapes text for XML 1.0: markup characters as entities, characters XML
+// cannot carry (most C0 controls, invalid UTF-8) as a visible "\xNN".
+std::string XmlEscape(const std::string& raw) {
+  std::string text = ValidUtf8(raw);
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (c < 0x20 && ch != '\n' && ch != '\t' && ch != '\r') {
+          out += absl::StrFormat("\\x%02x", c);
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out;
+}
+
+bool Failed(v1::TestStatus status) {
+  return status == v1::TEST_STATUS_FAILED ||
+         status == v1::TEST_STATUS_TIMED_OUT ||
+         status == v1::TEST_STATUS_MEMORY_EXCEEDED ||
+         status == v1::TEST_STATUS_ERROR;
+}
+
+}  // namespace
+
+std::string StatusName(v1::TestStatus status) {
+  switch (status) {
+    case v1::TEST_STATUS_PASSED:
+      return "passed";
+    case v1::TEST_STATUS_FAILED:
+      return "failed";
+    case v1::TEST_STATUS_TIMED_OUT:
+      return "timed_out";
+    case v1::TEST_STATUS_MEMORY_EXCEEDED:
+      return "memory_exceeded";
+    case v1::TEST_STATUS_CANCELLED:
+      return "cancelled";
+    case v1::TEST_STATUS_SKIPPED:
+      return "skipped";
+    default:
+      return "error";
+  }
+}
+
+std::string JsonReport(const v1::SuiteReport& report) {
+  using json = nlohmann::json;
+  const v1::SuiteSummary& s = report.summary();
+  json root;
+  root["suite_id"] = report.suite_id();
+  root["name"] = report.name();
+  root["started_at"] = IsoTime(report.started_at_unix_ms());
+  root["finished_at"] = IsoTime(report.finished_at_unix_ms());
+  root["summary"] = {
+      {"total", s.total()},         {"passed", s.passed()},
+      {"failed", s.failed()},       {"cached", s.cached()},
+      {"timed_out", s.timed_out()}, {"memory_exceeded", s.memory_exceeded()},
+      {"flaky", s.flaky()},         {"errors", s.errors()},
+      {"cancelled", s.cancelled()}, {"skipped", s.skipped()},
+      {"wall_ms", s.wall_ms()}};
+  json tests = json::array();
+  for (const v1::TestResult& r : report.results()) {
+    json curve = json::array();
+    for (const auto& sample : r.memory_curve()) {
+      curve.push_back({sample.offset_ms(), sample.rss_kb()});
+    }
+    json test = {{"id", r.test_id()},
+                 {"status", StatusName(r.status())},
+                 {"cached", r.cached()},
+                 {"flaky", r.flaky()},
+                 {"attempts", r.attempt()},
+                 {"worker", r.worker()},
+                 {"slot", r.slot()},
+                 {"cache_key", r.cache_key()},
+                 {"exit_code", r.exit_code()},
+                 {"signal", r.signal()},
+                 {"wall_ms", r.wall_ms()},
+                 {"user_cpu_ms", r.user_cpu_ms()},
+                 {"sys_cpu_ms", r.sys_cpu_ms()},
+                 {"peak_rss_kb", r.peak_rss_kb()},
+                 {"memory_slope_kb_per_s", r.memory_slope_kb_per_s()},
+                 {"memory_curve", curve},
+                 {"started_at", IsoTime(r.started_at_unix_ms())},
+                 {"finished_at", IsoTime(r.finished_at_unix_ms())},
+                 {"stdout_tail", ValidUtf8(r.stdout_tail())},
+                 {"stderr_tail", ValidUtf8(r.stderr_tail())},
+                 {"stdout_bytes", r.stdout_bytes()},
+                 {"stderr_bytes", r.stderr_bytes()}};
+    if (!r.error_message().empty())
+      test["error"] = ValidUtf8(r.error_message());
+    tests.push_back(std::move(test));
+  }
+  root["tests"] = std::move(tests);
+  return root.dump(2) + "\n";
+}
+
+std::string JunitReport(const v1::SuiteReport& report) {
+  const v1::SuiteSummary& s = report.summary();
+  int failures = 0, errors = 0, skipped = 0;
+  for (const v1::TestResult& r : report.results()) {
+    if (r.status() == v1::TEST_STATUS_ERROR) {
+      ++errors;
+    } else if (Failed(r.status())) {
+      ++failures;
+    } else if (r.status() == v1::TEST_STATUS_SKIPPED ||
+               r.status() == v1::TEST_STATUS_CANCELLED) {
+      ++skipped;
+    }
+  }
+  std::string name = XmlEscape(report.name());
+  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  absl::StrAppendFormat(
+      &xml,
+      "<testsuites name=\"%s\" tests=\"%d\" failures=\"%d\" errors=\"%d\" "
+      "skipped=\"%d\" time=\"%.3f\">\n",
+      name, s.total(), failures, errors, skipped, s.wall_ms() / 1000.0);
+  absl::StrAppendFormat(
+      &xml,
+      "  <testsuite name=\"%s\" id=\"0\" tests=\"%d\" failures=\"%d\" "
+      "errors=\"%d\" skipped=\"%d\" time=\"%.3f\" timestamp=\"%s\" "
+      "hostname=\"testfleet\">\n",
+      name, report.results_size(), failures, errors, skipped,
+      s.wall_ms() / 1000.0, IsoTime(report.started_at_unix_ms()).substr(0, 19));
+  for (const v1::TestResult& r : report.results()) {
+    absl::StrAppendFormat(
+        &xml, "    <testcase name=\"%s\" classname=\"%s\" time=\"%.3f\">\n",
+        XmlEscape(r.test_id()), name, r.wall_ms() / 1000.0);
+    std::string message = XmlEscape(
+        r.error_message().empty()
+            ? absl::StrCat(StatusName(r.status()),
+                           r.signal() ? " by signal " : " with exit code ",
+                           r.signal() ? r.signal() : r.exit_code())
+            : r.error_message());
+    if (r.status() == v1::TEST_STATUS_ERROR) {
+      absl::StrAppendFormat(
+          &xml, "      <error message=\"%s\" type=\"error\"/>\n", message);
+    } else if (Failed(r.status())) {
+      absl::StrAppendFormat(
+          &xml, "      <failure message=\"%s\" type=\"%s\">%s</failure>\n",
+          message, StatusName(r.status()), XmlEscape(r.stderr_tail()));
+    } else if (r.status() == v1::TEST_STATUS_SKIPPED ||
+               r.status() == v1::TEST_STATUS_CANCELLED) {
+      absl::StrAppendFormat(&xml, "      <skipped message=\"%s\"/>\n",
+                            StatusName(r.status()));
+    }
+    if (!r.stdout_tail().empty()) {
+      absl::StrAppend(&xml, "      <system-out>", XmlEscape(r.stdout_tail()),
+                      "</system-out>\n");
+    }
+    if (!r.stderr_tail().empty()) {
+      absl::StrAppend(&xml, "      <system-err>", XmlEscape(r.stderr_tail()),
+                      "</system-err>\n");
+    }
+    absl::StrAppend(&xml, "    </testcase>\n");
+  }
+  absl::StrAppend(&xml, "  </testsuite>\n</testsuites>\n");
+  return xml;
+}
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::string& content) {
+  std::string tmp = absl::StrCat(path, ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << content;
+    if (!out.flush()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+std::string SummaryText(const v1::SuiteReport& report) {
+  const v1::SuiteSummary& s = report.summary();
+  std::string text;
+  for (const v1::TestResult& r : report.results()) {
+    if (!Failed(r.status())) continue;
+    absl::StrAppendFormat(
+        &text, "FAIL %s (%s%s)\n", r.test_id(), StatusName(r.status()),
+        r.error_message().empty() ? "" : ": " + r.error_message());
+  }
+  absl::StrAppendFormat(&text,
+                        "%s: %d tests, %d passed, %d failed, %d timed out, %d "
+                        "memory exceeded, %d errors, "
+                        "%d cached, %d flaky in %.2f s (suite %s)\n",
+                        report.name(), s.total(), s.passed(), s.failed(),
+                        s.timed_out(), s.memory_exceeded(), s.errors(),
+                        s.cached(), s.flaky(), s.wall_ms() / 1000.0,
+                        report.suite_id());
+  return text;
+}
+
+int ExitCodeOf(const v1::SuiteReport& report) {
+  for (const v1::TestResult& r : report.results()) {
+    if (Failed(r.status())) return 1;
+  }
+  return report.summary().done() == report.summary().total() &&
+                 report.state() == v1::SUITE_STATE_FINISHED
+             ? 0
+             : 1;
+}
+
+}  // namespace testfleet

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "testfleet/v1/testfleet.pb.h"
+
+namespace testfleet {
+
+/// "passed", "failed", "timed_out", ... as in CONTRACT.md.
+std::string StatusName(v1::TestStatus status);
+
+/// The JSON report of CONTRACT.md ("JSON report").
+std::string JsonReport(const v1::SuiteReport& report);
+/// JUnit XML (testsuites/testsuite/testcase with failure, skipped,
+/// system-out, system-err, time in seconds); every character XML 1.0 cannot
+/// carry is escaped so CI tools load the file whatever the tests printed.
+std::string JunitReport(const v1::SuiteReport& report);
+
+/// Writes `content` to `path` atomically (temporary file, then rename).
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::string& content);
+
+/// The few lines printed at the end of a run: counts, wall time, failures.
+std::string SummaryText(const v1::SuiteReport& report);
+
+/// CONTRACT.md exit code of a finished suite: 0 all passed (cached or run), 1
+/// anything failed, timed out, exceeded memory or errored.
+int ExitCodeOf(const v1::SuiteReport& report);
+
+}  // namespace testfleet

@@ -1,0 +1,158 @@
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cache/cache_client.h"
+#include "common/clock.h"
+#include "coordinator/store.h"
+#include "testfleet/v1/services.pb.h"
+
+namespace testfleet {
+
+struct CoordinatorOptions {
+  const Clock* clock = RealClock::Get();
+  /// A shard not reported or renewed within this is given back to the queue.
+  absl::Duration lease = absl::Seconds(30);
+  /// A worker silent this long is forgotten and its leases expire.
+  absl::Duration worker_timeout = absl::Seconds(60);
+  /// Looked up at submit so cached tests never reach a worker. Not owned;
+  /// may be null.
+  CacheClient* cache = nullptr;
+  /// History and reports. Not owned; may be null (nothing remembered).
+  CoordinatorStore* store = nullptr;
+  /// What RegisterWorker tells workers about the shared cache.
+  std::string cache_endpoint;
+  bool cache_service = true;
+  /// Shards hold at most this many tests...
+  int max_shard_tests = 64;
+  /// ...and about this much expected work, shrinking toward the end of a
+  /// suite so the last shards finish together.
+  absl::Duration max_shard_duration = absl::Seconds(10);
+  /// Expected duration of a test with no history in a suite with none.
+  absl::Duration default_expected = absl::Seconds(1);
+};
+
+/// The scheduler and bookkeeper behind the Coordinator service, free of gRPC
+/// so it can be tested with a fake clock. Thread-safe.
+///
+/// Work flows as leases: PullWork hands a worker shards (tests one slot runs
+/// in order) under a lease that ReportResults and Heartbeat renew; an expired
+/// lease's unreported tests go back to the front of their suite's queue.
+/// Every test is reported exactly once: the first result for its current
+/// attempt wins, later and duplicate reports are acknowledged and ignored.
+class Coordinator {
+ public:
+  explicit Coordinator(CoordinatorOptions options);
+  ~Coordinator();
+
+  // ---- clients ----
+  absl::StatusOr<v1::SubmitSuiteResponse> Submit(v1::SuiteSpec suite);
+  absl::StatusOr<v1::SuiteProgress> Progress(const std::string& suite_id);
+  absl::StatusOr<v1::SuiteReport> Report(const std::string& suite_id);
+  absl::StatusOr<int> Cancel(const std::string& suite_id);
+  /// Waits up to `max_wait` for results past `*cursor` (or the suite's end),
+  /// fills `event` and advances the cursor. Returns true once the suite has
+  /// ended and everything was delivered.
+  absl::StatusOr<bool> NextEvent(const std::string& suite_id, size_t* cursor,
+                                 absl::Duration max_wait,
+                                 v1::WatchEvent* event);
+  v1::ListWorkersResponse ListWorkers();
+
+  // ---- workers ----
+  v1::RegisterWorkerResponse RegisterWorker(
+      const v1::RegisterWorkerRequest& request);
+  /// Blocks up to the request's wait_ms while no work is queued for it.
+  v1::PullWorkResponse PullWork(const v1::PullWorkRequest& request);
+  v1::ReportResultsResponse ReportResults(
+      const v1::ReportResultsRequest& request);
+  v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
+
+  /// Requeues the work of expired leases and forgets silent workers. Called
+  /// periodically by the server, directly by tests.
+  void ExpireLeases();
+  /// Wakes every waiting PullWork and NextEvent so the server can stop.
+  void Shutdown();
+
+ private:
+  enum class Phase { kQueued, kLeased, kDone };
+  struct Test {
+    v1::TestSpec spec;
+    std::string cache_key;
+    double expected_ms = 0;
+    int32_t attempt = 1;
+    bool failed_before = false;
+    Phase phase = Phase::kQueued;
+    std::string lease_id;
+  };
+  struct Suite {
+    std::string id;
+    v1::SuiteSpec spec;  // tests moved out into `tests`
+    uint64_t sequence = 0;
+    std::vector<Test> tests;
+    absl::flat_hash_map<std::string, int> index_of;
+    std::vector<int> order;    // priority desc, expected duration desc
+    size_t next = 0;           // into `order`
+    std::deque<int> requeued;  // lost or retried: before `order`
+    int queued = 0;
+    int leased = 0;
+    double queued_expected_ms = 0;
+    v1::SuiteReport report;  // results in completion order
+    bool ended = false;
+  };
+  struct Lease {
+    std::string id;
+    std::string worker_id;
+    std::string suite_id;
+    std::vector<int> outstanding;  // test indices not yet reported
+    absl::Time deadline;
+  };
+  struct Worker {
+    v1::WorkerInfo info;
+    absl::Time last_seen;
+    std::map<std::string, bool> leases;  // lease id -> cancelled
+  };
+
+  absl::Time Now() const { return options_.clock->Now(); }
+  bool HasWorkFor(const Worker& worker) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Suite* PickSuite(const Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int PopTest(Suite& suite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Requeue(Suite& suite, int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::Shard MakeShard(Suite& suite, Worker& worker)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int TotalSlots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Records a test's final result and ends the suite when it was the last.
+  void Finish(Suite& suite, int index, v1::TestResult result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Accept(Suite& suite, Lease* lease, v1::TestResult result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLease(const std::string& lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExpireLease(const std::string& lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndSuite(Suite& suite, v1::SuiteState state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::SuiteProgress ProgressOf(const Suite& suite) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CoordinatorOptions options_;
+  absl::Mutex mu_;
+  absl::CondVar work_available_;
+  absl::CondVar suite_changed_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::string id_prefix_;
+  std::map<std::string, std::unique_ptr<Suite>> suites_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace testfleet

@@ -1,0 +1,46 @@
+#pragma once
+
+#include "coordinator/coordinator.h"
+#include "testfleet/v1/services.grpc.pb.h"
+
+namespace testfleet {
+
+/// The Coordinator gRPC service: unpacks requests, calls Coordinator (not
+/// owned), packs answers and statuses.
+class CoordinatorService final : public v1::Coordinator::Service {
+ public:
+  explicit CoordinatorService(Coordinator* coordinator)
+      : coordinator_(coordinator) {}
+
+  grpc::Status SubmitSuite(grpc::ServerContext*,
+                           const v1::SubmitSuiteRequest* request,
+                           v1::SubmitSuiteResponse* response) override;
+  grpc::Status WatchSuite(grpc::ServerContext* context,
+                          const v1::SuiteRef* request,
+                          grpc::ServerWriter<v1::WatchEvent>* writer) override;
+  grpc::Status GetStatus(grpc::ServerContext*, const v1::SuiteRef* request,
+                         v1::SuiteProgress* response) override;
+  grpc::Status CancelSuite(grpc::ServerContext*, const v1::SuiteRef* request,
+                           v1::CancelResponse* response) override;
+  grpc::Status GetReport(grpc::ServerContext*, const v1::SuiteRef* request,
+                         v1::SuiteReport* response) override;
+  grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+                           v1::ListWorkersResponse* response) override;
+  grpc::Status RegisterWorker(grpc::ServerContext*,
+                              const v1::RegisterWorkerRequest* request,
+                              v1::RegisterWorkerResponse* response) override;
+  grpc::Status PullWork(grpc::ServerContext*,
+                        const v1::PullWorkRequest* request,
+                        v1::PullWorkResponse* response) override;
+  grpc::Status ReportResults(grpc::ServerContext*,
+                             const v1::ReportResultsRequest* request,
+                             v1::ReportResultsResponse* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext*,
+                         const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override;
+
+ private:
+  Coordinator* coordinator_;
+};
+
+}  // namespace testfleet

@@ -1,0 +1,64 @@
+// coordinator: the gRPC server that takes suites, schedules them over
+// workers, keeps history and (unless --no-cache-service) serves the cache.
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "common/flags.h"
+#include "common/signals.h"
+#include "coordinator/server.h"
+#include "spdlog/spdlog.h"
+
+int main(int argc, char** argv) {
+  using namespace testfleet;
+  BlockTerminationSignals();
+  CLI::App app{"Testfleet coordinator: schedules test suites over workers."};
+  CoordinatorServerConfig config;
+  config.listen = "127.0.0.1:7070";
+  std::string ttl = "1h", max_bytes = "1GiB", lease = "30s";
+  bool no_cache_service = false;
+  app.add_option("--listen", config.listen, "HOST:PORT to serve on")
+      ->capture_default_str();
+  app.add_option("--data-dir", config.data_dir,
+                 "folder for history, reports and the cache")
+      ->required();
+  app.add_option("--cache-ttl", ttl, "how long a cached result stays valid")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--cache-max-bytes", max_bytes,
+                 "cache size limit (LRU eviction)")
+      ->check(SizeValidator())
+      ->capture_default_str();
+  app.add_option("--cache-dir", config.cache_dir,
+                 "cache folder (default DATA_DIR/cache)");
+  app.add_flag("--no-cache-service", no_cache_service,
+               "do not serve the cache; with --cache, use a cache_server");
+  app.add_option(
+      "--cache", config.cache_endpoint,
+      "HOST:PORT of a cache_server that workers and submit-time lookups use");
+  app.add_option("--lease", lease,
+                 "how long a shard stays with a silent worker")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  config.cache_ttl = DurationFlag(ttl);
+  config.cache_max_bytes = SizeFlag(max_bytes);
+  config.cache_service = !no_cache_service;
+  config.coordinator.lease = DurationFlag(lease);
+  config.coordinator.worker_timeout = 2 * config.coordinator.lease;
+
+  auto server = CoordinatorServer::Start(config);
+  if (!server.ok()) {
+    spdlog::error("{}", std::string(server.status().message()));
+    return 2;
+  }
+  spdlog::info("coordinator listening on port {} (data in {})",
+               (*server)->port(), config.data_dir);
+  std::thread waiter([&] {
+    int signal = WaitForTerminationSignal();
+    spdlog::info("signal {}: shutting down", signal);
+    (*server)->Shutdown();
+  });
+  (*server)->Wait();
+  waiter.join();
+  return 0;
+}

@@ -1,0 +1,114 @@
+#include "coordinator/server.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/grpc_util.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace testfleet {
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    CoordinatorServerConfig config) {
+  auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer());
+  if (config.data_dir.empty()) {
+    return absl::InvalidArgumentError("--data-dir is required");
+  }
+  ASSIGN_OR_RETURN(server->store_,
+                   CoordinatorStore::Open(config.data_dir + "/state"));
+  std::vector<CacheClient*> tiers;
+  if (config.cache_service) {
+    ResultCacheOptions cache_options;
+    cache_options.dir = config.cache_dir.empty() ? config.data_dir + "/cache"
+                                                 : config.cache_dir;
+    cache_options.ttl = config.cache_ttl;
+    cache_options.max_bytes = config.cache_max_bytes;
+    ASSIGN_OR_RETURN(server->cache_, ResultCache::Open(cache_options));
+    server->local_client_ = NewLocalCacheClient(server->cache_.get());
+    tiers.push_back(server->local_client_.get());
+    server->cache_service_ =
+        std::make_unique<ResultCacheService>(server->cache_.get());
+  }
+  const std::string& external = !config.remote_cache.empty()
+                                    ? config.remote_cache
+                                    : config.cache_endpoint;
+  if (!external.empty()) {
+    server->remote_client_ = NewGrpcCacheClient(external);
+    tiers.push_back(server->remote_client_.get());
+  }
+  if (!tiers.empty()) server->lookup_client_ = NewTieredCacheClient(tiers);
+
+  CoordinatorOptions options = config.coordinator;
+  options.cache = server->lookup_client_.get();
+  options.store = server->store_.get();
+  options.cache_service =
+      config.cache_service || !config.cache_endpoint.empty();
+  options.cache_endpoint = config.cache_service ? "" : config.cache_endpoint;
+  server->coordinator_ = std::make_unique<Coordinator>(options);
+  server->coordinator_service_ =
+      std::make_unique<CoordinatorService>(server->coordinator_.get());
+
+  grpc::ServerBuilder builder;
+  ConfigureServerBuilder(builder);
+  if (!config.listen.empty()) {
+    builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
+                             &server->port_);
+  }
+  builder.RegisterService(server->coordinator_service_.get());
+  if (server->cache_service_)
+    builder.RegisterService(server->cache_service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr ||
+      (!config.listen.empty() && server->port_ == 0)) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config.listen,
+        " (in use or not a local address?); choose another --listen"));
+  }
+  server->config_ = std::move(config);
+  server->housekeeping_ =
+      std::thread([s = server.get()] { s->Housekeeping(); });
+  return server;
+}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+std::shared_ptr<grpc::Channel> CoordinatorServer::InProcessChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  return server_->InProcessChannel(args);
+}
+
+void CoordinatorServer::Housekeeping() {
+  absl::Time next_sweep = absl::Now() + absl::Minutes(1);
+  absl::MutexLock lock(&mu_);
+  auto stopping = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1))) {
+    mu_.Unlock();
+    coordinator_->ExpireLeases();
+    if (cache_ && absl::Now() >= next_sweep) {
+      auto swept = cache_->SweepExpired();
+      if (!swept.ok())
+        spdlog::warn("cache sweep: {}", swept.status().ToString());
+      next_sweep = absl::Now() + absl::Minutes(1);
+    }
+    mu_.Lock();
+  }
+}
+
+void CoordinatorServer::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  // Wake long polls and watchers first so the server can drain quickly.
+  coordinator_->Shutdown();
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  if (housekeeping_.joinable()) housekeeping_.join();
+}
+
+void CoordinatorServer::Wait() { server_->Wait(); }
+
+}  // namespace testfleet

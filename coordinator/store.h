@@ -1,0 +1,42 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "testfleet/v1/testfleet.pb.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace testfleet {
+
+/// The coordinator's durable state in RocksDB (its --data-dir): per-test
+/// history, which orders work longest first, and finished suites' reports.
+class CoordinatorStore {
+ public:
+  /// How many executed runs of a test the history keeps.
+  static constexpr int kHistoryRuns = 20;
+
+  static absl::StatusOr<std::unique_ptr<CoordinatorStore>> Open(
+      const std::string& dir);
+  ~CoordinatorStore();
+
+  /// Median wall time of the test's recent runs, if it ever ran.
+  std::optional<double> ExpectedWallMs(const std::string& suite_name,
+                                       const std::string& test_id) const;
+  absl::Status RecordRun(const std::string& suite_name,
+                         const v1::TestResult& result);
+
+  absl::Status SaveReport(const v1::SuiteReport& report);
+  absl::StatusOr<v1::SuiteReport> LoadReport(const std::string& suite_id) const;
+
+ private:
+  CoordinatorStore() = default;
+  std::string dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace testfleet

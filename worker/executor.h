@@ -1,0 +1,47 @@
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "testfleet/v1/testfleet.pb.h"
+
+namespace testfleet {
+
+/// testfleet-launch beside the running executable.
+std::string DefaultLauncherPath();
+
+/// How to run one test process.
+struct ExecSpec {
+  std::string launcher = DefaultLauncherPath();  // the testfleet-launch binary
+  std::vector<std::string> argv;  // argv[0] without '/' is looked up in PATH
+  std::string cwd;                // absolute
+  std::map<std::string, std::string> env;  // added to the worker's environment
+  absl::Duration timeout = absl::Minutes(5);  // zero: none
+  int64_t memory_limit_bytes = 0;             // zero: none
+  absl::Duration sample_interval = absl::Milliseconds(100);
+  absl::Duration kill_grace = absl::Seconds(2);  // SIGTERM to SIGKILL
+  size_t tail_bytes = 64 * 1024;                 // kept of stdout and of stderr
+  size_t max_curve_samples = 600;  // the curve is halved past this
+  const std::atomic<bool>* cancelled = nullptr;  // set to stop the test
+};
+
+/// Runs a test as a real process and measures it. The test runs under
+/// testfleet-launch (launcher.h) in a session of its own, stdin from
+/// /dev/null, stdout/stderr kept as bounded tails (the rest counted and
+/// dropped); its process group is stopped on timeout, memory limit or cancel
+/// (SIGTERM, grace, SIGKILL) and nothing it started outlives it. Peak RSS is
+/// the larger of the test's own ru_maxrss and the sampled sum of RSS over
+/// the session; CPU time is the test's plus its reaped descendants'.
+///
+/// The result has status, exit_code or signal, wall and CPU times, peak RSS,
+/// the memory curve and its slope, tails and timestamps; a test that cannot
+/// start is TEST_STATUS_ERROR with the reason in error_message.
+v1::TestResult RunTestProcess(const ExecSpec& spec);
+
+/// Least-squares slope of a memory curve, in KiB per second.
+double MemorySlopeKbPerSecond(const std::vector<v1::MemorySample>& curve);
+
+}  // namespace testfleet

@@ -1,0 +1,404 @@
+#include "worker/worker.h"
+
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/action_key.h"
+#include "common/grpc_util.h"
+#include "common/platform.h"
+#include "spdlog/spdlog.h"
+#include "worker/executor.h"
+
+namespace testfleet {
+namespace {
+
+std::chrono::system_clock::time_point DeadlineIn(absl::Duration d) {
+  return absl::ToChronoTime(absl::Now() + d);
+}
+
+int64_t AvailableMemoryKb() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string name;
+  int64_t value = 0;
+  std::string unit;
+  while (meminfo >> name >> value >> unit) {
+    if (name == "MemAvailable:") return value;
+  }
+  return 0;
+}
+
+std::string JoinPath(const std::string& root, const std::string& relative) {
+  if (!relative.empty() && relative[0] == '/') return relative;
+  return std::filesystem::path(root + "/" + relative)
+      .lexically_normal()
+      .string();
+}
+
+bool Cacheable(const v1::TestSpec& spec, const v1::TestResult& result) {
+  return result.status() == v1::TEST_STATUS_PASSED ||
+         (spec.cache_failures() && result.status() == v1::TEST_STATUS_FAILED);
+}
+
+}  // namespace
+
+Worker::Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
+               ResultCache* local_cache)
+    : config_(std::move(config)),
+      channel_(std::move(coordinator)),
+      stub_(v1::Coordinator::NewStub(channel_)),
+      local_cache_(local_cache),
+      platform_(HostPlatform(config_.platform_tag)) {}
+
+Worker::~Worker() { Stop(); }
+
+void Worker::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  changed_.SignalAll();
+}
+
+bool Worker::Stopping() {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+absl::Status Worker::Register() {
+  v1::RegisterWorkerRequest request;
+  request.set_name(config_.name);
+  request.set_slots(config_.slots);
+  *request.mutable_platform() = platform_;
+  absl::Duration backoff = absl::Milliseconds(100);
+  for (int attempt = 0;; ++attempt) {
+    v1::RegisterWorkerResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(absl::Seconds(10)));
+    grpc::Status status = stub_->RegisterWorker(&context, request, &response);
+    if (status.ok()) {
+      absl::MutexLock lock(&mu_);
+      worker_id_ = response.worker_id();
+      lease_ms_ = std::max<int64_t>(response.lease_ms(), 300);
+      if (cache_ == nullptr) {
+        std::vector<CacheClient*> tiers;
+        if (local_cache_ != nullptr) {
+          local_client_ = NewLocalCacheClient(local_cache_);
+          tiers.push_back(local_client_.get());
+        }
+        if (response.cache_service()) {
+          shared_client_ =
+              response.cache_endpoint().empty()
+                  ? NewGrpcCacheClient(channel_, config_.coordinator_address)
+                  : NewGrpcCacheClient(response.cache_endpoint());
+          tiers.push_back(shared_client_.get());
+        }
+        if (!tiers.empty()) cache_ = NewTieredCacheClient(tiers);
+        spdlog::info("worker {}: {} slots, {}, cache: {}", worker_id_,
+                     config_.slots, PlatformString(platform_),
+                     cache_ ? cache_->Describe() : "none");
+      }
+      return absl::OkStatus();
+    }
+    absl::Status error =
+        FromGrpcStatus(status, "coordinator", config_.coordinator_address);
+    if (attempt == 0) spdlog::warn("{}; retrying", error.ToString());
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return error;
+    changed_.WaitWithTimeout(&mu_, backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+absl::Status Worker::Run() {
+  if (absl::Status registered = Register(); !registered.ok()) return registered;
+  std::vector<std::thread> threads;
+  for (int slot = 0; slot < config_.slots; ++slot) {
+    threads.emplace_back([this, slot] { SlotLoop(slot); });
+  }
+  std::thread reporter([this] { ReporterLoop(); });
+  std::thread heartbeat([this] { HeartbeatLoop(); });
+
+  absl::Time idle_since = absl::Now();
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (true) {
+    int free_slots = 0;
+    std::string worker_id;
+    {
+      absl::MutexLock lock(&mu_);
+      auto can_pull = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ ||
+               busy_slots_ + static_cast<int>(queued_.size()) < config_.slots;
+      };
+      mu_.Await(absl::Condition(&can_pull));
+      if (stopping_) break;
+      free_slots =
+          config_.slots - busy_slots_ - static_cast<int>(queued_.size());
+      worker_id = worker_id_;
+      if (busy_slots_ > 0 || !queued_.empty()) idle_since = absl::Now();
+    }
+    if (config_.exit_when_idle &&
+        absl::Now() - idle_since >= *config_.exit_when_idle) {
+      spdlog::info("worker {}: idle for {}; exiting", worker_id,
+                   absl::FormatDuration(absl::Now() - idle_since));
+      break;
+    }
+    v1::PullWorkRequest request;
+    request.set_worker_id(worker_id);
+    request.set_free_slots(free_slots);
+    absl::Duration wait = config_.pull_wait;
+    if (config_.exit_when_idle) wait = std::min(wait, *config_.exit_when_idle);
+    request.set_wait_ms(absl::ToInt64Milliseconds(wait));
+    v1::PullWorkResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(wait + absl::Seconds(10)));
+    grpc::Status status = stub_->PullWork(&context, request, &response);
+    if (!status.ok()) {
+      spdlog::warn(
+          "{}; retrying in {}",
+          FromGrpcStatus(status, "coordinator", config_.coordinator_address)
+              .ToString(),
+          absl::FormatDuration(backoff));
+      absl::MutexLock lock(&mu_);
+      changed_.WaitWithTimeout(&mu_, backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+      continue;
+    }
+    backoff = absl::Milliseconds(100);
+    if (response.unknown_worker()) {
+      spdlog::warn("coordinator does not know worker {}; registering again",
+                   worker_id);
+      if (!Register().ok()) break;
+      continue;
+    }
+    if (response.shards_size() > 0) idle_since = absl::Now();
+    absl::MutexLock lock(&mu_);
+    for (v1::Shard& shard : *response.mutable_shards()) {
+      auto active = std::make_shared<ActiveShard>();
+      active->shard = std::move(shard);
+      active_[active->shard.lease_id()] = active;
+      queued_.push_back(std::move(active));
+    }
+    changed_.SignalAll();
+  }
+
+  Stop();
+  for (auto& thread : threads) thread.join();
+  {
+    // Slots are done: let the reporter deliver what is left, then end.
+    absl::MutexLock lock(&mu_);
+    reporter_done_ = true;
+    changed_.SignalAll();
+  }
+  reporter.join();
+  heartbeat.join();
+  return absl::OkStatus();
+}
+
+void Worker::SlotLoop(int slot) {
+  while (true) {
+    std::shared_ptr<ActiveShard> active;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queued_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (queued_.empty()) return;  // stopping, and nothing handed to us
+      active = std::move(queued_.front());
+      queued_.pop_front();
+      ++busy_slots_;
+    }
+    RunShard(*active, slot);
+    absl::MutexLock lock(&mu_);
+    --busy_slots_;
+    active_.erase(active->shard.lease_id());
+    changed_.SignalAll();
+  }
+}
+
+void Worker::RunShard(ActiveShard& active, int slot) {
+  const v1::Shard& shard = active.shard;
+  // The key is recomputed here from what this worker will run, on its own
+  // platform: a result is never stored under a key that does not describe it.
+  std::vector<std::string> keys;
+  for (const v1::TestAssignment& assignment : shard.tests()) {
+    keys.push_back(ComputeActionKey(assignment.spec(), platform_).hex());
+  }
+  std::vector<std::optional<v1::CachedResult>> hits(keys.size());
+  if (cache_) {
+    auto looked_up = cache_->Lookup(keys);
+    if (looked_up.ok()) hits = std::move(*looked_up);
+  }
+  for (int i = 0; i < shard.tests_size(); ++i) {
+    if (active.cancelled.load())
+      break;  // the coordinator already recorded them
+    const v1::TestAssignment& assignment = shard.tests(i);
+    PendingReport pending;
+    pending.reported.set_suite_id(shard.suite_id());
+    pending.reported.set_lease_id(shard.lease_id());
+    v1::TestResult& result = *pending.reported.mutable_result();
+    if (hits[i].has_value()) {
+      result = std::move(*hits[i]->mutable_result());
+      result.set_cached(true);
+    } else {
+      result = RunOne(assignment, keys[i], active, slot);
+      if (cache_ && Cacheable(assignment.spec(), result)) {
+        v1::CachedResult entry;
+        *entry.mutable_result() = result;
+        *entry.mutable_key() = ComputeActionKey(assignment.spec(), platform_);
+        entry.set_stored_at_unix_ms(absl::ToUnixMillis(absl::Now()));
+        entry.set_writer(config_.name);
+        pending.cache_entry.emplace(keys[i], std::move(entry));
+      }
+    }
+    result.set_test_id(assignment.spec().id());
+    result.set_attempt(assignment.attempt());
+    result.set_cache_key(keys[i]);
+    absl::MutexLock lock(&mu_);
+    pending_.push_back(std::move(pending));
+    changed_.SignalAll();
+  }
+}
+
+v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
+                              const std::string& key, ActiveShard& active,
+                              int slot) {
+  const v1::TestSpec& spec = assignment.spec();
+  auto error = [&](const std::string& why) {
+    v1::TestResult result;
+    const int64_t now = absl::ToUnixMillis(absl::Now());
+    result.set_status(v1::TEST_STATUS_ERROR);
+    result.set_error_message(why);
+    result.set_started_at_unix_ms(now);
+    result.set_finished_at_unix_ms(now);
+    result.set_worker(config_.name);
+    result.set_slot(slot);
+    return result;
+  };
+  if (!assignment.cache_key().empty() && assignment.cache_key() != key) {
+    return error(absl::StrCat("worker ", config_.name, " computes cache key ",
+                              key, " but the coordinator sent ",
+                              assignment.cache_key(),
+                              " (different platform or Testfleet version)"));
+  }
+  // The inputs here must be the ones the submitter hashed.
+  for (const v1::InputDigest& input : spec.inputs()) {
+    auto digest = digester_.Digest(config_.workspace, input.path());
+    if (!digest.ok()) {
+      return error(absl::StrCat(
+          "input ", input.path(), " is missing on worker ", config_.name,
+          " (workspace ", config_.workspace, "): ", digest.status().message()));
+    }
+    if (digest->sha256() != input.sha256()) {
+      return error(
+          absl::StrCat("input ", input.path(), " on worker ", config_.name,
+                       " differs from the submitted one (sha256 ",
+                       digest->sha256().substr(0, 12), " here, ",
+                       input.sha256().substr(0, 12),
+                       " submitted); sync the workspace ", config_.workspace));
+    }
+  }
+  ExecSpec exec;
+  exec.argv.assign(spec.argv().begin(), spec.argv().end());
+  exec.cwd = JoinPath(config_.workspace, spec.cwd());
+  exec.env.insert(spec.env().begin(), spec.env().end());
+  exec.timeout = absl::Milliseconds(spec.timeout_ms());
+  exec.memory_limit_bytes = spec.memory_limit_bytes();
+  exec.sample_interval = config_.sample_interval;
+  exec.tail_bytes = config_.tail_bytes;
+  exec.cancelled = &active.cancelled;
+  ++running_tests_;
+  v1::TestResult result = RunTestProcess(exec);
+  --running_tests_;
+  result.set_worker(config_.name);
+  result.set_slot(slot);
+  return result;
+}
+
+void Worker::ReporterLoop() {
+  absl::Duration backoff = absl::Milliseconds(100);
+  std::vector<PendingReport> batch;
+  while (true) {
+    std::string worker_id;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return reporter_done_ || !pending_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (batch.empty() && pending_.empty() && reporter_done_) return;
+      // Gather for a moment: one round trip carries many results.
+      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return reporter_done_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&done), config_.report_interval);
+      for (auto& p : pending_) batch.push_back(std::move(p));
+      pending_.clear();
+      worker_id = worker_id_;
+    }
+    // Cache first: a result reported is already reusable.
+    CacheEntries entries;
+    for (PendingReport& p : batch) {
+      if (p.cache_entry) entries.push_back(std::move(*p.cache_entry));
+      p.cache_entry.reset();
+    }
+    if (cache_ && !entries.empty()) (void)cache_->Put(entries);
+
+    v1::ReportResultsRequest request;
+    request.set_worker_id(worker_id);
+    for (const PendingReport& p : batch) *request.add_results() = p.reported;
+    v1::ReportResultsResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(absl::Seconds(30)));
+    grpc::Status status = stub_->ReportResults(&context, request, &response);
+    if (status.ok()) {
+      batch.clear();
+      backoff = absl::Milliseconds(100);
+      continue;
+    }
+    spdlog::warn(
+        "reporting {} results: {}; retrying in {}", batch.size(),
+        FromGrpcStatus(status, "coordinator", config_.coordinator_address)
+            .ToString(),
+        absl::FormatDuration(backoff));
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+void Worker::HeartbeatLoop() {
+  while (true) {
+    v1::HeartbeatRequest request;
+    {
+      absl::MutexLock lock(&mu_);
+      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return reporter_done_;
+      };
+      if (mu_.AwaitWithTimeout(absl::Condition(&done),
+                               absl::Milliseconds(lease_ms_ / 3))) {
+        return;
+      }
+      request.set_worker_id(worker_id_);
+      for (const auto& [lease_id, active] : active_)
+        request.add_lease_ids(lease_id);
+    }
+    double load[1] = {0};
+    if (getloadavg(load, 1) == 1) request.set_load_average(load[0]);
+    request.set_free_memory_kb(AvailableMemoryKb());
+    request.set_running_tests(running_tests_.load());
+    v1::HeartbeatResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(absl::Seconds(10)));
+    if (!stub_->Heartbeat(&context, request, &response).ok()) continue;
+    absl::MutexLock lock(&mu_);
+    for (const std::string& lease_id : response.cancelled_lease_ids()) {
+      auto it = active_.find(lease_id);
+      if (it != active_.end()) it->second->cancelled = true;
+    }
+  }
+}
+
+}  // namespace testfleet

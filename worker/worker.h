@@ -1,0 +1,102 @@
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cache/cache_client.h"
+#include "cache/result_cache.h"
+#include "common/file_digester.h"
+#include "grpcpp/channel.h"
+#include "testfleet/v1/services.grpc.pb.h"
+
+namespace testfleet {
+
+struct WorkerConfig {
+  std::string name = "worker";
+  int slots = 1;
+  std::string workspace = ".";  // where a suite's relative paths resolve
+  std::string platform_tag;
+  std::string coordinator_address;  // for messages
+  /// Exit after this long with no work and nothing running; nullopt: never.
+  std::optional<absl::Duration> exit_when_idle;
+  absl::Duration pull_wait = absl::Seconds(2);  // long-poll budget
+  absl::Duration report_interval = absl::Milliseconds(20);
+  absl::Duration sample_interval = absl::Milliseconds(100);
+  size_t tail_bytes = 64 * 1024;
+};
+
+/// A worker: registers with the coordinator, pulls shards for its free slots,
+/// runs each test (or answers it from the cache), writes results to the
+/// cache and reports them. One thread per slot, one reporter batching
+/// results, one heartbeat renewing leases.
+///
+///   Worker worker(config, MakeChannel("coord:7070"), local_cache.get());
+///   absl::Status status = worker.Run();  // until Stop() or idle
+class Worker {
+ public:
+  /// `local_cache` (not owned, may be null) is the first cache tier; the
+  /// coordinator's registration answer names the shared one.
+  Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
+         ResultCache* local_cache);
+  ~Worker();
+
+  /// Runs until Stop() or the idle limit; then finishes the running shards,
+  /// delivers every result and returns.
+  absl::Status Run();
+  /// Asks Run to return (safe from any thread, not from a signal handler).
+  void Stop();
+
+ private:
+  struct ActiveShard {
+    v1::Shard shard;
+    std::atomic<bool> cancelled{false};
+  };
+  struct PendingReport {
+    v1::ReportedResult reported;
+    std::optional<std::pair<std::string, v1::CachedResult>> cache_entry;
+  };
+
+  absl::Status Register();
+  void SlotLoop(int slot);
+  void RunShard(ActiveShard& active, int slot);
+  v1::TestResult RunOne(const v1::TestAssignment& assignment,
+                        const std::string& key, ActiveShard& active, int slot);
+  void ReporterLoop();
+  void HeartbeatLoop();
+  bool Stopping();
+
+  const WorkerConfig config_;
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::unique_ptr<v1::Coordinator::Stub> stub_;
+  ResultCache* const local_cache_;
+  FileDigester digester_;
+  v1::Platform platform_;
+
+  std::unique_ptr<CacheClient> local_client_;
+  std::unique_ptr<CacheClient> shared_client_;
+  std::unique_ptr<CacheClient> cache_;  // the tiers together
+
+  absl::Mutex mu_;
+  absl::CondVar changed_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool reporter_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::string worker_id_ ABSL_GUARDED_BY(mu_);
+  int64_t lease_ms_ ABSL_GUARDED_BY(mu_) = 30000;
+  int busy_slots_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::shared_ptr<ActiveShard>> queued_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<ActiveShard>> active_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<PendingReport> pending_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> running_tests_{0};
+};
+
+}  // namespace testfleet
