@@ -237,13 +237,17 @@ int Coordinator::PopTest(Suite& suite) {
   return -1;
 }
 
-void Coordinator::Requeue(Suite& suite, int index) {
+void Coordinator::Requeue(Suite& suite, int index, bool first) {
   Test& test = suite.tests[index];
   test.phase = Phase::kQueued;
   test.lease_id.clear();
   ++suite.queued;
   suite.queued_expected_ms += test.expected_ms;
-  suite.requeued.push_back(index);
+  if (first) {
+    suite.requeued.push_front(index);
+  } else {
+    suite.requeued.push_back(index);
+  }
 }
 
 int Coordinator::TotalSlots() const {
@@ -384,7 +388,7 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   if (Retriable(result.status()) && test.attempt <= test.spec.retries()) {
     ++test.attempt;
     test.failed_before = true;
-    Requeue(suite, index);
+    Requeue(suite, index, /*first=*/false);
     work_available_.SignalAll();
     suite_changed_.SignalAll();
     return true;
@@ -528,7 +532,7 @@ void Coordinator::ExpireLease(const std::string& lease_id) {
       Test& test = s.tests[index];
       if (test.phase == Phase::kLeased && test.lease_id == lease_id) {
         --s.leased;
-        Requeue(s, index);
+        Requeue(s, index, /*first=*/true);
       }
     }
     spdlog::warn("lease {} of worker {} expired: {} tests of suite {} requeued",

@@ -125,7 +125,9 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Suite* PickSuite(const Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int PopTest(Suite& suite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Requeue(Suite& suite, int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Back to the queue: lost work `first`, retries after what is queued.
+  void Requeue(Suite& suite, int index, bool first)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Shard MakeShard(Suite& suite, Worker& worker)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int TotalSlots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -50,6 +50,14 @@ int main(int argc, char** argv) {
   fcntl(kLauncherStatusFd, F_SETFD, FD_CLOEXEC);
   // The worker stops a test by signalling its process group; the launcher
   // outlives it to report, and reaps the test's orphans as their subreaper.
+  // Blocked across fork: a stop signal sent before the child has restored
+  // the default action stays pending instead of being ignored.
+  sigset_t stop_signals, original_mask;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
+  sigprocmask(SIG_BLOCK, &stop_signals, &original_mask);
   signal(SIGTERM, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
@@ -63,6 +71,7 @@ int main(int argc, char** argv) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &original_mask, nullptr);
     if (strchr(argv[1], '/') != nullptr) {
       execv(argv[1], argv + 1);
     } else {

@@ -1,1 +1,377 @@
+#include "coordinator/coordinator.h"
+
+#include "cache/tests/fake_cache_client.h"
+#include "common/action_key.h"
+#include "common/platform.h"
+#include "common/tests/test_dir.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+namespace testfleet {
+namespace {
+
+using ::testing::ElementsAre;
+
+v1::SuiteSpec MakeSuite(const std::string& name, int tests, int priority = 0) {
+  v1::SuiteSpec suite;
+  suite.set_name(name);
+  suite.set_priority(priority);
+  *suite.mutable_platform() = HostPlatform("");
+  for (int i = 0; i < tests; ++i) {
+    v1::TestSpec* test = suite.add_tests();
+    test->set_id(absl::StrCat(name, ".t", i));
+    test->add_argv("true");
+    test->add_argv(std::to_string(i));
+    test->set_cwd(".");
+  }
+  return suite;
+}
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  CoordinatorTest() {
+    options_.clock = &clock_;
+    options_.lease = absl::Seconds(30);
+    options_.worker_timeout = absl::Seconds(60);
+    options_.cache = &cache_;
+  }
+  std::unique_ptr<Coordinator> Make() {
+    return std::make_unique<Coordinator>(options_);
+  }
+
+  std::string Register(Coordinator& c, int slots = 1,
+                       const std::string& tag = "") {
+    v1::RegisterWorkerRequest request;
+    request.set_name("w");
+    request.set_slots(slots);
+    *request.mutable_platform() = HostPlatform(tag);
+    return c.RegisterWorker(request).worker_id();
+  }
+  v1::PullWorkResponse Pull(Coordinator& c, const std::string& worker,
+                            int slots = 1) {
+    v1::PullWorkRequest request;
+    request.set_worker_id(worker);
+    request.set_free_slots(slots);
+    request.set_wait_ms(0);
+    return c.PullWork(request);
+  }
+  // Reports every test of `shard` with `status`.
+  v1::ReportResultsResponse ReportShard(
+      Coordinator& c, const std::string& worker, const v1::Shard& shard,
+      v1::TestStatus status = v1::TEST_STATUS_PASSED) {
+    v1::ReportResultsRequest request;
+    request.set_worker_id(worker);
+    for (const v1::TestAssignment& a : shard.tests()) {
+      v1::ReportedResult* r = request.add_results();
+      r->set_suite_id(shard.suite_id());
+      r->set_lease_id(shard.lease_id());
+      r->mutable_result()->set_test_id(a.spec().id());
+      r->mutable_result()->set_attempt(a.attempt());
+      r->mutable_result()->set_status(status);
+    }
+    return c.ReportResults(request);
+  }
+  std::vector<std::string> Ids(const v1::Shard& shard) {
+    std::vector<std::string> ids;
+    for (const auto& a : shard.tests()) ids.push_back(a.spec().id());
+    return ids;
+  }
+
+  FakeClock clock_;
+  FakeCacheClient cache_;
+  CoordinatorOptions options_;
+};
+
+TEST_F(CoordinatorTest, EveryTestIsReportedOnceAndTheSuiteFinishes) {
+  auto c = Make();
+  auto submitted = c->Submit(MakeSuite("s", 100));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const std::string worker = Register(*c, 2);
+  int shards = 0;
+  for (int round = 0; round < 200; ++round) {
+    auto pulled = Pull(*c, worker, 2);
+    if (pulled.shards_size() == 0) break;
+    for (const auto& shard : pulled.shards()) {
+      ++shards;
+      EXPECT_LE(shard.tests_size(), options_.max_shard_tests);
+      ReportShard(*c, worker, shard);
+    }
+  }
+  auto report = c->Report(submitted->suite_id());
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->state(), v1::SUITE_STATE_FINISHED);
+  EXPECT_EQ(report->results_size(), 100);
+  EXPECT_EQ(report->summary().passed(), 100);
+  std::set<std::string> ids;
+  for (const auto& r : report->results()) ids.insert(r.test_id());
+  EXPECT_EQ(ids.size(), 100u);
+  EXPECT_GT(shards, 2);  // batched, but not all in one shard
+}
+
+TEST_F(CoordinatorTest, ShardsShrinkTowardTheEndOfASuite) {
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 200)).ok());
+  const std::string worker = Register(*c, 1);
+  std::vector<int> sizes;
+  for (int round = 0; round < 500; ++round) {
+    auto pulled = Pull(*c, worker);
+    if (pulled.shards_size() == 0) break;
+    sizes.push_back(pulled.shards(0).tests_size());
+    ReportShard(*c, worker, pulled.shards(0));
+  }
+  ASSERT_GE(sizes.size(), 3u);
+  EXPECT_GT(sizes.front(), sizes.back());
+  EXPECT_EQ(sizes.back(), 1);
+}
+
+TEST_F(CoordinatorTest, LongestExpectedTestsGoFirstAndTestPriorityBeforeThat) {
+  TestDir dir;
+  auto store = CoordinatorStore::Open(dir.Join("state"));
+  ASSERT_TRUE(store.ok());
+  options_.store = store->get();
+  v1::TestResult run;
+  for (auto [id, ms] :
+       {std::pair{"s.t0", 10.0}, {"s.t1", 5000.0}, {"s.t2", 300.0}}) {
+    run.set_test_id(id);
+    run.set_wall_ms(ms);
+    ASSERT_TRUE((*store)->RecordRun("s", run).ok());
+  }
+  auto c = Make();
+  v1::SuiteSpec suite =
+      MakeSuite("s", 4);  // s.t3 has no history: the median, 300
+  suite.mutable_tests(0)->set_priority(1);
+  ASSERT_TRUE(c->Submit(suite).ok());
+  const std::string worker = Register(*c);
+  std::vector<std::string> order;
+  for (int round = 0; round < 10; ++round) {
+    auto pulled = Pull(*c, worker);
+    if (pulled.shards_size() == 0) break;
+    for (const auto& id : Ids(pulled.shards(0))) order.push_back(id);
+    ReportShard(*c, worker, pulled.shards(0));
+  }
+  EXPECT_THAT(order, ElementsAre("s.t0", "s.t1", "s.t2", "s.t3"));
+}
+
+TEST_F(CoordinatorTest, HigherPrioritySuiteSubmittedLaterRunsFirst) {
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("low", 5, 0)).ok());
+  ASSERT_TRUE(c->Submit(MakeSuite("high", 5, 10)).ok());
+  const std::string worker = Register(*c);
+  auto pulled = Pull(*c, worker);
+  ASSERT_EQ(pulled.shards_size(), 1);
+  EXPECT_EQ(pulled.shards(0).suite_name(), "high");
+}
+
+TEST_F(CoordinatorTest, EqualPrioritySuitesShareWorkers) {
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("a", 50)).ok());
+  ASSERT_TRUE(c->Submit(MakeSuite("b", 50)).ok());
+  const std::string worker = Register(*c, 4);
+  auto pulled = Pull(*c, worker, 4);
+  std::map<std::string, int> per_suite;
+  for (const auto& shard : pulled.shards()) ++per_suite[shard.suite_name()];
+  EXPECT_EQ(per_suite["a"], 2);
+  EXPECT_EQ(per_suite["b"], 2);
+}
+
+TEST_F(CoordinatorTest, ExpiredLeaseIsRequeuedAndALateReportCountsOnce) {
+  auto c = Make();
+  auto submitted = c->Submit(MakeSuite("s", 3));
+  const std::string lost = Register(*c);
+  auto first = Pull(*c, lost);
+  ASSERT_EQ(first.shards_size(), 1);
+  const v1::Shard lost_shard = first.shards(0);
+
+  clock_.Advance(absl::Seconds(31));  // no heartbeat: the lease expires
+  c->ExpireLeases();
+  const std::string rescuer = Register(*c);
+  auto second = Pull(*c, rescuer);
+  ASSERT_EQ(second.shards_size(), 1);
+  EXPECT_EQ(Ids(second.shards(0)), Ids(lost_shard));
+
+  // The lost worker was only slow: its late report is accepted once...
+  auto late = ReportShard(*c, lost, lost_shard);
+  EXPECT_EQ(late.accepted(), lost_shard.tests_size());
+  // ...and the rescuer's duplicate, and any repeat, are ignored.
+  auto duplicate = ReportShard(*c, rescuer, second.shards(0));
+  EXPECT_EQ(duplicate.accepted(), 0);
+  EXPECT_EQ(duplicate.ignored(), lost_shard.tests_size());
+  EXPECT_EQ(ReportShard(*c, lost, lost_shard).accepted(), 0);
+
+  for (int round = 0; round < 10; ++round) {
+    auto pulled = Pull(*c, rescuer);
+    if (pulled.shards_size() == 0) break;
+    ReportShard(*c, rescuer, pulled.shards(0));
+  }
+  auto report = c->Report(submitted->suite_id());
+  EXPECT_EQ(report->state(), v1::SUITE_STATE_FINISHED);
+  EXPECT_EQ(report->results_size(), 3);
+}
+
+TEST_F(CoordinatorTest, HeartbeatsKeepLeasesAlive) {
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 1)).ok());
+  const std::string worker = Register(*c);
+  auto pulled = Pull(*c, worker);
+  ASSERT_EQ(pulled.shards_size(), 1);
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(20));
+    v1::HeartbeatRequest heartbeat;
+    heartbeat.set_worker_id(worker);
+    heartbeat.add_lease_ids(pulled.shards(0).lease_id());
+    EXPECT_FALSE(c->Heartbeat(heartbeat).unknown_worker());
+    c->ExpireLeases();
+  }
+  EXPECT_EQ(Pull(*c, Register(*c)).shards_size(), 0);  // nothing was requeued
+}
+
+TEST_F(CoordinatorTest, SilentWorkerIsForgottenAndToldToRegisterAgain) {
+  auto c = Make();
+  const std::string worker = Register(*c);
+  clock_.Advance(absl::Seconds(61));
+  c->ExpireLeases();
+  EXPECT_TRUE(Pull(*c, worker).unknown_worker());
+  EXPECT_EQ(c->ListWorkers().workers_size(), 0);
+}
+
+TEST_F(CoordinatorTest, FailedTestIsRetriedAndReportedFlaky) {
+  auto c = Make();
+  v1::SuiteSpec suite = MakeSuite("s", 1);
+  suite.mutable_tests(0)->set_retries(2);
+  auto submitted = c->Submit(suite);
+  const std::string worker = Register(*c);
+  auto first = Pull(*c, worker);
+  ReportShard(*c, worker, first.shards(0), v1::TEST_STATUS_FAILED);
+  auto second = Pull(*c, worker);
+  ASSERT_EQ(second.shards_size(), 1);
+  EXPECT_EQ(second.shards(0).tests(0).attempt(), 2);
+  // A stale report of attempt 1 does not end the test.
+  EXPECT_EQ(ReportShard(*c, worker, first.shards(0)).accepted(), 0);
+  ReportShard(*c, worker, second.shards(0), v1::TEST_STATUS_PASSED);
+  auto report = c->Report(submitted->suite_id());
+  ASSERT_EQ(report->results_size(), 1);
+  EXPECT_EQ(report->results(0).status(), v1::TEST_STATUS_PASSED);
+  EXPECT_TRUE(report->results(0).flaky());
+  EXPECT_EQ(report->results(0).attempt(), 2);
+  EXPECT_EQ(report->summary().flaky(), 1);
+}
+
+TEST_F(CoordinatorTest, TestFailingEveryAttemptIsFailed) {
+  auto c = Make();
+  v1::SuiteSpec suite = MakeSuite("s", 1);
+  suite.mutable_tests(0)->set_retries(1);
+  auto submitted = c->Submit(suite);
+  const std::string worker = Register(*c);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto pulled = Pull(*c, worker);
+    ASSERT_EQ(pulled.shards_size(), 1);
+    ReportShard(*c, worker, pulled.shards(0), v1::TEST_STATUS_FAILED);
+  }
+  EXPECT_EQ(Pull(*c, worker).shards_size(), 0);
+  auto report = c->Report(submitted->suite_id());
+  EXPECT_EQ(report->summary().failed(), 1);
+  EXPECT_EQ(report->results(0).attempt(), 2);
+}
+
+TEST_F(CoordinatorTest, CacheHitsAtSubmitNeverReachAWorker) {
+  v1::SuiteSpec suite = MakeSuite("s", 3);
+  v1::CachedResult cached;
+  cached.mutable_result()->set_status(v1::TEST_STATUS_PASSED);
+  cached.mutable_result()->set_wall_ms(123);
+  cached.mutable_result()->set_worker("yesterday");
+  const std::string key =
+      ComputeActionKey(suite.tests(1), suite.platform()).hex();
+  ASSERT_TRUE(cache_.Put({{key, cached}}).ok());
+  auto c = Make();
+  auto submitted = c->Submit(suite);
+  EXPECT_EQ(submitted->cached(), 1);
+  const std::string worker = Register(*c, 4);
+  std::set<std::string> dispatched;
+  for (int round = 0; round < 10; ++round) {
+    auto pulled = Pull(*c, worker, 4);
+    if (pulled.shards_size() == 0) break;
+    for (const auto& shard : pulled.shards()) {
+      for (const auto& id : Ids(shard)) dispatched.insert(id);
+      ReportShard(*c, worker, shard);
+    }
+  }
+  EXPECT_EQ(dispatched, (std::set<std::string>{"s.t0", "s.t2"}));
+  auto report = c->Report(submitted->suite_id());
+  EXPECT_EQ(report->summary().cached(), 1);
+  for (const auto& r : report->results()) {
+    if (r.test_id() == "s.t1") {
+      EXPECT_TRUE(r.cached());
+      EXPECT_EQ(r.wall_ms(), 123);  // the telemetry of the run that produced it
+      EXPECT_EQ(r.cache_key(), key);
+    }
+  }
+}
+
+TEST_F(CoordinatorTest, WorkersOnlyGetWorkForTheirPlatform) {
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 2)).ok());
+  EXPECT_EQ(Pull(*c, Register(*c, 1, "other-toolchain")).shards_size(), 0);
+  EXPECT_EQ(Pull(*c, Register(*c, 1, "")).shards_size(), 1);
+}
+
+TEST_F(CoordinatorTest, CancelEndsTheSuiteAndTellsTheWorker) {
+  auto c = Make();
+  auto submitted = c->Submit(MakeSuite("s", 10));
+  const std::string worker = Register(*c);
+  auto pulled = Pull(*c, worker);
+  ASSERT_EQ(pulled.shards_size(), 1);
+  auto cancelled = c->Cancel(submitted->suite_id());
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(*cancelled, 10);
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_worker_id(worker);
+  auto response = c->Heartbeat(heartbeat);
+  ASSERT_EQ(response.cancelled_lease_ids_size(), 1);
+  EXPECT_EQ(response.cancelled_lease_ids(0), pulled.shards(0).lease_id());
+  auto report = c->Report(submitted->suite_id());
+  EXPECT_EQ(report->state(), v1::SUITE_STATE_CANCELLED);
+  EXPECT_EQ(report->summary().cancelled(), 10);
+  EXPECT_EQ(Pull(*c, worker).shards_size(), 0);
+}
+
+TEST_F(CoordinatorTest, RejectsInvalidSuites) {
+  auto c = Make();
+  v1::SuiteSpec duplicate = MakeSuite("s", 2);
+  duplicate.mutable_tests(1)->set_id("s.t0");
+  EXPECT_EQ(c->Submit(duplicate).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::SuiteSpec empty_cmd = MakeSuite("s", 1);
+  empty_cmd.mutable_tests(0)->clear_argv();
+  EXPECT_EQ(c->Submit(empty_cmd).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->Submit(MakeSuite("s", 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->Report("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, WatchDeliversEveryResultOnceAndEnds) {
+  auto c = Make();
+  auto submitted = c->Submit(MakeSuite("s", 5));
+  const std::string worker = Register(*c, 5);
+  for (int round = 0; round < 10; ++round) {
+    auto pulled = Pull(*c, worker, 5);
+    if (pulled.shards_size() == 0) break;
+    for (const auto& shard : pulled.shards()) ReportShard(*c, worker, shard);
+  }
+  size_t cursor = 0;
+  int delivered = 0;
+  bool ended = false;
+  for (int i = 0; i < 10 && !ended; ++i) {
+    v1::WatchEvent event;
+    auto next = c->NextEvent(submitted->suite_id(), &cursor,
+                             absl::Milliseconds(10), &event);
+    ASSERT_TRUE(next.ok());
+    ended = *next;
+    delivered += event.finished_size();
+  }
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(delivered, 5);
+}
+
+}  // namespace
+}  // namespace testfleet

@@ -1,1 +1,196 @@
+#include "worker/executor.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+namespace testfleet {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string BinDir() {
+  std::string launcher = DefaultLauncherPath();
+  return launcher.substr(0, launcher.rfind('/'));
+}
+
+ExecSpec Probe(std::vector<std::string> args) {
+  ExecSpec spec;
+  spec.argv = {BinDir() + "/tf_probe"};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.cwd = "/tmp";
+  spec.timeout = absl::Seconds(60);
+  return spec;
+}
+
+int64_t OwnRssKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
+  }
+  return 0;
+}
+
+TEST(ExecutorTest, PassFailExitCodeAndSignal) {
+  EXPECT_EQ(RunTestProcess(Probe({})).status(), v1::TEST_STATUS_PASSED);
+  v1::TestResult failed = RunTestProcess(Probe({"--exit=3", "--stderr=boom"}));
+  EXPECT_EQ(failed.status(), v1::TEST_STATUS_FAILED);
+  EXPECT_EQ(failed.exit_code(), 3);
+  EXPECT_EQ(failed.stderr_tail(), "boom\n");
+  ExecSpec killed;
+  killed.argv = {"sh", "-c", "kill -9 $$"};
+  killed.cwd = "/";
+  v1::TestResult signalled = RunTestProcess(killed);
+  EXPECT_EQ(signalled.status(), v1::TEST_STATUS_FAILED);
+  EXPECT_EQ(signalled.signal(), SIGKILL);
+}
+
+TEST(ExecutorTest, DeclaredEnvAndCwdReachTheTest) {
+  ExecSpec spec;
+  spec.argv = {"sh", "-c", "echo \"$GREETING $(pwd)\""};
+  spec.cwd = "/usr";
+  spec.env = {{"GREETING", "hello"}};
+  v1::TestResult result = RunTestProcess(spec);
+  EXPECT_EQ(result.stdout_tail(), "hello /usr\n");
+}
+
+TEST(ExecutorTest, TestsThatCannotStartAreErrorsWithTheReason) {
+  ExecSpec missing;
+  missing.argv = {"/nonexistent/binary"};
+  missing.cwd = "/";
+  v1::TestResult result = RunTestProcess(missing);
+  EXPECT_EQ(result.status(), v1::TEST_STATUS_ERROR);
+  EXPECT_THAT(
+      result.error_message(),
+      HasSubstr("cannot start /nonexistent/binary: No such file or directory"));
+
+  const std::string data_file = ::testing::TempDir() + "/not_executable.txt";
+  std::ofstream(data_file) << "data";
+  ExecSpec not_executable;
+  not_executable.argv = {data_file};
+  not_executable.cwd = "/";
+  EXPECT_THAT(RunTestProcess(not_executable).error_message(),
+              HasSubstr("Permission denied"));
+
+  ExecSpec bad_cwd = Probe({});
+  bad_cwd.cwd = "/nonexistent/folder";
+  v1::TestResult cwd_result = RunTestProcess(bad_cwd);
+  EXPECT_EQ(cwd_result.status(), v1::TEST_STATUS_ERROR);
+  EXPECT_THAT(cwd_result.error_message(),
+              HasSubstr("working directory /nonexistent/folder"));
+}
+
+TEST(ExecutorTest, TimeoutKillsTheTestAndEverythingItStarted) {
+  ExecSpec spec = Probe({"--orphan", "--sleep-ms=60000"});
+  spec.timeout = absl::Milliseconds(300);
+  v1::TestResult result = RunTestProcess(spec);
+  EXPECT_EQ(result.status(), v1::TEST_STATUS_TIMED_OUT);
+  int orphan = 0;
+  ASSERT_EQ(std::sscanf(result.stdout_tail().c_str(), "orphan %d", &orphan), 1)
+      << result.stdout_tail();
+  EXPECT_EQ(kill(orphan, 0), -1) << "the test's background child survived";
+  EXPECT_EQ(errno, ESRCH);
+}
+
+TEST(ExecutorTest, OrphansOfAPassingTestAreKilledToo) {
+  v1::TestResult result = RunTestProcess(Probe({"--orphan"}));
+  EXPECT_EQ(result.status(), v1::TEST_STATUS_PASSED);
+  int orphan = 0;
+  ASSERT_EQ(std::sscanf(result.stdout_tail().c_str(), "orphan %d", &orphan), 1);
+  EXPECT_EQ(kill(orphan, 0), -1);
+}
+
+TEST(ExecutorTest, PeakRssIsTheTestsOwnEvenWhenTheWorkerIsLarge) {
+  // Grow this process past 1 GiB first: a test it forked directly would
+  // report that as its own peak.
+  const size_t big = (1100u << 20);
+  char* ballast = static_cast<char*>(malloc(big));
+  memset(ballast, 1, big);
+  ASSERT_GT(OwnRssKb(), 1000 * 1024);
+  v1::TestResult result = RunTestProcess(Probe({"--alloc-mib=200"}));
+  free(ballast);
+  ASSERT_EQ(result.status(), v1::TEST_STATUS_PASSED);
+  const double expected_kb = 200 * 1024;
+  EXPECT_NEAR(static_cast<double>(result.peak_rss_kb()), expected_kb,
+              0.05 * expected_kb);
+}
+
+TEST(ExecutorTest, ChildMemoryCountsInTheTreePeak) {
+  v1::TestResult result =
+      RunTestProcess(Probe({"--child-alloc-mib=100", "--sleep-ms=600"}));
+  ASSERT_EQ(result.status(), v1::TEST_STATUS_PASSED);
+  EXPECT_GE(result.peak_rss_kb(), 100 * 1024);
+  EXPECT_LT(result.peak_rss_kb(), 130 * 1024);
+}
+
+TEST(ExecutorTest, MemoryLimitKillsTheTest) {
+  ExecSpec spec = Probe({"--grow-mib=16", "--sleep-ms=20000"});
+  spec.memory_limit_bytes = 64LL << 20;
+  v1::TestResult result = RunTestProcess(spec);
+  EXPECT_EQ(result.status(), v1::TEST_STATUS_MEMORY_EXCEEDED);
+  EXPECT_GT(result.peak_rss_kb(), 64 * 1024);
+  EXPECT_THAT(result.error_message(),
+              HasSubstr("exceeded its memory limit of 65536 KiB"));
+  // Killed within a second of crossing 64 MiB: it grows 160 MiB/s, so its
+  // peak stays well under what a second more would give.
+  EXPECT_LT(result.peak_rss_kb(), 64 * 1024 + 160 * 1024);
+}
+
+TEST(ExecutorTest, CpuTimeIsMeasured) {
+  v1::TestResult spinner = RunTestProcess(Probe({"--spin-ms=1000"}));
+  EXPECT_NEAR(spinner.user_cpu_ms() + spinner.sys_cpu_ms(), 1000, 100);
+  v1::TestResult sleeper = RunTestProcess(Probe({"--sleep-ms=500"}));
+  EXPECT_LT(sleeper.user_cpu_ms() + sleeper.sys_cpu_ms(), 50);
+}
+
+TEST(ExecutorTest, HugeOutputKeepsABoundedTail) {
+  const int64_t rss_before = OwnRssKb();
+  v1::TestResult result = RunTestProcess(Probe({"--write-mib=100"}));
+  ASSERT_EQ(result.status(), v1::TEST_STATUS_PASSED);
+  EXPECT_EQ(result.stdout_bytes(), 100LL << 20);
+  EXPECT_EQ(result.stdout_tail().size(), 64u * 1024);
+  EXPECT_EQ(result.stdout_tail().back(), '\n');
+  EXPECT_LT(OwnRssKb() - rss_before, 20 * 1024);
+}
+
+TEST(ExecutorTest, GrowingMemoryHasAPositiveSlopeAndFlatMemoryNone) {
+  v1::TestResult growing =
+      RunTestProcess(Probe({"--grow-mib=4", "--sleep-ms=1500"}));
+  ASSERT_GE(growing.memory_curve_size(), 5);
+  EXPECT_GT(growing.memory_slope_kb_per_s(), 20 * 1024);  // ~40 MiB/s
+  v1::TestResult flat =
+      RunTestProcess(Probe({"--alloc-mib=50", "--sleep-ms=1500"}));
+  ASSERT_GE(flat.memory_curve_size(), 5);
+  EXPECT_LT(std::abs(flat.memory_slope_kb_per_s()), 2 * 1024);
+}
+
+TEST(ExecutorTest, CancelStopsTheTest) {
+  std::atomic<bool> cancelled{true};
+  ExecSpec spec = Probe({"--sleep-ms=60000"});
+  spec.cancelled = &cancelled;
+  EXPECT_EQ(RunTestProcess(spec).status(), v1::TEST_STATUS_CANCELLED);
+}
+
+TEST(ExecutorTest, MemorySlopeOfAKnownLine) {
+  std::vector<v1::MemorySample> curve;
+  for (int i = 0; i < 10; ++i) {
+    v1::MemorySample sample;
+    sample.set_offset_ms(i * 100);
+    sample.set_rss_kb(1000 + i * 50);  // 50 KiB per 100 ms
+    curve.push_back(sample);
+  }
+  EXPECT_NEAR(MemorySlopeKbPerSecond(curve), 500, 1e-6);
+}
+
+}  // namespace
+}  // namespace testfleet
