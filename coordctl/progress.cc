@@ -19,7 +19,7 @@ std::string ProgressPrinter::Line(const v1::SuiteProgress& progress) const {
           ? absl::StrFormat(", ETA %.0fs", progress.eta_ms() / 1000.0)
           : "";
   return absl::StrFormat(
-      "[%d/%d] %d passed, %d failed, %d cached, %d running on %d workers%s",
+      "[%d/%d] %d passed, %d failed, %d cached, %d in flight on %d workers%s",
       s.done(), s.total(), s.passed(), failed, s.cached(), s.running(),
       progress.workers_busy(), eta);
 }

@@ -1,9 +1,11 @@
 #include "coordctl/reports.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -249,6 +251,27 @@ std::string SummaryText(const v1::SuiteReport& report) {
     absl::StrAppendFormat(
         &text, "FAIL %s (%s%s)\n", r.test_id(), StatusName(r.status()),
         r.error_message().empty() ? "" : ": " + r.error_message());
+  }
+  std::vector<const v1::TestResult*> executed;
+  for (const v1::TestResult& r : report.results()) {
+    if (!r.cached() && r.status() != v1::TEST_STATUS_CANCELLED)
+      executed.push_back(&r);
+  }
+  std::sort(executed.begin(), executed.end(),
+            [](const v1::TestResult* a, const v1::TestResult* b) {
+              return a->wall_ms() > b->wall_ms();
+            });
+  if (!executed.empty()) {
+    absl::StrAppend(&text,
+                    "slowest tests                 wall ms     CPU ms   peak "
+                    "RSS  worker\n");
+    for (size_t i = 0; i < std::min<size_t>(5, executed.size()); ++i) {
+      const v1::TestResult& r = *executed[i];
+      absl::StrAppendFormat(&text, "  %-24s %10.1f %10.1f %6.1f MiB  %s\n",
+                            r.test_id(), r.wall_ms(),
+                            r.user_cpu_ms() + r.sys_cpu_ms(),
+                            r.peak_rss_kb() / 1024.0, r.worker());
+    }
   }
   absl::StrAppendFormat(&text,
                         "%s: %d tests, %d passed, %d failed, %d timed out, %d "

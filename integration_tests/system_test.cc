@@ -1,1 +1,369 @@
+// Whole-system tests: the real coordinator, worker, cache_server and coordctl
+// binaries on loopback ports with RocksDB data in temporary folders.
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/tests/test_dir.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "integration_tests/harness.h"
+
+namespace testfleet {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+class SystemTest : public ::testing::Test {
+ protected:
+  // A suite of `n` tests; each sleeps `sleep` seconds and echoes its id.
+  std::string WriteSuite(const std::string& file, const std::string& name,
+                         int n, double sleep = 0, int priority = 0,
+                         bool own_inputs = false) {
+    json suite = {{"name", name}, {"priority", priority}};
+    json tests = json::array();
+    for (int i = 0; i < n; ++i) {
+      std::string id = absl::StrCat(name, ".", i);
+      json test = {
+          {"id", id},
+          {"cmd",
+           {"sh", "-c", absl::StrCat("sleep ", sleep, "; echo $0"), id}}};
+      if (own_inputs) {
+        std::string input = absl::StrCat("inputs/", i, ".txt");
+        dir_.Write(input, absl::StrCat("input of test ", i));
+        test["inputs"] = {input};
+      }
+      tests.push_back(test);
+    }
+    suite["tests"] = tests;
+    return dir_.Write(file, suite.dump(2));
+  }
+
+  // Starts a coordinator on a free loopback port; returns its address.
+  std::string StartCoordinator(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--listen=127.0.0.1:0",
+                                     "--data-dir=" + dir_.Join("coordinator")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    coordinator_ = std::make_unique<Process>("coordinator", args,
+                                             dir_.Join("coordinator.log"));
+    int port = ListeningPort(*coordinator_);
+    EXPECT_GT(port, 0) << coordinator_->Log();
+    return absl::StrCat("127.0.0.1:", port);
+  }
+
+  Process& StartWorker(const std::string& coordinator, const std::string& name,
+                       std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--coordinator=" + coordinator,
+                                     "--slots=1", "--workspace=" + dir_.path(),
+                                     "--name=" + name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    workers_.push_back(std::make_unique<Process>(
+        "worker", args, dir_.Join("worker-" + name + ".log")));
+    return *workers_.back();
+  }
+
+  int Submit(const std::string& coordinator, const std::string& suite,
+             const std::string& report, std::string* output = nullptr) {
+    return Coordctl(
+        {"submit", suite, "--coordinator=" + coordinator, "--wait",
+         "--json=" + report, "--cache-dir=" + dir_.Join("client-cache")},
+        dir_.Join("submit-" + std::to_string(submits_++) + ".log"), output);
+  }
+
+  TestDir dir_;
+  std::unique_ptr<Process> coordinator_;
+  std::vector<std::unique_ptr<Process>> workers_;
+  int submits_ = 0;
+};
+
+TEST_F(SystemTest, TwoHundredTestsOverThreeWorkersAreEachReportedOnce) {
+  const std::string coordinator = StartCoordinator();
+  for (const char* name : {"a", "b", "c"}) StartWorker(coordinator, name);
+  const std::string suite = WriteSuite("suite.json", "big", 200, 0.01);
+  std::string output;
+  ASSERT_EQ(Submit(coordinator, suite, dir_.Join("report.json"), &output), 0)
+      << output;
+  json report = ReadJson(dir_.Join("report.json"));
+  ASSERT_EQ(report["tests"].size(), 200u);
+  std::set<std::string> ids, workers;
+  for (const json& test : report["tests"]) {
+    ids.insert(test["id"].get<std::string>());
+    workers.insert(test["worker"].get<std::string>());
+    EXPECT_EQ(test["status"], "passed");
+    EXPECT_EQ(test["stdout_tail"], test["id"].get<std::string>() + "\n");
+  }
+  EXPECT_EQ(ids.size(), 200u);
+  EXPECT_EQ(workers.size(), 3u) << "every worker should have taken work";
+  EXPECT_EQ(report["summary"]["passed"], 200);
+
+  // Unchanged, the suite is answered from the cache at submit.
+  ASSERT_EQ(Submit(coordinator, suite, dir_.Join("again.json")), 0);
+  EXPECT_EQ(ReadJson(dir_.Join("again.json"))["summary"]["cached"], 200);
+}
+
+TEST_F(SystemTest, HighPrioritySuiteSubmittedLaterStartsFirst) {
+  const std::string coordinator = StartCoordinator();
+  const std::string low = WriteSuite("low.json", "low", 6, 0.05, 1);
+  const std::string high = WriteSuite("high.json", "high", 3, 0.05, 9);
+  // Both queued before any worker exists; the high one is submitted second.
+  Process low_client("coordctl",
+                     {"submit", low, "--coordinator=" + coordinator, "--wait",
+                      "--json=" + dir_.Join("low-report.json"),
+                      "--cache-dir=" + dir_.Join("client-cache")},
+                     dir_.Join("low.log"));
+  ASSERT_TRUE(
+      WaitFor([&] { return low_client.Log().find('\n') != std::string::npos; },
+              absl::Seconds(30)))
+      << "low suite was not submitted: " << low_client.Log();
+  Process high_client("coordctl",
+                      {"submit", high, "--coordinator=" + coordinator, "--wait",
+                       "--json=" + dir_.Join("high-report.json"),
+                       "--cache-dir=" + dir_.Join("client-cache-2")},
+                      dir_.Join("high.log"));
+  ASSERT_TRUE(
+      WaitFor([&] { return high_client.Log().find('\n') != std::string::npos; },
+              absl::Seconds(30)));
+  StartWorker(coordinator, "only");
+  ASSERT_EQ(low_client.Wait(absl::Minutes(2)), 0) << low_client.Log();
+  ASSERT_EQ(high_client.Wait(absl::Minutes(2)), 0) << high_client.Log();
+  auto first_start = [](const json& report) {
+    std::string first = "9999";
+    for (const json& test : report["tests"])
+      first = std::min(first, test["started_at"].get<std::string>());
+    return first;
+  };
+  auto last_finish = [](const json& report) {
+    std::string last;
+    for (const json& test : report["tests"])
+      last = std::max(last, test["finished_at"].get<std::string>());
+    return last;
+  };
+  json low_report = ReadJson(dir_.Join("low-report.json"));
+  json high_report = ReadJson(dir_.Join("high-report.json"));
+  EXPECT_LE(last_finish(high_report), first_start(low_report))
+      << "the high-priority suite must run before the low one";
+}
+
+TEST_F(SystemTest, OneChangedInputByteRerunsOnlyItsTest) {
+  const std::string suite =
+      WriteSuite("suite.json", "inputs", 5, 0, 0, /*own_inputs=*/true);
+  const std::string cache = "--cache-dir=" + dir_.Join("dev-cache");
+  auto run = [&](const std::string& report) {
+    std::string output;
+    int code =
+        Coordctl({"run", suite, "--workers=2", cache, "--json=" + report},
+                 report + ".log", &output);
+    EXPECT_EQ(code, 0) << output;
+    return ReadJson(report);
+  };
+  json first = run(dir_.Join("first.json"));
+  EXPECT_EQ(first["summary"]["cached"], 0);
+  json second = run(dir_.Join("second.json"));
+  EXPECT_EQ(second["summary"]["cached"], 5);
+  dir_.Write("inputs/3.txt", "input of test 4");  // one byte differs
+  json third = run(dir_.Join("third.json"));
+  EXPECT_EQ(third["summary"]["cached"], 4);
+  for (const json& test : third["tests"]) {
+    EXPECT_EQ(test["cached"].get<bool>(), test["id"] != "inputs.3")
+        << test["id"];
+  }
+}
+
+TEST_F(SystemTest, WorkerKilledMidSuiteLosesNoTest) {
+  const std::string coordinator = StartCoordinator({"--lease=2s"});
+  Process& victim = StartWorker(coordinator, "victim");
+  StartWorker(coordinator, "survivor");
+  const std::string suite = WriteSuite("suite.json", "kill", 40, 0.1);
+  Process client(
+      "coordctl",
+      {"submit", suite, "--coordinator=" + coordinator, "--wait",
+       "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
+      dir_.Join("client.log"));
+  // Kill the victim while it holds a shard.
+  ASSERT_TRUE(WaitFor(
+      [&] { return coordinator_->Log().find("suite") != std::string::npos; },
+      absl::Seconds(30)));
+  absl::SleepFor(
+      absl::Milliseconds(800));  // 40 x 0.1 s over two workers: mid-suite
+  victim.Kill(SIGKILL);
+  ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
+  json report = ReadJson(dir_.Join("report.json"));
+  std::set<std::string> ids;
+  for (const json& test : report["tests"])
+    ids.insert(test["id"].get<std::string>());
+  EXPECT_EQ(report["tests"].size(), 40u);
+  EXPECT_EQ(ids.size(), 40u);
+  EXPECT_EQ(report["summary"]["passed"], 40);
+  EXPECT_THAT(coordinator_->Log(), HasSubstr("expired"));
+}
+
+TEST_F(SystemTest, TwoClientsSubmittingAtOnceBothComplete) {
+  const std::string coordinator = StartCoordinator();
+  StartWorker(coordinator, "w1");
+  StartWorker(coordinator, "w2");
+  const std::string one = WriteSuite("one.json", "one", 20, 0.02);
+  const std::string two = WriteSuite("two.json", "two", 20, 0.02);
+  Process a("coordctl",
+            {"submit", one, "--coordinator=" + coordinator, "--wait",
+             "--cache-dir=" + dir_.Join("c1")},
+            dir_.Join("a.log"));
+  Process b("coordctl",
+            {"submit", two, "--coordinator=" + coordinator, "--wait",
+             "--cache-dir=" + dir_.Join("c2")},
+            dir_.Join("b.log"));
+  EXPECT_EQ(a.Wait(absl::Minutes(2)), 0) << a.Log();
+  EXPECT_EQ(b.Wait(absl::Minutes(2)), 0) << b.Log();
+  EXPECT_THAT(a.Log(), HasSubstr("one: 20 tests, 20 passed"));
+  EXPECT_THAT(b.Log(), HasSubstr("two: 20 tests, 20 passed"));
+}
+
+TEST_F(SystemTest, FailuresGiveExitCodeOneAndJunit) {
+  dir_.Write("fail.json", R"({"name": "mixed", "tests": [
+      {"id": "ok", "cmd": ["true"]},
+      {"id": "bad", "cmd": ["sh", "-c", "echo 'expected <1> & got 2' >&2; exit 1"]},
+      {"id": "slow", "cmd": ["sleep", "10"], "timeout": "300ms"}]})");
+  std::string output;
+  EXPECT_EQ(Coordctl({"run", dir_.Join("fail.json"), "--workers=2",
+                      "--cache-dir=" + dir_.Join("cache"),
+                      "--junit=" + dir_.Join("junit.xml"),
+                      "--html=" + dir_.Join("report.html")},
+                     dir_.Join("fail.log"), &output),
+            1)
+      << output;
+  EXPECT_THAT(output, HasSubstr("FAIL bad"));
+  EXPECT_THAT(output, HasSubstr("FAIL slow (timed_out"));
+  std::string junit = ReadFile(dir_.Join("junit.xml"));
+  EXPECT_THAT(
+      junit,
+      HasSubstr("<testsuites name=\"mixed\" tests=\"3\" failures=\"2\""));
+  EXPECT_THAT(junit, HasSubstr("expected &lt;1&gt; &amp; got 2"));
+  EXPECT_THAT(ReadFile(dir_.Join("report.html")), HasSubstr("<svg"));
+}
+
+TEST_F(SystemTest, BadInputIsExitTwoNamingTheField) {
+  struct Case {
+    const char* suite;
+    const char* message;
+  };
+  const Case cases[] = {
+      {R"({"tests": [{"id": "a", "cmd": ["true"]}, {"id": "a", "cmd": ["true"]}]})",
+       "tests[1].id: duplicate id \"a\""},
+      {R"({"tests": [{"id": "a", "cmd": []}]})", "tests[0].cmd: is empty"},
+      {R"({"tests": [{"id": "a", "cmd": ["true"], "timeout": "-1s"}]})",
+       "tests[0].timeout: \"-1s\" is not a duration"},
+      {R"({"tests": [{"id": "a", "cmd": ["true"], "bogus": 1}]})",
+       "tests[0].bogus: unknown field"},
+      {R"({"tests": [{"id": "a", "cmd": ["true"], "inputs": ["nope.bin"]}]})",
+       "tests[0].inputs[0]: \"nope.bin\" cannot be read"},
+      {R"({"tests": [)", "invalid JSON at line 1"},
+  };
+  int i = 0;
+  for (const Case& c : cases) {
+    const std::string suite =
+        dir_.Write(absl::StrCat("bad", i++, ".json"), c.suite);
+    std::string output;
+    EXPECT_EQ(Coordctl({"run", suite, "--cache-dir=" + dir_.Join("cache")},
+                       dir_.Join("bad.log"), &output),
+              2);
+    EXPECT_THAT(output, HasSubstr(suite + ": " + c.message));
+  }
+  std::string output;
+  EXPECT_EQ(
+      Coordctl({"run", dir_.Join("missing.json")}, dir_.Join("m.log"), &output),
+      2);
+  EXPECT_THAT(output, HasSubstr("missing.json: cannot read the suite file"));
+  EXPECT_EQ(Coordctl({"run"}, dir_.Join("usage.log"), &output), 2);
+  EXPECT_EQ(Coordctl({"frobnicate"}, dir_.Join("usage2.log"), &output), 2);
+  // Nothing listens on port 1: an infrastructure error, exit 3.
+  const std::string suite = WriteSuite("ok.json", "ok", 1);
+  EXPECT_EQ(Coordctl({"submit", suite, "--coordinator=127.0.0.1:1",
+                      "--cache-dir=" + dir_.Join("cache")},
+                     dir_.Join("unreachable.log"), &output),
+            3);
+  EXPECT_THAT(output, HasSubstr("cannot reach the coordinator at 127.0.0.1:1"));
+}
+
+TEST_F(SystemTest, StandaloneCacheServerIsSharedByTheFleetAndDevelopers) {
+  Process cache("cache_server",
+                {"--listen=127.0.0.1:0", "--data-dir=" + dir_.Join("shared")},
+                dir_.Join("cache.log"));
+  const std::string cache_address =
+      absl::StrCat("127.0.0.1:", ListeningPort(cache));
+  const std::string coordinator =
+      StartCoordinator({"--no-cache-service", "--cache=" + cache_address});
+  StartWorker(coordinator, "ci");
+  const std::string suite = WriteSuite("suite.json", "shared", 10, 0, 0, true);
+  ASSERT_EQ(Submit(coordinator, suite, dir_.Join("ci.json")), 0);
+  EXPECT_EQ(ReadJson(dir_.Join("ci.json"))["summary"]["cached"], 0);
+
+  // A developer machine with an empty local cache reuses the fleet's results.
+  std::string output;
+  ASSERT_EQ(Coordctl({"run", suite, "--cache-dir=" + dir_.Join("laptop"),
+                      "--remote-cache=" + cache_address,
+                      "--json=" + dir_.Join("dev.json")},
+                     dir_.Join("dev.log"), &output),
+            0)
+      << output;
+  EXPECT_EQ(ReadJson(dir_.Join("dev.json"))["summary"]["cached"], 10);
+
+  ASSERT_EQ(Coordctl({"cache", "stats", "--cache=" + cache_address},
+                     dir_.Join("stats.log"), &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("entries 10"));
+}
+
+TEST_F(SystemTest, WorkerRefusesInputsThatDifferFromTheSubmittedOnes) {
+  const std::string coordinator = StartCoordinator();
+  const std::string suite = WriteSuite("suite.json", "drift", 2, 0, 0, true);
+  TestDir other_checkout;  // the worker's workspace has another input 0
+  other_checkout.Write("inputs/0.txt", "something else");
+  other_checkout.Write("inputs/1.txt", "input of test 1");
+  workers_.push_back(std::make_unique<Process>(
+      "worker",
+      std::vector<std::string>{"--coordinator=" + coordinator,
+                               "--workspace=" + other_checkout.path(),
+                               "--name=stale"},
+      dir_.Join("stale.log")));
+  std::string output;
+  EXPECT_EQ(Submit(coordinator, suite, dir_.Join("report.json"), &output), 1);
+  json report = ReadJson(dir_.Join("report.json"));
+  for (const json& test : report["tests"]) {
+    if (test["id"] == "drift.0") {
+      EXPECT_EQ(test["status"], "error");
+      EXPECT_THAT(test["error"].get<std::string>(),
+                  HasSubstr("input inputs/0.txt on worker stale differs from "
+                            "the submitted one"));
+    } else {
+      EXPECT_EQ(test["status"], "passed");
+    }
+  }
+}
+
+TEST_F(SystemTest, StatusWorkersAndReportCommands) {
+  const std::string coordinator = StartCoordinator();
+  StartWorker(coordinator, "lister");
+  const std::string suite = WriteSuite("suite.json", "cmds", 3);
+  std::string output;
+  ASSERT_EQ(Submit(coordinator, suite, dir_.Join("r.json"), &output), 0);
+  const std::string suite_id = output.substr(0, output.find('\n'));
+  ASSERT_EQ(Coordctl({"status", suite_id, "--coordinator=" + coordinator},
+                     dir_.Join("s.log"), &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("finished: 3/3 done"));
+  ASSERT_EQ(Coordctl({"workers", "--coordinator=" + coordinator},
+                     dir_.Join("w.log"), &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("lister"));
+  ASSERT_EQ(Coordctl({"report", suite_id, "--coordinator=" + coordinator,
+                      "--junit=" + dir_.Join("again.xml")},
+                     dir_.Join("r.log"), &output),
+            0);
+  EXPECT_THAT(ReadFile(dir_.Join("again.xml")), HasSubstr("tests=\"3\""));
+  EXPECT_EQ(
+      Coordctl({"status", "no-such-suite", "--coordinator=" + coordinator},
+               dir_.Join("n.log"), &output),
+      2);
+}
+
+}  // namespace
+}  // namespace testfleet

@@ -107,10 +107,14 @@ void AddSample(std::vector<v1::MemorySample>& curve, size_t max_samples,
 }  // namespace
 
 double MemorySlopeKbPerSecond(const std::vector<v1::MemorySample>& curve) {
-  if (curve.size() < 3) return 0;
-  double n = static_cast<double>(curve.size()), sx = 0, sy = 0, sxx = 0,
+  // Start-up allocation is not growth: from ten samples on, the first fifth
+  // of the curve is left out.
+  const size_t skip = curve.size() >= 10 ? curve.size() / 5 : 0;
+  if (curve.size() - skip < 3) return 0;
+  double n = static_cast<double>(curve.size() - skip), sx = 0, sy = 0, sxx = 0,
          sxy = 0;
-  for (const auto& sample : curve) {
+  for (size_t i = skip; i < curve.size(); ++i) {
+    const v1::MemorySample& sample = curve[i];
     double x = static_cast<double>(sample.offset_ms()) / 1000.0;
     double y = static_cast<double>(sample.rss_kb());
     sx += x;
@@ -263,8 +267,11 @@ v1::TestResult RunTestProcess(const ExecSpec& spec) {
       if (now >= next_sample) {
         int64_t rss_kb = SessionRssKb(launcher, launcher);
         peak_tree_kb = std::max(peak_tree_kb, rss_kb);
-        AddSample(curve, spec.max_curve_samples,
-                  absl::ToInt64Milliseconds(now - started), rss_kb);
+        // Zero: the test has just exited and is not yet reaped.
+        if (rss_kb > 0) {
+          AddSample(curve, spec.max_curve_samples,
+                    absl::ToInt64Milliseconds(now - started), rss_kb);
+        }
         if (spec.memory_limit_bytes > 0 &&
             rss_kb * 1024 > spec.memory_limit_bytes) {
           terminate(Kill::kMemory);

@@ -41,7 +41,8 @@ struct ExecSpec {
 /// start is TEST_STATUS_ERROR with the reason in error_message.
 v1::TestResult RunTestProcess(const ExecSpec& spec);
 
-/// Least-squares slope of a memory curve, in KiB per second.
+/// Least-squares slope of a memory curve, in KiB per second; from ten samples
+/// on, the first fifth (start-up allocation) is left out.
 double MemorySlopeKbPerSecond(const std::vector<v1::MemorySample>& curve);
 
 }  // namespace testfleet
