@@ -1,5 +1,8 @@
 #pragma once
 
+#include <vector>
+
+#include "rocksdb/db.h"
 #include "rocksdb/options.h"
 
 namespace testfleet {
@@ -8,5 +11,10 @@ namespace testfleet {
 /// cache), WAL on. Shared with the benchmark's raw-RocksDB baseline so both
 /// are measured on the same configuration.
 rocksdb::Options CacheDbOptions();
+
+/// The cache's column families: values ("default") and per-entry metadata
+/// ("meta": size, access and expiry time), the latter in an append-only
+/// memtable since it is only scanned at open, never searched.
+std::vector<rocksdb::ColumnFamilyDescriptor> CacheColumnFamilies();
 
 }  // namespace testfleet

@@ -16,6 +16,7 @@
 #include "common/digest.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
+#include "rocksdb/memtablerep.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "spdlog/spdlog.h"
@@ -91,7 +92,15 @@ rocksdb::Options CacheDbOptions() {
   options.OptimizeForPointLookup(64);  // MiB of block cache, bloom filters
   options.max_background_jobs = 2;
   options.keep_log_file_num = 3;
+  options.allow_concurrent_memtable_write = false;  // the meta memtable is a vector
   return options;
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> CacheColumnFamilies() {
+  rocksdb::ColumnFamilyOptions values(CacheDbOptions());
+  rocksdb::ColumnFamilyOptions meta(CacheDbOptions());
+  meta.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  return {{rocksdb::kDefaultColumnFamilyName, values}, {"meta", meta}};
 }
 
 ResultCache::ResultCache(const ResultCacheOptions& options)
@@ -99,8 +108,8 @@ ResultCache::ResultCache(const ResultCacheOptions& options)
 
 ResultCache::~ResultCache() {
   if (db_ == nullptr) return;
-  absl::Status flushed = FlushRecency();
-  if (!flushed.ok()) spdlog::warn("result cache: {}", flushed.ToString());
+  auto flushed = FlushRecency();
+  if (!flushed.ok()) spdlog::warn("result cache: {}", flushed.status().ToString());
   for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
   db_->Close();
 }
@@ -231,6 +240,7 @@ absl::Status ResultCache::LoadIndex() {
       entry.key = &slot->first;
       entry.bytes = l.bytes;
       entry.access_ms = l.access_ms;
+      entry.stored_access_ms = l.access_ms;
       entry.expires_ms = l.expires_ms;
       PushNewest(&entry);
       total_bytes_ += l.bytes;
@@ -304,7 +314,9 @@ absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::LookupRaw(
       Unlink(&entry);
       PushNewest(&entry);
       entry.access_ms = now;
-      if (!entry.access_dirty) {
+      if (!entry.access_dirty &&
+          now - entry.stored_access_ms >=
+              absl::ToInt64Milliseconds(options_.recency_granularity)) {
         entry.access_dirty = true;
         dirty_access_.push_back(key);
       }
@@ -353,7 +365,7 @@ absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::LookupRaw(
     absl::MutexLock lock(&mu_);
     counters_.set_hits(counters_.hits() + 1);
   }
-  if (flush_due) RETURN_IF_ERROR(FlushRecency());
+  if (flush_due) RETURN_IF_ERROR(FlushRecency().status());
   return result;
 }
 
@@ -403,6 +415,7 @@ absl::Status ResultCache::Put(const std::string& key,
     entry.key = &slot->first;
     entry.bytes = bytes;
     entry.access_ms = now;
+    entry.stored_access_ms = now;
     entry.expires_ms = expires;
     PushNewest(&entry);
     total_bytes_ += bytes;
@@ -443,7 +456,7 @@ absl::StatusOr<v1::CacheGcResponse> ResultCache::Gc() {
   return response;
 }
 
-absl::Status ResultCache::FlushRecency() {
+absl::StatusOr<int64_t> ResultCache::FlushRecency() {
   rocksdb::WriteBatch batch;
   {
     absl::MutexLock lock(&mu_);
@@ -452,15 +465,16 @@ absl::Status ResultCache::FlushRecency() {
       if (it == index_.end() || !it->second.access_dirty) continue;
       Entry& entry = it->second;
       entry.access_dirty = false;
+      entry.stored_access_ms = entry.access_ms;
       batch.Put(handles_[1], rocksdb::Slice(key.data(), key.size()),
                 EncodeMeta(entry.bytes, entry.access_ms, entry.expires_ms));
     }
     dirty_access_.clear();
   }
-  if (batch.Count() == 0) return absl::OkStatus();
+  if (batch.Count() == 0) return 0;
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) return DbError(s, options_.dir);
-  return absl::OkStatus();
+  return static_cast<int64_t>(batch.Count());
 }
 
 v1::CacheStats ResultCache::Stats() const {

@@ -27,8 +27,11 @@ struct ResultCacheOptions {
   absl::Duration ttl = absl::Hours(1);
   int64_t max_bytes = 1LL << 30;
   const Clock* clock = RealClock::Get();
-  // Lookups refresh recency in memory; the access times reach disk in one
-  // batch per this many lookups (and at close), never as a write per read.
+  // Lookups refresh recency in memory, exactly. On disk (for the order after
+  // a restart) an access time is only rewritten once it is this much newer
+  // than the stored one, in batches of `recency_flush_every` entries and at
+  // close: a hot entry costs no write per read.
+  absl::Duration recency_granularity = absl::Minutes(1);
   int recency_flush_every = 4096;
 };
 
@@ -63,8 +66,8 @@ class ResultCache {
   absl::StatusOr<int64_t> SweepExpired();
   /// SweepExpired, answered with the stats after it.
   absl::StatusOr<v1::CacheGcResponse> Gc();
-  /// Writes pending access times.
-  absl::Status FlushRecency();
+  /// Writes pending access times; returns how many.
+  absl::StatusOr<int64_t> FlushRecency();
 
   v1::CacheStats Stats() const;
   const ResultCacheOptions& options() const { return options_; }
@@ -75,6 +78,7 @@ class ResultCache {
     const RawKey* key = nullptr;
     int64_t bytes = 0;
     int64_t access_ms = 0;
+    int64_t stored_access_ms = 0;  // what the meta column family holds
     int64_t expires_ms = 0;
     bool access_dirty = false;
     Entry* newer = nullptr;

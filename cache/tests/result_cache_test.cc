@@ -127,16 +127,28 @@ TEST_F(ResultCacheTest, RecencySurvivesReopen) {
     auto cache = Open();
     for (int i = 1; i <= 3; ++i) {
       ASSERT_TRUE(cache->Put(Key(i), Result("probe")).ok());
-      clock_.Advance(absl::Seconds(1));
+      clock_.Advance(absl::Minutes(2));
     }
     EXPECT_TRUE(Has(*cache, 1));
     entry_bytes = cache->Stats().bytes() / 3;
   }
-  clock_.Advance(absl::Seconds(1));
+  clock_.Advance(absl::Minutes(2));
   auto cache = Open(3 * entry_bytes);
   ASSERT_TRUE(cache->Put(Key(4), Result("probe")).ok());
   EXPECT_FALSE(Has(*cache, 2));  // the least recently used before the reopen
   EXPECT_TRUE(Has(*cache, 1));
+}
+
+TEST_F(ResultCacheTest, HotEntriesCostNoWritePerRead) {
+  auto cache = Open();
+  ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());
+  // Reads within the recency granularity leave nothing to persist.
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(Has(*cache, 1));
+  EXPECT_EQ(*cache->FlushRecency(), 0);
+  // A read a while later is persisted once, however often it repeats.
+  clock_.Advance(absl::Minutes(2));
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(Has(*cache, 1));
+  EXPECT_EQ(*cache->FlushRecency(), 1);
 }
 
 TEST_F(ResultCacheTest, CorruptValueIsDetectedDeletedAndMissed) {
@@ -147,10 +159,7 @@ TEST_F(ResultCacheTest, CorruptValueIsDetectedDeletedAndMissed) {
   {
     // Flip one byte of the stored value through RocksDB directly.
     rocksdb::Options options = CacheDbOptions();
-    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-        {rocksdb::kDefaultColumnFamilyName,
-         rocksdb::ColumnFamilyOptions(options)},
-        {"meta", rocksdb::ColumnFamilyOptions(options)}};
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = CacheColumnFamilies();
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     ASSERT_TRUE(

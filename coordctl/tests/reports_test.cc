@@ -1,1 +1,118 @@
+#include "coordctl/reports.h"
+
+#include "coordctl/html_report.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace testfleet {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+v1::SuiteReport SampleReport() {
+  v1::SuiteReport report;
+  report.set_suite_id("s-1");
+  report.set_name("example");
+  report.set_state(v1::SUITE_STATE_FINISHED);
+  report.set_started_at_unix_ms(1700000000000);
+  report.set_finished_at_unix_ms(1700000001234);
+  v1::SuiteSummary* s = report.mutable_summary();
+  s->set_total(2);
+  s->set_done(2);
+  s->set_passed(1);
+  s->set_failed(1);
+  s->set_cached(1);
+  s->set_wall_ms(1234);
+  v1::TestResult* ok = report.add_results();
+  ok->set_test_id("math.add");
+  ok->set_status(v1::TEST_STATUS_PASSED);
+  ok->set_cached(true);
+  ok->set_attempt(1);
+  ok->set_worker("w1");
+  ok->set_wall_ms(12.5);
+  ok->set_peak_rss_kb(3412);
+  ok->set_cache_key(std::string(64, 'a'));
+  ok->set_started_at_unix_ms(1700000000100);
+  ok->set_finished_at_unix_ms(1700000000112);
+  v1::TestResult* bad = report.add_results();
+  bad->set_test_id("io.<weird>&\"id\"");
+  bad->set_status(v1::TEST_STATUS_FAILED);
+  bad->set_exit_code(1);
+  bad->set_attempt(1);
+  bad->set_worker("w2");
+  bad->set_stderr_tail(std::string("bell\x07 esc\x1b nul") + '\0' + " bad-utf8 \xff\xfe end");
+  bad->set_stdout_tail("ok ]]> <tag>");
+  return report;
+}
+
+TEST(ReportsTest, JsonHasTheContractFields) {
+  auto root = nlohmann::json::parse(JsonReport(SampleReport()));
+  EXPECT_EQ(root["suite_id"], "s-1");
+  EXPECT_EQ(root["name"], "example");
+  EXPECT_EQ(root["started_at"], "2023-11-14T22:13:20.000Z");
+  for (const char* field : {"total", "passed", "failed", "cached", "timed_out",
+                            "memory_exceeded", "flaky", "wall_ms"}) {
+    EXPECT_TRUE(root["summary"].contains(field)) << field;
+  }
+  const auto& test = root["tests"][0];
+  for (const char* field :
+       {"id", "status", "cached", "attempts", "worker", "cache_key", "exit_code", "signal",
+        "wall_ms", "user_cpu_ms", "sys_cpu_ms", "peak_rss_kb", "started_at", "finished_at",
+        "stdout_tail", "stderr_tail"}) {
+    EXPECT_TRUE(test.contains(field)) << field;
+  }
+  EXPECT_EQ(test["status"], "passed");
+  EXPECT_EQ(test["peak_rss_kb"], 3412);
+  EXPECT_EQ(root["tests"][1]["status"], "failed");
+  // Invalid UTF-8 from a test's output still gives valid JSON.
+  EXPECT_THAT(root["tests"][1]["stderr_tail"].get<std::string>(), HasSubstr("\xEF\xBF\xBD"));
+}
+
+TEST(ReportsTest, JunitEscapesEverythingXmlCannotCarry) {
+  std::string xml = JunitReport(SampleReport());
+  EXPECT_THAT(xml, HasSubstr("<testsuites name=\"example\" tests=\"2\" failures=\"1\""));
+  EXPECT_THAT(xml, HasSubstr("<testcase name=\"io.&lt;weird&gt;&amp;&quot;id&quot;\""));
+  EXPECT_THAT(xml, HasSubstr("time=\"0.013\""));
+  EXPECT_THAT(xml, HasSubstr("<failure message=\"failed with exit code 1\" type=\"failed\">"));
+  EXPECT_THAT(xml, HasSubstr("bell\\x07 esc\\x1b nul\\x00 bad-utf8"));
+  EXPECT_THAT(xml, HasSubstr("<system-out>ok ]]&gt; &lt;tag&gt;</system-out>"));
+  for (char c : xml) {
+    unsigned char u = static_cast<unsigned char>(c);
+    EXPECT_TRUE(u >= 0x20 || c == '\n' || c == '\t' || c == '\r') << "raw control " << int(u);
+  }
+  EXPECT_THAT(xml, Not(HasSubstr("\xff")));
+}
+
+TEST(ReportsTest, ExitCodeFollowsTheContract) {
+  v1::SuiteReport report = SampleReport();
+  EXPECT_EQ(ExitCodeOf(report), 1);
+  report.mutable_results(1)->set_status(v1::TEST_STATUS_PASSED);
+  EXPECT_EQ(ExitCodeOf(report), 0);
+  report.mutable_results(1)->set_status(v1::TEST_STATUS_MEMORY_EXCEEDED);
+  EXPECT_EQ(ExitCodeOf(report), 1);
+  report.mutable_results(1)->set_status(v1::TEST_STATUS_PASSED);
+  report.set_state(v1::SUITE_STATE_CANCELLED);
+  EXPECT_EQ(ExitCodeOf(report), 1);
+}
+
+TEST(ReportsTest, HtmlIsSelfContained) {
+  std::string html = HtmlReport(SampleReport());
+  EXPECT_THAT(html, HasSubstr("<svg"));
+  EXPECT_THAT(html, HasSubstr("Failures"));
+  EXPECT_THAT(html, HasSubstr("50.0%"));  // cache hit ratio
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
+  EXPECT_THAT(html, Not(HasSubstr("src=\"http")));
+  EXPECT_THAT(html, Not(HasSubstr("<weird>")));
+}
+
+TEST(ReportsTest, SummaryNamesFailuresAndCounts) {
+  std::string text = SummaryText(SampleReport());
+  EXPECT_THAT(text, HasSubstr("FAIL io.<weird>"));
+  EXPECT_THAT(text, HasSubstr("example: 2 tests, 1 passed, 1 failed"));
+  EXPECT_THAT(text, HasSubstr("1 cached"));
+}
+
+}  // namespace
+}  // namespace testfleet
