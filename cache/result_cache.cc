@@ -27,10 +27,15 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kValueMagic[4] = {'T', 'F', 'C', '1'};
-constexpr size_t kValueHeader = 16;  // magic, crc32, expires_ms
+constexpr size_t kValueHeader = 24;  // magic, crc32, expires_ms, stored_ms
 constexpr char kFormatMarkerKey[] = "\0testfleet-cache-format";
 constexpr size_t kFormatMarkerKeySize = sizeof(kFormatMarkerKey) - 1;
 constexpr char kFormatVersion[] = "1";
+// "1" while closed cleanly: the meta column family then describes every
+// value. Set to "0" at open, so a crash makes the next open rebuild the index
+// from the values themselves.
+constexpr char kCleanMarkerKey[] = "\0testfleet-cache-clean";
+constexpr size_t kCleanMarkerKeySize = sizeof(kCleanMarkerKey) - 1;
 constexpr size_t kMetaSize = 24;  // bytes, access_ms, expires_ms
 
 void PutInt64(char* out, int64_t value) {
@@ -83,6 +88,11 @@ absl::Status DbError(const rocksdb::Status& s, const std::string& dir) {
   return absl::InternalError(absl::StrCat("cache dir ", dir, ": ", message));
 }
 
+// What an entry costs in the store: its value, its metadata and two keys.
+int64_t EntryBytes(size_t value_size) {
+  return static_cast<int64_t>(value_size + 2 * 32 + kMetaSize);
+}
+
 }  // namespace
 
 rocksdb::Options CacheDbOptions() {
@@ -92,7 +102,8 @@ rocksdb::Options CacheDbOptions() {
   options.OptimizeForPointLookup(64);  // MiB of block cache, bloom filters
   options.max_background_jobs = 2;
   options.keep_log_file_num = 3;
-  options.allow_concurrent_memtable_write = false;  // the meta memtable is a vector
+  options.allow_concurrent_memtable_write =
+      false;  // the meta memtable is a vector
   return options;
 }
 
@@ -108,8 +119,15 @@ ResultCache::ResultCache(const ResultCacheOptions& options)
 
 ResultCache::~ResultCache() {
   if (db_ == nullptr) return;
-  auto flushed = FlushRecency();
-  if (!flushed.ok()) spdlog::warn("result cache: {}", flushed.status().ToString());
+  auto flushed = FlushMetadata();
+  if (flushed.ok()) {
+    rocksdb::Status s =
+        db_->Put(rocksdb::WriteOptions(), handles_[1],
+                 rocksdb::Slice(kCleanMarkerKey, kCleanMarkerKeySize), "1");
+    if (!s.ok()) spdlog::warn("result cache: {}", s.ToString());
+  } else {
+    spdlog::warn("result cache: {}", flushed.status().ToString());
+  }
   for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
   db_->Close();
 }
@@ -146,10 +164,7 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(
 
   auto cache = std::unique_ptr<ResultCache>(new ResultCache(options));
   rocksdb::Options db_options = CacheDbOptions();
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName,
-       rocksdb::ColumnFamilyOptions(db_options)},
-      {"meta", rocksdb::ColumnFamilyOptions(db_options)}};
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = CacheColumnFamilies();
   if (!fresh) {
     std::vector<std::string> existing;
     rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
@@ -182,7 +197,18 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(
           "); choose another cache dir"));
     }
   }
-  RETURN_IF_ERROR(cache->LoadIndex());
+  rocksdb::Slice clean_key(kCleanMarkerKey, kCleanMarkerKeySize);
+  std::string clean;
+  const bool closed_cleanly =
+      fresh ||
+      (db->Get(rocksdb::ReadOptions(), cache->handles_[1], clean_key, &clean)
+           .ok() &&
+       clean == "1");
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  s = db->Put(sync, cache->handles_[1], clean_key, "0");
+  if (!s.ok()) return DbError(s, dir);
+  RETURN_IF_ERROR(closed_cleanly ? cache->LoadIndex() : cache->RebuildIndex());
   return cache;
 }
 
@@ -203,51 +229,100 @@ int64_t ResultCache::NowMs() const {
 }
 
 absl::Status ResultCache::LoadIndex() {
-  struct Loaded {
-    RawKey key;
-    int64_t bytes, access_ms, expires_ms;
-  };
-  std::vector<Loaded> loaded;
-  std::vector<RawKey> expired;
-  const int64_t now = NowMs();
+  std::vector<IndexRecord> records;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     rocksdb::Slice key = it->key();
     rocksdb::Slice value = it->value();
     if (key.size() != sizeof(RawKey) || value.size() != kMetaSize) continue;
-    Loaded entry;
-    std::memcpy(entry.key.data(), key.data(), sizeof(RawKey));
-    entry.bytes = GetInt64(value.data());
-    entry.access_ms = GetInt64(value.data() + 8);
-    entry.expires_ms = GetInt64(value.data() + 16);
-    if (entry.expires_ms <= now) {
-      expired.push_back(entry.key);
-    } else {
-      loaded.push_back(entry);
-    }
+    IndexRecord record;
+    std::memcpy(record.key.data(), key.data(), sizeof(RawKey));
+    record.bytes = GetInt64(value.data());
+    record.access_ms = GetInt64(value.data() + 8);
+    record.expires_ms = GetInt64(value.data() + 16);
+    records.push_back(record);
   }
   if (!it->status().ok()) return DbError(it->status(), options_.dir);
-  std::sort(loaded.begin(), loaded.end(), [](const Loaded& a, const Loaded& b) {
-    return a.access_ms < b.access_ms;
-  });
+  return InstallIndex(std::move(records), /*persist=*/false);
+}
+
+absl::Status ResultCache::RebuildIndex() {
+  const absl::Time started = absl::Now();
+  // Access times the metadata already had; new entries' come from the value.
+  absl::flat_hash_map<RawKey, int64_t> access;
+  std::unique_ptr<rocksdb::Iterator> meta(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
+  for (meta->SeekToFirst(); meta->Valid(); meta->Next()) {
+    if (meta->key().size() != sizeof(RawKey) ||
+        meta->value().size() != kMetaSize)
+      continue;
+    RawKey key;
+    std::memcpy(key.data(), meta->key().data(), sizeof(RawKey));
+    access[key] = GetInt64(meta->value().data() + 8);
+  }
+  std::vector<IndexRecord> records;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    rocksdb::Slice key = it->key();
+    rocksdb::Slice value = it->value();
+    // Anything malformed is kept out of the index; a lookup never sees it
+    // and eviction of its neighbours will not count it.
+    if (key.size() != sizeof(RawKey) || value.size() < kValueHeader) continue;
+    IndexRecord record;
+    std::memcpy(record.key.data(), key.data(), sizeof(RawKey));
+    record.bytes = EntryBytes(value.size());
+    record.expires_ms = GetInt64(value.data() + 8);
+    auto known = access.find(record.key);
+    record.access_ms =
+        known != access.end() ? known->second : GetInt64(value.data() + 16);
+    records.push_back(record);
+  }
+  if (!it->status().ok()) return DbError(it->status(), options_.dir);
+  spdlog::warn(
+      "result cache {} was not closed cleanly; rebuilt its index of {} entries "
+      "in {}",
+      options_.dir, records.size(),
+      absl::FormatDuration(absl::Now() - started));
+  return InstallIndex(std::move(records), /*persist=*/true);
+}
+
+absl::Status ResultCache::InstallIndex(std::vector<IndexRecord> records,
+                                       bool persist) {
+  const int64_t now = NowMs();
+  std::vector<RawKey> expired;
+  std::sort(records.begin(), records.end(),
+            [](const IndexRecord& a, const IndexRecord& b) {
+              return a.access_ms < b.access_ms;
+            });
   {
     absl::MutexLock lock(&mu_);
-    index_.reserve(loaded.size());
-    for (const Loaded& l : loaded) {
-      auto [slot, inserted] = index_.try_emplace(l.key);
+    index_.reserve(records.size());
+    for (const IndexRecord& record : records) {
+      if (record.expires_ms <= now) {
+        expired.push_back(record.key);
+        continue;
+      }
+      auto [slot, inserted] = index_.try_emplace(record.key);
       Entry& entry = slot->second;
       entry.key = &slot->first;
-      entry.bytes = l.bytes;
-      entry.access_ms = l.access_ms;
-      entry.stored_access_ms = l.access_ms;
-      entry.expires_ms = l.expires_ms;
+      entry.bytes = record.bytes;
+      entry.access_ms = record.access_ms;
+      entry.stored_access_ms = record.access_ms;
+      entry.expires_ms = record.expires_ms;
       PushNewest(&entry);
-      total_bytes_ += l.bytes;
+      total_bytes_ += record.bytes;
+      if (persist) {
+        entry.access_dirty = true;
+        dirty_access_.push_back(record.key);
+      }
     }
     counters_.set_expirations(static_cast<int64_t>(expired.size()));
   }
-  return DeleteFromDisk(expired);
+  RETURN_IF_ERROR(DeleteFromDisk(expired));
+  if (persist) return FlushMetadata().status();
+  return absl::OkStatus();
 }
 
 void ResultCache::Unlink(Entry* entry) {
@@ -365,7 +440,7 @@ absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::LookupRaw(
     absl::MutexLock lock(&mu_);
     counters_.set_hits(counters_.hits() + 1);
   }
-  if (flush_due) RETURN_IF_ERROR(FlushRecency().status());
+  if (flush_due) RETURN_IF_ERROR(FlushMetadata().status());
   return result;
 }
 
@@ -389,21 +464,21 @@ absl::Status ResultCache::Put(const std::string& key,
   std::string encoded(kValueHeader, '\0');
   std::memcpy(&encoded[0], kValueMagic, 4);
   PutInt64(&encoded[8], expires);
+  PutInt64(&encoded[16], now);
   if (!value.AppendToString(&encoded)) {
     return absl::InvalidArgumentError("cache value cannot be serialized");
   }
   PutUint32(&encoded[4], Crc(encoded.data() + 8, encoded.size() - 8));
-  const int64_t bytes =
-      static_cast<int64_t>(encoded.size() + sizeof(RawKey) * 2 + kMetaSize);
+  const int64_t bytes = EntryBytes(encoded.size());
 
   rocksdb::WriteBatch batch;
   rocksdb::Slice k(raw_key.data(), raw_key.size());
   batch.Put(handles_[0], k, encoded);
-  batch.Put(handles_[1], k, EncodeMeta(bytes, now, expires));
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) return DbError(s, options_.dir);
 
   std::vector<RawKey> victims;
+  bool flush_due = false;
   {
     absl::MutexLock lock(&mu_);
     auto [slot, inserted] = index_.try_emplace(raw_key);
@@ -420,6 +495,14 @@ absl::Status ResultCache::Put(const std::string& key,
     PushNewest(&entry);
     total_bytes_ += bytes;
     counters_.set_puts(counters_.puts() + 1);
+    // The metadata follows in a batch: the value alone is the durable record
+    // (an unclean close rebuilds the index from the values).
+    if (!entry.access_dirty) {
+      entry.access_dirty = true;
+      dirty_access_.push_back(raw_key);
+    }
+    flush_due =
+        static_cast<int>(dirty_access_.size()) >= options_.recency_flush_every;
     // Evict from the least recently used end; never the entry just written.
     while (total_bytes_ > options_.max_bytes && oldest_ != nullptr &&
            oldest_ != &entry) {
@@ -429,7 +512,9 @@ absl::Status ResultCache::Put(const std::string& key,
     counters_.set_evictions(counters_.evictions() +
                             static_cast<int64_t>(victims.size()));
   }
-  return DeleteFromDisk(victims);
+  RETURN_IF_ERROR(DeleteFromDisk(victims));
+  if (flush_due) return FlushMetadata().status();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> ResultCache::SweepExpired() {
@@ -456,7 +541,7 @@ absl::StatusOr<v1::CacheGcResponse> ResultCache::Gc() {
   return response;
 }
 
-absl::StatusOr<int64_t> ResultCache::FlushRecency() {
+absl::StatusOr<int64_t> ResultCache::FlushMetadata() {
   rocksdb::WriteBatch batch;
   {
     absl::MutexLock lock(&mu_);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -29,8 +30,8 @@ struct ResultCacheOptions {
   const Clock* clock = RealClock::Get();
   // Lookups refresh recency in memory, exactly. On disk (for the order after
   // a restart) an access time is only rewritten once it is this much newer
-  // than the stored one, in batches of `recency_flush_every` entries and at
-  // close: a hot entry costs no write per read.
+  // than the stored one, in batches of `recency_flush_every` entries (with
+  // new entries' metadata) and at close: a hot entry costs no write per read.
   absl::Duration recency_granularity = absl::Minutes(1);
   int recency_flush_every = 4096;
 };
@@ -46,7 +47,10 @@ struct ResultCacheOptions {
 ///
 /// An index of every entry (key, size, access and expiry time; about 100
 /// bytes each) is kept in memory so that misses, recency and eviction cost no
-/// disk reads; it is rebuilt from a metadata column family at open.
+/// disk reads. A put writes only the value (WAL on, so an acknowledged put
+/// survives a crash); the metadata column family follows in batches and is
+/// read back at open after a clean close, while after a crash the index is
+/// rebuilt from the values.
 class ResultCache {
  public:
   static absl::StatusOr<std::unique_ptr<ResultCache>> Open(
@@ -66,8 +70,9 @@ class ResultCache {
   absl::StatusOr<int64_t> SweepExpired();
   /// SweepExpired, answered with the stats after it.
   absl::StatusOr<v1::CacheGcResponse> Gc();
-  /// Writes pending access times; returns how many.
-  absl::StatusOr<int64_t> FlushRecency();
+  /// Writes the pending metadata (new entries, refreshed access times) in
+  /// one batch; returns how many entries it wrote.
+  absl::StatusOr<int64_t> FlushMetadata();
 
   v1::CacheStats Stats() const;
   const ResultCacheOptions& options() const { return options_; }
@@ -86,8 +91,16 @@ class ResultCache {
   };
 
   explicit ResultCache(const ResultCacheOptions& options);
+  struct IndexRecord {
+    RawKey key;
+    int64_t bytes = 0, access_ms = 0, expires_ms = 0;
+  };
   static absl::StatusOr<RawKey> ParseKey(const std::string& key);
+  /// The index from the metadata column family, after a clean close.
   absl::Status LoadIndex();
+  /// The index from the values themselves, after a crash.
+  absl::Status RebuildIndex();
+  absl::Status InstallIndex(std::vector<IndexRecord> records, bool persist);
   void Unlink(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushNewest(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseLocked(const RawKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
