@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -118,7 +119,8 @@ class ResultCache {
   Entry* oldest_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<RawKey> dirty_access_ ABSL_GUARDED_BY(mu_);
   int64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::CacheStats counters_ ABSL_GUARDED_BY(mu_);
+  v1::CacheStats counters_ ABSL_GUARDED_BY(mu_);  // all but hits
+  std::atomic<int64_t> hits_{0};
 };
 
 }  // namespace testfleet

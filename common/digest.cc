@@ -79,28 +79,41 @@ std::string BytesToHex(absl::string_view bytes) {
 }
 
 namespace {
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+
+// Value of each hex digit, -1 for any other byte: one load per character.
+struct HexTable {
+  int8_t value[256];
+  constexpr HexTable() : value() {
+    for (int c = 0; c < 256; ++c) {
+      value[c] = c >= '0' && c <= '9'   ? static_cast<int8_t>(c - '0')
+                 : c >= 'a' && c <= 'f' ? static_cast<int8_t>(c - 'a' + 10)
+                 : c >= 'A' && c <= 'F' ? static_cast<int8_t>(c - 'A' + 10)
+                                        : int8_t{-1};
+    }
+  }
+};
+constexpr HexTable kHex;
+
+int HexValue(char c) { return kHex.value[static_cast<unsigned char>(c)]; }
+
 }  // namespace
 
-absl::StatusOr<std::string> HexToBytes(absl::string_view hex) {
-  if (hex.size() % 2 != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("hex string has odd length ", hex.size()));
-  }
-  std::string bytes(hex.size() / 2, '\0');
-  for (size_t i = 0; i < bytes.size(); ++i) {
+bool DecodeHex(absl::string_view hex, char* out) {
+  if (hex.size() % 2 != 0) return false;
+  for (size_t i = 0; i < hex.size() / 2; ++i) {
     int hi = HexValue(hex[2 * i]);
     int lo = HexValue(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("not a hex string: \"", hex, "\""));
-    }
-    bytes[i] = static_cast<char>((hi << 4) | lo);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<char>((hi << 4) | lo);
+  }
+  return true;
+}
+
+absl::StatusOr<std::string> HexToBytes(absl::string_view hex) {
+  std::string bytes(hex.size() / 2, '\0');
+  if (!DecodeHex(hex, bytes.data())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a hex string: \"", hex, "\""));
   }
   return bytes;
 }

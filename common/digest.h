@@ -40,5 +40,8 @@ absl::StatusOr<std::string> Sha256FileHex(const std::string& path);
 /// non-hex character.
 std::string BytesToHex(absl::string_view bytes);
 absl::StatusOr<std::string> HexToBytes(absl::string_view hex);
+/// Decodes `hex` into `out` (hex.size() / 2 bytes) without allocating;
+/// false on odd length or a non-hex character.
+bool DecodeHex(absl::string_view hex, char* out);
 
 }  // namespace testfleet
