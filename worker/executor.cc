@@ -4,10 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,7 +17,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "worker/launcher.h"
 
 extern char** environ;
 
@@ -52,8 +48,8 @@ class Tail {
   int64_t total_ = 0;
 };
 
-// Sum of the RSS of every process in session `sid` but `except`, in KiB.
-int64_t SessionRssKb(pid_t sid, pid_t except) {
+// Sum of the RSS of every process in session `sid`, in KiB.
+int64_t SessionRssKb(pid_t sid) {
   static const long page_kb = sysconf(_SC_PAGESIZE) / 1024;
   int64_t total = 0;
   DIR* proc = opendir("/proc");
@@ -80,15 +76,10 @@ int64_t SessionRssKb(pid_t sid, pid_t except) {
     for (int i = 0; i < 21 && in; ++i) in >> fields[i];
     const long long session = fields[2];
     const long long rss_pages = fields[20];
-    if (session == sid && atoi(entry->d_name) != except)
-      total += rss_pages * page_kb;
+    if (session == sid) total += rss_pages * page_kb;
   }
   closedir(proc);
   return total;
-}
-
-int PidfdOpen(pid_t pid) {
-  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
 }
 
 void AddSample(std::vector<v1::MemorySample>& curve, size_t max_samples,
@@ -127,16 +118,8 @@ double MemorySlopeKbPerSecond(const std::vector<v1::MemorySample>& curve) {
   return (n * sxy - sx * sy) / denominator;
 }
 
-std::string DefaultLauncherPath() {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "testfleet-launch";
-  self[n] = '\0';
-  std::string path(self);
-  return path.substr(0, path.rfind('/') + 1) + "testfleet-launch";
-}
-
-v1::TestResult RunTestProcess(const ExecSpec& spec) {
+absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
+                                              ProcessLauncher& launcher) {
   v1::TestResult result;
   const absl::Time started = absl::Now();
   const auto started_steady = std::chrono::steady_clock::now();
@@ -150,84 +133,50 @@ v1::TestResult RunTestProcess(const ExecSpec& spec) {
   if (spec.argv.empty()) return fail("empty command");
 
   // The environment: the worker's, with the test's declared variables on top.
-  std::vector<std::string> env_strings;
+  std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry = *e;
-    std::string name = entry.substr(0, entry.find('='));
-    if (spec.env.count(name) == 0) env_strings.push_back(std::move(entry));
+    const char* equals = std::strchr(*e, '=');
+    std::string name(
+        *e, equals ? static_cast<size_t>(equals - *e) : std::strlen(*e));
+    if (spec.env.count(name) == 0) env.emplace_back(*e);
   }
-  for (const auto& [name, value] : spec.env)
-    env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_strings = {spec.launcher};
-  argv_strings.insert(argv_strings.end(), spec.argv.begin(), spec.argv.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
+  for (const auto& [name, value] : spec.env) env.push_back(name + "=" + value);
 
-  int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 ||
-      pipe2(status_pipe, O_CLOEXEC) != 0) {
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1],
-                   status_pipe[0], status_pipe[1]}) {
+  int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) {
       if (fd >= 0) close(fd);
     }
     return fail(absl::StrCat("cannot create pipes: ", strerror(errno)));
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  posix_spawn_file_actions_adddup2(&actions, status_pipe[1], kLauncherStatusFd);
-  posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t default_signals, no_signals;
-  sigfillset(&default_signals);
-  sigemptyset(&no_signals);
-  posix_spawnattr_setsigdefault(&attr, &default_signals);
-  posix_spawnattr_setsigmask(&attr, &no_signals);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETSIGMASK);
-  pid_t launcher = -1;
-  int rc = posix_spawn(&launcher, argv[0], &actions, &attr, argv.data(),
-                       envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  absl::StatusOr<LaunchStarted> launched =
+      launcher.Spawn(spec.argv, env, spec.cwd, out_pipe[1], err_pipe[1]);
   close(out_pipe[1]);
   close(err_pipe[1]);
-  close(status_pipe[1]);
   auto close_reads = [&] {
     close(out_pipe[0]);
     close(err_pipe[0]);
-    close(status_pipe[0]);
   };
-  if (rc != 0) {
+  if (!launched.ok()) {
     close_reads();
-    if (access(spec.cwd.c_str(), X_OK) != 0) {
+    return launched.status();
+  }
+  if (launched->test_pid < 0) {
+    close_reads();
+    if (launched->chdir_errno != 0) {
       return fail(absl::StrCat("cannot start ", spec.argv[0],
-                               ": working directory ", spec.cwd,
-                               " does not exist or is not accessible"));
+                               ": working directory ", spec.cwd, ": ",
+                               strerror(launched->chdir_errno)));
     }
-    return fail(absl::StrCat("cannot start the launcher ", spec.launcher, ": ",
-                             strerror(rc),
-                             " (it is built beside the worker binary)"));
+    return fail(absl::StrCat("cannot start ", spec.argv[0], ": ",
+                             strerror(launched->exec_errno)));
   }
-  LauncherStarted launched{};
-  ssize_t got = 0;
-  while ((got = read(status_pipe[0], &launched, sizeof(launched))) < 0 &&
-         errno == EINTR) {
-  }
-  const pid_t test = got == sizeof(launched) ? launched.test_pid : -1;
+  const pid_t test = launched->test_pid;
 
-  const int pidfd = PidfdOpen(launcher);
   Tail out_tail(spec.tail_bytes), err_tail(spec.tail_bytes);
   std::vector<v1::MemorySample> curve;
   int64_t peak_tree_kb = 0;
-  bool out_open = true, err_open = true, exited = false;
+  bool out_open = true, err_open = true, ended = false;
   enum class Kill {
     kNone,
     kTimeout,
@@ -241,31 +190,26 @@ v1::TestResult RunTestProcess(const ExecSpec& spec) {
                                   : absl::InfiniteFuture();
   char buffer[65536];
 
-  // Signals go to the test's process group; the launcher ignores SIGTERM and
-  // cleans up the rest once the test is gone.
-  auto signal_test = [&](int sig) {
-    if (test > 0) kill(-test, sig);
-  };
   auto terminate = [&](Kill reason) {
     if (kill_reason != Kill::kNone) return;
     kill_reason = reason;
     // Over its memory limit a test gets no grace: it would only grow.
-    signal_test(reason == Kill::kMemory ? SIGKILL : SIGTERM);
+    kill(-test, reason == Kill::kMemory ? SIGKILL : SIGTERM);
     term_sent = absl::Now();
   };
 
-  absl::Time exited_at = absl::InfiniteFuture();
-  while (!exited || out_open || err_open) {
+  absl::Time ended_at = absl::InfiniteFuture();
+  while (!ended || out_open || err_open) {
     absl::Time now = absl::Now();
     // A process that left the session may hold the pipes open forever.
-    if (now > exited_at + absl::Seconds(1)) break;
-    if (!exited) {
+    if (now > ended_at + absl::Seconds(1)) break;
+    if (!ended) {
       if (now >= deadline) terminate(Kill::kTimeout);
       if (spec.cancelled != nullptr && spec.cancelled->load())
         terminate(Kill::kCancel);
-      if (now >= term_sent + spec.kill_grace) signal_test(SIGKILL);
+      if (now >= term_sent + spec.kill_grace) kill(-test, SIGKILL);
       if (now >= next_sample) {
-        int64_t rss_kb = SessionRssKb(launcher, launcher);
+        int64_t rss_kb = SessionRssKb(test);
         peak_tree_kb = std::max(peak_tree_kb, rss_kb);
         // Zero: the test has just exited and is not yet reaped.
         if (rss_kb > 0) {
@@ -281,7 +225,7 @@ v1::TestResult RunTestProcess(const ExecSpec& spec) {
     }
     struct pollfd fds[3];
     int nfds = 0;
-    int out_index = -1, err_index = -1, pid_index = -1;
+    int out_index = -1, err_index = -1, end_index = -1;
     if (out_open) {
       out_index = nfds;
       fds[nfds++] = {out_pipe[0], POLLIN, 0};
@@ -290,16 +234,15 @@ v1::TestResult RunTestProcess(const ExecSpec& spec) {
       err_index = nfds;
       fds[nfds++] = {err_pipe[0], POLLIN, 0};
     }
-    if (!exited && pidfd >= 0) {
-      pid_index = nfds;
-      fds[nfds++] = {pidfd, POLLIN, 0};
+    if (!ended) {
+      end_index = nfds;
+      fds[nfds++] = {launcher.finished_fd(), POLLIN, 0};
     }
     absl::Time wake =
         std::min({next_sample, deadline, term_sent + spec.kill_grace});
-    if (exited) wake = now + absl::Milliseconds(100);
+    if (ended) wake = now + absl::Milliseconds(100);
     int timeout_ms = static_cast<int>(std::clamp<int64_t>(
         absl::ToInt64Milliseconds(wake - now) + 1, 1, 1000));
-    if (pidfd < 0 && !exited) timeout_ms = std::min(timeout_ms, 10);
     int ready = poll(fds, static_cast<nfds_t>(nfds), timeout_ms);
     if (ready < 0 && errno != EINTR) break;
     auto drain = [&](int index, int fd, Tail& tail, bool& open_flag) {
@@ -314,49 +257,25 @@ v1::TestResult RunTestProcess(const ExecSpec& spec) {
     };
     drain(out_index, out_pipe[0], out_tail, out_open);
     drain(err_index, err_pipe[0], err_tail, err_open);
-    bool launcher_done = pid_index >= 0 && (fds[pid_index].revents & POLLIN);
-    if (pidfd < 0 && !exited) {
-      siginfo_t info{};
-      launcher_done =
-          waitid(P_PID, launcher, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          info.si_pid == launcher;
-    }
-    if (launcher_done && !exited) {
-      exited = true;
-      exited_at = absl::Now();
+    if (end_index >= 0 &&
+        (fds[end_index].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ended = true;
+      ended_at = absl::Now();
     }
   }
-  if (!exited) kill(launcher, SIGKILL);
-  int launcher_status = 0;
-  while (waitpid(launcher, &launcher_status, 0) < 0 && errno == EINTR) {
-  }
-  LauncherFinished finished{};
-  bool have_finish = false;
-  while ((got = read(status_pipe[0], &finished, sizeof(finished))) < 0 &&
-         errno == EINTR) {
-  }
-  have_finish = got == sizeof(finished);
-  if (pidfd >= 0) close(pidfd);
   close_reads();
+  if (!ended) kill(-test, SIGKILL);
+  absl::StatusOr<LaunchFinished> finished = launcher.ReadFinished();
+  if (!finished.ok()) return finished.status();
 
-  const absl::Time finished_at = absl::Now();
-  result.set_finished_at_unix_ms(absl::ToUnixMillis(finished_at));
+  result.set_finished_at_unix_ms(absl::ToUnixMillis(absl::Now()));
   result.set_wall_ms(std::chrono::duration<double, std::milli>(
                          std::chrono::steady_clock::now() - started_steady)
                          .count());
-  if (!have_finish) {
-    return fail(absl::StrCat("the launcher of ", spec.argv[0],
-                             " ended without a report (wait status ",
-                             launcher_status, ")"));
-  }
-  if (finished.exec_errno != 0) {
-    return fail(absl::StrCat("cannot start ", spec.argv[0], ": ",
-                             strerror(finished.exec_errno)));
-  }
-  const int status = finished.wait_status;
-  result.set_user_cpu_ms(static_cast<double>(finished.user_us) / 1000.0);
-  result.set_sys_cpu_ms(static_cast<double>(finished.sys_us) / 1000.0);
-  result.set_peak_rss_kb(std::max<int64_t>(finished.max_rss_kb, peak_tree_kb));
+  const int status = finished->wait_status;
+  result.set_user_cpu_ms(static_cast<double>(finished->user_us) / 1000.0);
+  result.set_sys_cpu_ms(static_cast<double>(finished->sys_us) / 1000.0);
+  result.set_peak_rss_kb(std::max<int64_t>(finished->max_rss_kb, peak_tree_kb));
   result.set_stdout_bytes(out_tail.total());
   result.set_stderr_bytes(err_tail.total());
   result.set_stdout_tail(out_tail.Take());

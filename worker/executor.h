@@ -5,17 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "testfleet/v1/testfleet.pb.h"
+#include "worker/process_launcher.h"
 
 namespace testfleet {
 
-/// testfleet-launch beside the running executable.
-std::string DefaultLauncherPath();
-
 /// How to run one test process.
 struct ExecSpec {
-  std::string launcher = DefaultLauncherPath();  // the testfleet-launch binary
   std::vector<std::string> argv;  // argv[0] without '/' is looked up in PATH
   std::string cwd;                // absolute
   std::map<std::string, std::string> env;  // added to the worker's environment
@@ -28,18 +26,20 @@ struct ExecSpec {
   const std::atomic<bool>* cancelled = nullptr;  // set to stop the test
 };
 
-/// Runs a test as a real process and measures it. The test runs under
-/// testfleet-launch (launcher.h) in a session of its own, stdin from
+/// Runs a test as a real process and measures it. The test is forked by the
+/// slot's `launcher` (launcher.h) into a session of its own, stdin from
 /// /dev/null, stdout/stderr kept as bounded tails (the rest counted and
 /// dropped); its process group is stopped on timeout, memory limit or cancel
 /// (SIGTERM, grace, SIGKILL) and nothing it started outlives it. Peak RSS is
-/// the larger of the test's own ru_maxrss and the sampled sum of RSS over
-/// the session; CPU time is the test's plus its reaped descendants'.
+/// the larger of the test's own ru_maxrss and the sampled sum of RSS over its
+/// session; CPU time is the test's plus its reaped descendants'.
 ///
 /// The result has status, exit_code or signal, wall and CPU times, peak RSS,
 /// the memory curve and its slope, tails and timestamps; a test that cannot
-/// start is TEST_STATUS_ERROR with the reason in error_message.
-v1::TestResult RunTestProcess(const ExecSpec& spec);
+/// start is TEST_STATUS_ERROR with the reason in error_message. An error
+/// status means the launcher itself failed: start a new one.
+absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
+                                              ProcessLauncher& launcher);
 
 /// Least-squares slope of a memory curve, in KiB per second; from ten samples
 /// on, the first fifth (start-up allocation) is left out.

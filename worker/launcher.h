@@ -4,21 +4,37 @@
 
 namespace testfleet {
 
-/// Records the launcher writes on fd 3 (kLauncherStatusFd) for the worker.
-/// The worker starts every test through the small `testfleet-launch`
-/// program: the kernel carries a parent's RSS high-water mark into children
-/// it forks (posix_spawn too, measured on Linux 6.18), so a test forked by
-/// a large worker would report the worker's peak as its own. Forked by the
-/// launcher, the floor is the launcher's ~1 MiB instead.
-inline constexpr int kLauncherStatusFd = 3;
+/// The protocol between a worker slot and its `testfleet-launch` process, a
+/// small static fork server started once per slot. Why: Linux charges a
+/// forking parent's RSS high-water mark to the child (posix_spawn included,
+/// measured on kernel 6.18), so a test forked by a large worker would report
+/// the worker's peak as its own; forked by the launcher the floor is the
+/// launcher's ~1 MiB. And one long-lived launcher costs no exec per test.
+///
+/// Over a stream socket on the launcher's fd 3:
+///   request:  LaunchRequestHeader, with SCM_RIGHTS carrying the test's
+///             stdout and stderr; then `payload_bytes` of NUL-terminated
+///             strings: cwd, argv[0..argc), env[0..envc).
+///   answer 1: LaunchStarted (the test's pid, or why it could not start).
+///   answer 2: LaunchFinished, when the test and everything it started are
+///             gone (only after a successful start).
+/// The launcher exits when the socket closes.
+inline constexpr int kLauncherSocketFd = 3;
 
-struct LauncherStarted {
-  int32_t test_pid;  // also the test's process group
+struct LaunchRequestHeader {
+  uint32_t payload_bytes;
+  uint32_t argc;
+  uint32_t envc;
 };
 
-struct LauncherFinished {
+struct LaunchStarted {
+  int32_t test_pid;     // also its session and process group; -1 if not started
+  int32_t chdir_errno;  // non-zero: the working directory is unusable
+  int32_t exec_errno;   // non-zero: the program could not be executed
+};
+
+struct LaunchFinished {
   int32_t wait_status;  // as from wait4
-  int32_t exec_errno;   // non-zero: the test could not start
   int64_t max_rss_kb;   // the test's own peak (ru_maxrss)
   int64_t user_us;      // the test's and its reaped descendants' CPU
   int64_t sys_us;

@@ -1,6 +1,6 @@
-// testfleet-launch ARGV...: runs one test for the worker and reports how it
-// ended on fd 3 (see launcher.h). Kept free of libraries so its own RSS,
-// which its child inherits as a high-water floor, stays about 1 MiB.
+// testfleet-launch: the fork server a worker slot starts its tests with (see
+// launcher.h). Statically linked and free of libraries, so its RSS, which
+// every test it forks inherits as a high-water floor, stays about 1 MiB.
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,87 +10,172 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <string>
+#include <vector>
 
 #include "worker/launcher.h"
 
 namespace {
 
+using testfleet::kLauncherSocketFd;
+
 int64_t Micros(const struct timeval& tv) {
   return static_cast<int64_t>(tv.tv_sec) * 1000000 + tv.tv_usec;
 }
 
-// Kills every other process of our session: what the test left behind in
-// process groups of its own.
-void KillSession() {
+bool WriteAll(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool ReadAll(int fd, void* data, size_t size) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t n = read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads one request: header and the two descriptors, then the strings.
+bool ReadRequest(testfleet::LaunchRequestHeader& header, int fds[2],
+                 std::string& payload) {
+  char control[CMSG_SPACE(2 * sizeof(int))];
+  struct iovec iov = {&header, sizeof(header)};
+  struct msghdr message {};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  ssize_t n;
+  while ((n = recvmsg(kLauncherSocketFd, &message, MSG_CMSG_CLOEXEC)) < 0 &&
+         errno == EINTR) {
+  }
+  if (n <= 0) return false;
+  if (static_cast<size_t>(n) < sizeof(header) &&
+      !ReadAll(kLauncherSocketFd, reinterpret_cast<char*>(&header) + n,
+               sizeof(header) - n)) {
+    return false;
+  }
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
+  if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) return false;
+  memcpy(fds, CMSG_DATA(cmsg), 2 * sizeof(int));
+  payload.resize(header.payload_bytes);
+  return ReadAll(kLauncherSocketFd, payload.data(), payload.size());
+}
+
+// Kills what a test left behind: its session, and any other child of ours
+// (one test runs at a time, so every child is the test's).
+void KillLeftovers(pid_t test) {
   const pid_t self = getpid();
-  const pid_t sid = getsid(0);
   DIR* proc = opendir("/proc");
   if (proc == nullptr) return;
   while (struct dirent* entry = readdir(proc)) {
     pid_t pid = static_cast<pid_t>(atoi(entry->d_name));
     if (pid <= 0 || pid == self) continue;
-    if (getsid(pid) == sid) kill(pid, SIGKILL);
+    char path[64], buffer[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buffer[n] = '\0';
+    const char* rest = strrchr(buffer, ')');
+    int ppid = 0, pgrp = 0, session = 0;
+    char state = 0;
+    if (rest == nullptr ||
+        sscanf(rest + 2, "%c %d %d %d", &state, &ppid, &pgrp, &session) != 4) {
+      continue;
+    }
+    if (session == test || ppid == self) kill(pid, SIGKILL);
   }
   closedir(proc);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using testfleet::kLauncherStatusFd;
-  if (argc < 2) {
-    fprintf(
-        stderr,
-        "usage: testfleet-launch PROGRAM [ARGS...] (started by the worker)\n");
-    return 2;
+void RunOne(const testfleet::LaunchRequestHeader& header, const int fds[2],
+            const std::string& payload) {
+  std::vector<char*> strings;
+  for (size_t i = 0; i < payload.size(); i += strlen(payload.data() + i) + 1) {
+    strings.push_back(const_cast<char*>(payload.data() + i));
   }
-  fcntl(kLauncherStatusFd, F_SETFD, FD_CLOEXEC);
-  // The worker stops a test by signalling its process group; the launcher
-  // outlives it to report, and reaps the test's orphans as their subreaper.
-  // Blocked across fork: a stop signal sent before the child has restored
-  // the default action stays pending instead of being ignored.
-  sigset_t stop_signals, original_mask;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);
-  sigprocmask(SIG_BLOCK, &stop_signals, &original_mask);
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
-  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  int exec_pipe[2];
-  if (pipe2(exec_pipe, O_CLOEXEC) != 0) return 126;
+  testfleet::LaunchStarted started{-1, 0, 0};
+  if (strings.size() != 1 + header.argc + header.envc || header.argc == 0) {
+    started.exec_errno = EINVAL;
+    WriteAll(kLauncherSocketFd, &started, sizeof(started));
+    return;
+  }
+  const char* cwd = strings[0];
+  std::vector<char*> argv(strings.begin() + 1,
+                          strings.begin() + 1 + header.argc);
+  argv.push_back(nullptr);
+  std::vector<char*> envp(strings.begin() + 1 + header.argc, strings.end());
+  envp.push_back(nullptr);
+
+  int report[2];  // the child's errno if chdir or exec fails; EOF on exec
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    started.exec_errno = errno;
+    WriteAll(kLauncherSocketFd, &started, sizeof(started));
+    return;
+  }
   pid_t pid = fork();
-  if (pid < 0) return 126;
   if (pid == 0) {
-    setpgid(0, 0);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &original_mask, nullptr);
-    if (strchr(argv[1], '/') != nullptr) {
-      execv(argv[1], argv + 1);
+    setsid();
+    int null = open("/dev/null", O_RDONLY);
+    dup2(null, 0);
+    dup2(fds[0], 1);
+    dup2(fds[1], 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    // exec keeps ignored signals ignored: give the test the defaults back.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) signal(sig, SIG_DFL);
+    int failure[2] = {0, 0};
+    if (chdir(cwd) != 0) {
+      failure[0] = errno;
     } else {
-      execvp(argv[1], argv + 1);
+      if (strchr(argv[0], '/') != nullptr) {
+        execve(argv[0], argv.data(), envp.data());
+      } else {
+        execvpe(argv[0], argv.data(), envp.data());
+      }
+      failure[1] = errno;
     }
-    int err = errno;
-    (void)!write(exec_pipe[1], &err, sizeof(err));
+    WriteAll(report[1], failure, sizeof(failure));
     _exit(127);
   }
-  setpgid(pid, pid);  // also here, so the worker may signal the group at once
-  close(exec_pipe[1]);
-  testfleet::LauncherStarted started{pid};
-  (void)!write(kLauncherStatusFd, &started, sizeof(started));
+  close(report[1]);
+  close(fds[0]);
+  close(fds[1]);
+  int failure[2] = {0, 0};
+  const bool failed = pid < 0 || ReadAll(report[0], failure, sizeof(failure));
+  close(report[0]);
+  if (failed) {
+    started.chdir_errno = failure[0];
+    started.exec_errno = pid < 0 ? errno : failure[1];
+    if (pid > 0) waitpid(pid, nullptr, 0);
+    WriteAll(kLauncherSocketFd, &started, sizeof(started));
+    return;
+  }
+  started.test_pid = pid;
+  WriteAll(kLauncherSocketFd, &started, sizeof(started));
 
-  testfleet::LauncherFinished finished{};
-  int err = 0;
-  if (read(exec_pipe[0], &err, sizeof(err)) == sizeof(err))
-    finished.exec_errno = err;
-  close(exec_pipe[0]);
+  testfleet::LaunchFinished finished{};
   struct rusage usage {};
   int status = 0;
   while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
@@ -99,24 +184,47 @@ int main(int argc, char** argv) {
   finished.max_rss_kb = usage.ru_maxrss;
   finished.user_us = Micros(usage.ru_utime);
   finished.sys_us = Micros(usage.ru_stime);
-
-  // Nothing the test started outlives it.
+  // Whatever the test left running is, or will be once its parent dies, a
+  // child of ours (we are the subreaper): no children left means nothing
+  // left, and the common case costs no scan of /proc.
   kill(-pid, SIGKILL);
-  KillSession();
-  const struct timespec pause = {0, 10 * 1000 * 1000};
-  for (int i = 0; i < 300;
-       ++i) {  // at most ~3 s for the kernel to deliver SIGKILL
+  const struct timespec pause = {0, 5 * 1000 * 1000};
+  for (int i = 0; i < 600; ++i) {  // at most ~3 s for SIGKILL to land
     int orphan_status = 0;
     struct rusage orphan {};
     pid_t reaped = wait4(-1, &orphan_status, WNOHANG, &orphan);
     if (reaped < 0) break;  // no children left
     if (reaped == 0) {
+      if (i % 20 == 0) KillLeftovers(pid);
       nanosleep(&pause, nullptr);
       continue;
     }
     finished.user_us += Micros(orphan.ru_utime);
     finished.sys_us += Micros(orphan.ru_stime);
   }
-  (void)!write(kLauncherStatusFd, &finished, sizeof(finished));
+  WriteAll(kLauncherSocketFd, &finished, sizeof(finished));
+}
+
+}  // namespace
+
+int main() {
+  if (fcntl(kLauncherSocketFd, F_GETFD) < 0) {
+    fprintf(stderr, "testfleet-launch is started by the worker, not by hand\n");
+    return 2;
+  }
+  fcntl(kLauncherSocketFd, F_SETFD, FD_CLOEXEC);
+  // Terminal signals are the worker's business; the launcher ends with its
+  // socket, or with the worker (PR_SET_PDEATHSIG).
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) return 0;  // the worker is already gone
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  testfleet::LaunchRequestHeader header{};
+  int fds[2];
+  std::string payload;
+  while (ReadRequest(header, fds, payload)) RunOne(header, fds, payload);
   return 0;
 }

@@ -197,7 +197,9 @@ absl::Status Worker::Run() {
   return absl::OkStatus();
 }
 
-void Worker::SlotLoop(int slot) {
+void Worker::SlotLoop(int index) {
+  Slot slot;
+  slot.index = index;
   while (true) {
     std::shared_ptr<ActiveShard> active;
     {
@@ -219,7 +221,7 @@ void Worker::SlotLoop(int slot) {
   }
 }
 
-void Worker::RunShard(ActiveShard& active, int slot) {
+void Worker::RunShard(ActiveShard& active, Slot& slot) {
   const v1::Shard& shard = active.shard;
   // The key is recomputed here from what this worker will run, on its own
   // platform: a result is never stored under a key that does not describe it.
@@ -265,7 +267,7 @@ void Worker::RunShard(ActiveShard& active, int slot) {
 
 v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
                               const std::string& key, ActiveShard& active,
-                              int slot) {
+                              Slot& slot) {
   const v1::TestSpec& spec = assignment.spec();
   auto error = [&](const std::string& why) {
     v1::TestResult result;
@@ -275,7 +277,7 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
     result.set_started_at_unix_ms(now);
     result.set_finished_at_unix_ms(now);
     result.set_worker(config_.name);
-    result.set_slot(slot);
+    result.set_slot(slot.index);
     return result;
   };
   if (!assignment.cache_key().empty() && assignment.cache_key() != key) {
@@ -311,11 +313,25 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
   exec.tail_bytes = config_.tail_bytes;
   exec.cancelled = &active.cancelled;
   ++running_tests_;
-  v1::TestResult result = RunTestProcess(exec);
+  absl::StatusOr<v1::TestResult> result = absl::UnavailableError("no launcher");
+  // A launcher that died (killed, out of memory) is replaced once.
+  for (int attempt = 0; attempt < 2 && !result.ok(); ++attempt) {
+    if (slot.launcher == nullptr || attempt > 0) {
+      slot.launcher.reset();
+      auto started = ProcessLauncher::Start(DefaultLauncherPath());
+      if (!started.ok()) {
+        result = started.status();
+        continue;
+      }
+      slot.launcher = std::move(*started);
+    }
+    result = RunTestProcess(exec, *slot.launcher);
+  }
   --running_tests_;
-  result.set_worker(config_.name);
-  result.set_slot(slot);
-  return result;
+  if (!result.ok()) return error(std::string(result.status().message()));
+  result->set_worker(config_.name);
+  result->set_slot(slot.index);
+  return *std::move(result);
 }
 
 void Worker::ReporterLoop() {

@@ -17,6 +17,7 @@
 #include "common/file_digester.h"
 #include "grpcpp/channel.h"
 #include "testfleet/v1/services.grpc.pb.h"
+#include "worker/process_launcher.h"
 
 namespace testfleet {
 
@@ -66,10 +67,16 @@ class Worker {
   };
 
   absl::Status Register();
-  void SlotLoop(int slot);
-  void RunShard(ActiveShard& active, int slot);
+  // Per slot: its number and its launcher, started on first use.
+  struct Slot {
+    int index = 0;
+    std::unique_ptr<ProcessLauncher> launcher;
+  };
+  void SlotLoop(int index);
+  void RunShard(ActiveShard& active, Slot& slot);
   v1::TestResult RunOne(const v1::TestAssignment& assignment,
-                        const std::string& key, ActiveShard& active, int slot);
+                        const std::string& key, ActiveShard& active,
+                        Slot& slot);
   void ReporterLoop();
   void HeartbeatLoop();
   bool Stopping();

@@ -42,7 +42,8 @@ v1::SuiteReport SampleReport() {
   bad->set_exit_code(1);
   bad->set_attempt(1);
   bad->set_worker("w2");
-  bad->set_stderr_tail(std::string("bell\x07 esc\x1b nul") + '\0' + " bad-utf8 \xff\xfe end");
+  bad->set_stderr_tail(std::string("bell\x07 esc\x1b nul") + '\0' +
+                       " bad-utf8 \xff\xfe end");
   bad->set_stdout_tail("ok ]]> <tag>");
   return report;
 }
@@ -58,29 +59,38 @@ TEST(ReportsTest, JsonHasTheContractFields) {
   }
   const auto& test = root["tests"][0];
   for (const char* field :
-       {"id", "status", "cached", "attempts", "worker", "cache_key", "exit_code", "signal",
-        "wall_ms", "user_cpu_ms", "sys_cpu_ms", "peak_rss_kb", "started_at", "finished_at",
-        "stdout_tail", "stderr_tail"}) {
+       {"id", "status", "cached", "attempts", "worker", "cache_key",
+        "exit_code", "signal", "wall_ms", "user_cpu_ms", "sys_cpu_ms",
+        "peak_rss_kb", "started_at", "finished_at", "stdout_tail",
+        "stderr_tail"}) {
     EXPECT_TRUE(test.contains(field)) << field;
   }
   EXPECT_EQ(test["status"], "passed");
   EXPECT_EQ(test["peak_rss_kb"], 3412);
   EXPECT_EQ(root["tests"][1]["status"], "failed");
   // Invalid UTF-8 from a test's output still gives valid JSON.
-  EXPECT_THAT(root["tests"][1]["stderr_tail"].get<std::string>(), HasSubstr("\xEF\xBF\xBD"));
+  EXPECT_THAT(root["tests"][1]["stderr_tail"].get<std::string>(),
+              HasSubstr("\xEF\xBF\xBD"));
 }
 
 TEST(ReportsTest, JunitEscapesEverythingXmlCannotCarry) {
   std::string xml = JunitReport(SampleReport());
-  EXPECT_THAT(xml, HasSubstr("<testsuites name=\"example\" tests=\"2\" failures=\"1\""));
-  EXPECT_THAT(xml, HasSubstr("<testcase name=\"io.&lt;weird&gt;&amp;&quot;id&quot;\""));
+  EXPECT_THAT(
+      xml,
+      HasSubstr("<testsuites name=\"example\" tests=\"2\" failures=\"1\""));
+  EXPECT_THAT(
+      xml, HasSubstr("<testcase name=\"io.&lt;weird&gt;&amp;&quot;id&quot;\""));
   EXPECT_THAT(xml, HasSubstr("time=\"0.013\""));
-  EXPECT_THAT(xml, HasSubstr("<failure message=\"failed with exit code 1\" type=\"failed\">"));
+  EXPECT_THAT(
+      xml,
+      HasSubstr(
+          "<failure message=\"failed with exit code 1\" type=\"failed\">"));
   EXPECT_THAT(xml, HasSubstr("bell\\x07 esc\\x1b nul\\x00 bad-utf8"));
   EXPECT_THAT(xml, HasSubstr("<system-out>ok ]]&gt; &lt;tag&gt;</system-out>"));
   for (char c : xml) {
     unsigned char u = static_cast<unsigned char>(c);
-    EXPECT_TRUE(u >= 0x20 || c == '\n' || c == '\t' || c == '\r') << "raw control " << int(u);
+    EXPECT_TRUE(u >= 0x20 || c == '\n' || c == '\t' || c == '\r')
+        << "raw control " << int(u);
   }
   EXPECT_THAT(xml, Not(HasSubstr("\xff")));
 }

@@ -23,6 +23,21 @@ std::string BinDir() {
   return launcher.substr(0, launcher.rfind('/'));
 }
 
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto started = ProcessLauncher::Start(DefaultLauncherPath());
+    ASSERT_TRUE(started.ok()) << started.status();
+    launcher_ = std::move(*started);
+  }
+  v1::TestResult Run(const ExecSpec& spec) {
+    auto result = RunTestProcess(spec, *launcher_);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : v1::TestResult();
+  }
+  std::unique_ptr<ProcessLauncher> launcher_;
+};
+
 ExecSpec Probe(std::vector<std::string> args) {
   ExecSpec spec;
   spec.argv = {BinDir() + "/tf_probe"};
@@ -41,34 +56,34 @@ int64_t OwnRssKb() {
   return 0;
 }
 
-TEST(ExecutorTest, PassFailExitCodeAndSignal) {
-  EXPECT_EQ(RunTestProcess(Probe({})).status(), v1::TEST_STATUS_PASSED);
-  v1::TestResult failed = RunTestProcess(Probe({"--exit=3", "--stderr=boom"}));
+TEST_F(ExecutorTest, PassFailExitCodeAndSignal) {
+  EXPECT_EQ(Run(Probe({})).status(), v1::TEST_STATUS_PASSED);
+  v1::TestResult failed = Run(Probe({"--exit=3", "--stderr=boom"}));
   EXPECT_EQ(failed.status(), v1::TEST_STATUS_FAILED);
   EXPECT_EQ(failed.exit_code(), 3);
   EXPECT_EQ(failed.stderr_tail(), "boom\n");
   ExecSpec killed;
   killed.argv = {"sh", "-c", "kill -9 $$"};
   killed.cwd = "/";
-  v1::TestResult signalled = RunTestProcess(killed);
+  v1::TestResult signalled = Run(killed);
   EXPECT_EQ(signalled.status(), v1::TEST_STATUS_FAILED);
   EXPECT_EQ(signalled.signal(), SIGKILL);
 }
 
-TEST(ExecutorTest, DeclaredEnvAndCwdReachTheTest) {
+TEST_F(ExecutorTest, DeclaredEnvAndCwdReachTheTest) {
   ExecSpec spec;
   spec.argv = {"sh", "-c", "echo \"$GREETING $(pwd)\""};
   spec.cwd = "/usr";
   spec.env = {{"GREETING", "hello"}};
-  v1::TestResult result = RunTestProcess(spec);
+  v1::TestResult result = Run(spec);
   EXPECT_EQ(result.stdout_tail(), "hello /usr\n");
 }
 
-TEST(ExecutorTest, TestsThatCannotStartAreErrorsWithTheReason) {
+TEST_F(ExecutorTest, TestsThatCannotStartAreErrorsWithTheReason) {
   ExecSpec missing;
   missing.argv = {"/nonexistent/binary"};
   missing.cwd = "/";
-  v1::TestResult result = RunTestProcess(missing);
+  v1::TestResult result = Run(missing);
   EXPECT_EQ(result.status(), v1::TEST_STATUS_ERROR);
   EXPECT_THAT(
       result.error_message(),
@@ -79,21 +94,23 @@ TEST(ExecutorTest, TestsThatCannotStartAreErrorsWithTheReason) {
   ExecSpec not_executable;
   not_executable.argv = {data_file};
   not_executable.cwd = "/";
-  EXPECT_THAT(RunTestProcess(not_executable).error_message(),
+  EXPECT_THAT(Run(not_executable).error_message(),
               HasSubstr("Permission denied"));
 
   ExecSpec bad_cwd = Probe({});
   bad_cwd.cwd = "/nonexistent/folder";
-  v1::TestResult cwd_result = RunTestProcess(bad_cwd);
+  v1::TestResult cwd_result = Run(bad_cwd);
   EXPECT_EQ(cwd_result.status(), v1::TEST_STATUS_ERROR);
-  EXPECT_THAT(cwd_result.error_message(),
-              HasSubstr("working directory /nonexistent/folder"));
+  EXPECT_THAT(
+      cwd_result.error_message(),
+      HasSubstr(
+          "working directory /nonexistent/folder: No such file or directory"));
 }
 
-TEST(ExecutorTest, TimeoutKillsTheTestAndEverythingItStarted) {
+TEST_F(ExecutorTest, TimeoutKillsTheTestAndEverythingItStarted) {
   ExecSpec spec = Probe({"--orphan", "--sleep-ms=60000"});
   spec.timeout = absl::Milliseconds(300);
-  v1::TestResult result = RunTestProcess(spec);
+  v1::TestResult result = Run(spec);
   EXPECT_EQ(result.status(), v1::TEST_STATUS_TIMED_OUT);
   int orphan = 0;
   ASSERT_EQ(std::sscanf(result.stdout_tail().c_str(), "orphan %d", &orphan), 1)
@@ -102,22 +119,22 @@ TEST(ExecutorTest, TimeoutKillsTheTestAndEverythingItStarted) {
   EXPECT_EQ(errno, ESRCH);
 }
 
-TEST(ExecutorTest, OrphansOfAPassingTestAreKilledToo) {
-  v1::TestResult result = RunTestProcess(Probe({"--orphan"}));
+TEST_F(ExecutorTest, OrphansOfAPassingTestAreKilledToo) {
+  v1::TestResult result = Run(Probe({"--orphan"}));
   EXPECT_EQ(result.status(), v1::TEST_STATUS_PASSED);
   int orphan = 0;
   ASSERT_EQ(std::sscanf(result.stdout_tail().c_str(), "orphan %d", &orphan), 1);
   EXPECT_EQ(kill(orphan, 0), -1);
 }
 
-TEST(ExecutorTest, PeakRssIsTheTestsOwnEvenWhenTheWorkerIsLarge) {
+TEST_F(ExecutorTest, PeakRssIsTheTestsOwnEvenWhenTheWorkerIsLarge) {
   // Grow this process past 1 GiB first: a test it forked directly would
   // report that as its own peak.
   const size_t big = (1100u << 20);
   char* ballast = static_cast<char*>(malloc(big));
   memset(ballast, 1, big);
   ASSERT_GT(OwnRssKb(), 1000 * 1024);
-  v1::TestResult result = RunTestProcess(Probe({"--alloc-mib=200"}));
+  v1::TestResult result = Run(Probe({"--alloc-mib=200"}));
   free(ballast);
   ASSERT_EQ(result.status(), v1::TEST_STATUS_PASSED);
   const double expected_kb = 200 * 1024;
@@ -125,18 +142,18 @@ TEST(ExecutorTest, PeakRssIsTheTestsOwnEvenWhenTheWorkerIsLarge) {
               0.05 * expected_kb);
 }
 
-TEST(ExecutorTest, ChildMemoryCountsInTheTreePeak) {
+TEST_F(ExecutorTest, ChildMemoryCountsInTheTreePeak) {
   v1::TestResult result =
-      RunTestProcess(Probe({"--child-alloc-mib=100", "--sleep-ms=600"}));
+      Run(Probe({"--child-alloc-mib=100", "--sleep-ms=600"}));
   ASSERT_EQ(result.status(), v1::TEST_STATUS_PASSED);
   EXPECT_GE(result.peak_rss_kb(), 100 * 1024);
   EXPECT_LT(result.peak_rss_kb(), 130 * 1024);
 }
 
-TEST(ExecutorTest, MemoryLimitKillsTheTest) {
+TEST_F(ExecutorTest, MemoryLimitKillsTheTest) {
   ExecSpec spec = Probe({"--grow-mib=16", "--sleep-ms=20000"});
   spec.memory_limit_bytes = 64LL << 20;
-  v1::TestResult result = RunTestProcess(spec);
+  v1::TestResult result = Run(spec);
   EXPECT_EQ(result.status(), v1::TEST_STATUS_MEMORY_EXCEEDED);
   EXPECT_GT(result.peak_rss_kb(), 64 * 1024);
   EXPECT_THAT(result.error_message(),
@@ -146,16 +163,16 @@ TEST(ExecutorTest, MemoryLimitKillsTheTest) {
   EXPECT_LT(result.peak_rss_kb(), 64 * 1024 + 160 * 1024);
 }
 
-TEST(ExecutorTest, CpuTimeIsMeasured) {
-  v1::TestResult spinner = RunTestProcess(Probe({"--spin-ms=1000"}));
+TEST_F(ExecutorTest, CpuTimeIsMeasured) {
+  v1::TestResult spinner = Run(Probe({"--spin-ms=1000"}));
   EXPECT_NEAR(spinner.user_cpu_ms() + spinner.sys_cpu_ms(), 1000, 100);
-  v1::TestResult sleeper = RunTestProcess(Probe({"--sleep-ms=500"}));
+  v1::TestResult sleeper = Run(Probe({"--sleep-ms=500"}));
   EXPECT_LT(sleeper.user_cpu_ms() + sleeper.sys_cpu_ms(), 50);
 }
 
-TEST(ExecutorTest, HugeOutputKeepsABoundedTail) {
+TEST_F(ExecutorTest, HugeOutputKeepsABoundedTail) {
   const int64_t rss_before = OwnRssKb();
-  v1::TestResult result = RunTestProcess(Probe({"--write-mib=100"}));
+  v1::TestResult result = Run(Probe({"--write-mib=100"}));
   ASSERT_EQ(result.status(), v1::TEST_STATUS_PASSED);
   EXPECT_EQ(result.stdout_bytes(), 100LL << 20);
   EXPECT_EQ(result.stdout_tail().size(), 64u * 1024);
@@ -163,25 +180,39 @@ TEST(ExecutorTest, HugeOutputKeepsABoundedTail) {
   EXPECT_LT(OwnRssKb() - rss_before, 20 * 1024);
 }
 
-TEST(ExecutorTest, GrowingMemoryHasAPositiveSlopeAndFlatMemoryNone) {
-  v1::TestResult growing =
-      RunTestProcess(Probe({"--grow-mib=4", "--sleep-ms=1500"}));
+TEST_F(ExecutorTest, GrowingMemoryHasAPositiveSlopeAndFlatMemoryNone) {
+  v1::TestResult growing = Run(Probe({"--grow-mib=4", "--sleep-ms=1500"}));
   ASSERT_GE(growing.memory_curve_size(), 5);
   EXPECT_GT(growing.memory_slope_kb_per_s(), 20 * 1024);  // ~40 MiB/s
-  v1::TestResult flat =
-      RunTestProcess(Probe({"--alloc-mib=50", "--sleep-ms=1500"}));
+  v1::TestResult flat = Run(Probe({"--alloc-mib=50", "--sleep-ms=1500"}));
   ASSERT_GE(flat.memory_curve_size(), 5);
   EXPECT_LT(std::abs(flat.memory_slope_kb_per_s()), 2 * 1024);
 }
 
-TEST(ExecutorTest, CancelStopsTheTest) {
+TEST_F(ExecutorTest, CancelStopsTheTest) {
   std::atomic<bool> cancelled{true};
   ExecSpec spec = Probe({"--sleep-ms=60000"});
   spec.cancelled = &cancelled;
-  EXPECT_EQ(RunTestProcess(spec).status(), v1::TEST_STATUS_CANCELLED);
+  EXPECT_EQ(Run(spec).status(), v1::TEST_STATUS_CANCELLED);
 }
 
-TEST(ExecutorTest, MemorySlopeOfAKnownLine) {
+TEST_F(ExecutorTest, OneLauncherRunsManyTestsInTurn) {
+  for (int i = 0; i < 50; ++i) {
+    v1::TestResult result = Run(Probe({"--exit=" + std::to_string(i % 3)}));
+    EXPECT_EQ(result.exit_code(), i % 3);
+  }
+}
+
+TEST(ProcessLauncherTest, MissingLauncherBinaryIsAClearError) {
+  auto started = ProcessLauncher::Start("/nonexistent/testfleet-launch");
+  ASSERT_FALSE(started.ok());
+  EXPECT_THAT(
+      std::string(started.status().message()),
+      HasSubstr(
+          "cannot start the test launcher /nonexistent/testfleet-launch"));
+}
+
+TEST(ExecutorMathTest, MemorySlopeOfAKnownLine) {
   std::vector<v1::MemorySample> curve;
   for (int i = 0; i < 10; ++i) {
     v1::MemorySample sample;
