@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cache/cache_client.h"
+#include "common/flags.h"
 #include "common/grpc_util.h"
 #include "common/platform.h"
 #include "common/suite_loader.h"
@@ -189,6 +190,7 @@ int RunCommand(const RunOptions& options) {
     worker_config.platform_tag = options.platform_tag;
     worker_config.coordinator_address = "the embedded coordinator";
     worker_config.pull_wait = absl::Milliseconds(500);
+    worker_config.sample_interval = DurationFlag(options.sample_interval);
     workers.push_back(std::make_unique<Worker>(
         worker_config, (*server)->InProcessChannel(), nullptr));
     threads.emplace_back([w = workers.back().get()] {

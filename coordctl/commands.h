@@ -18,7 +18,8 @@ struct RunOptions {
   std::string cache_dir;  // empty: $XDG_CACHE_HOME/testfleet
   std::string remote_cache;
   std::string platform_tag;
-  bool terminal = false;  // progress line in place
+  bool terminal = false;                  // progress line in place
+  std::string sample_interval = "100ms";  // memory sampling; 0: off
   ReportOutputs outputs;
 };
 

@@ -11,33 +11,6 @@
 namespace testfleet {
 namespace {
 
-std::string Escape(const std::string& raw) {
-  std::string out;
-  for (char ch : raw) {
-    switch (ch) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20 && ch != '\n' && ch != '\t') {
-          out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(ch));
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out;
-}
-
 const char* Color(const v1::TestResult& r) {
   if (r.status() == v1::TEST_STATUS_PASSED)
     return r.cached() ? "#9ecae1" : "#31a354";
@@ -74,7 +47,7 @@ std::string Timeline(const v1::SuiteReport& report) {
     const double y = lane * lane_height;
     absl::StrAppendFormat(&svg,
                           "<text x=\"0\" y=\"%.0f\" font-size=\"11\">%s</text>",
-                          y + 13, Escape(name));
+                          y + 13, XmlEscape(name));
     for (const v1::TestResult* r : tests) {
       const double x =
           left +
@@ -88,7 +61,7 @@ std::string Timeline(const v1::SuiteReport& report) {
           &svg,
           "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" "
           "fill=\"%s\"><title>%s %s %.0f ms</title></rect>",
-          x, y + 2, w, lane_height - 4, Color(*r), Escape(r->test_id()),
+          x, y + 2, w, lane_height - 4, Color(*r), XmlEscape(r->test_id()),
           StatusName(r->status()), r->wall_ms());
     }
     ++lane;
@@ -135,7 +108,7 @@ std::string MemoryCurves(const std::vector<const v1::TestResult*>& heaviest) {
         "points=\"%s\"/><text x=\"%.0f\" y=\"%d\" font-size=\"11\" "
         "fill=\"%s\">%s</text>",
         kColors[i % 5], points, w + 8, 14 + 14 * i, kColors[i % 5],
-        Escape(r->test_id()));
+        XmlEscape(r->test_id()));
     ++i;
   }
   absl::StrAppendFormat(
@@ -158,7 +131,7 @@ std::string HtmlReport(const v1::SuiteReport& report) {
       "td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}"
       "pre{background:#f6f6f6;padding:6px;max-height:20em;overflow:auto}"
       ".bad{color:#de2d26}.num{text-align:right}</style></head><body>",
-      Escape(report.name()));
+      XmlEscape(report.name()));
   const int failed =
       s.failed() + s.timed_out() + s.memory_exceeded() + s.errors();
   const double hit_ratio = s.total() ? 100.0 * s.cached() / s.total() : 0;
@@ -168,9 +141,10 @@ std::string HtmlReport(const v1::SuiteReport& report) {
       "<b class=\"%s\">%d</b> failed (%d timed out, %d over memory, %d "
       "errors), %d flaky, "
       "%d cached (<b>%.1f%%</b> cache hit ratio), wall time %.2f s.</p>",
-      Escape(report.name()), Escape(report.suite_id()), s.total(), s.passed(),
-      failed ? "bad" : "", failed, s.timed_out(), s.memory_exceeded(),
-      s.errors(), s.flaky(), s.cached(), hit_ratio, s.wall_ms() / 1000.0);
+      XmlEscape(report.name()), XmlEscape(report.suite_id()), s.total(),
+      s.passed(), failed ? "bad" : "", failed, s.timed_out(),
+      s.memory_exceeded(), s.errors(), s.flaky(), s.cached(), hit_ratio,
+      s.wall_ms() / 1000.0);
 
   html += "<h2>Failures</h2>";
   int failures = 0;
@@ -182,15 +156,15 @@ std::string HtmlReport(const v1::SuiteReport& report) {
     }
     ++failures;
     absl::StrAppendFormat(&html, "<h3 class=\"bad\">%s: %s</h3><p>%s</p>",
-                          Escape(r.test_id()), StatusName(r.status()),
-                          Escape(r.error_message()));
+                          XmlEscape(r.test_id()), StatusName(r.status()),
+                          XmlEscape(r.error_message()));
     if (!r.stdout_tail().empty()) {
       absl::StrAppend(&html, "<p>stdout (tail)</p><pre>",
-                      Escape(r.stdout_tail()), "</pre>");
+                      XmlEscape(r.stdout_tail()), "</pre>");
     }
     if (!r.stderr_tail().empty()) {
       absl::StrAppend(&html, "<p>stderr (tail)</p><pre>",
-                      Escape(r.stderr_tail()), "</pre>");
+                      XmlEscape(r.stderr_tail()), "</pre>");
     }
   }
   if (failures == 0) html += "<p>None.</p>";
@@ -223,8 +197,8 @@ std::string HtmlReport(const v1::SuiteReport& report) {
         &html,
         "<tr><td>%s</td><td class=\"num\">%.1f</td><td class=\"num\">%.1f</td>"
         "<td class=\"num\">%.1f</td><td>%s</td></tr>",
-        Escape(r->test_id()), r->wall_ms(), r->user_cpu_ms(), r->sys_cpu_ms(),
-        Escape(r->worker()));
+        XmlEscape(r->test_id()), r->wall_ms(), r->user_cpu_ms(),
+        r->sys_cpu_ms(), XmlEscape(r->worker()));
   }
   html += "</table>";
 
@@ -240,7 +214,7 @@ std::string HtmlReport(const v1::SuiteReport& report) {
         "<tr><td>%s</td><td class=\"num\">%.1f MiB</td><td><svg width=\"200\" "
         "height=\"10\"><rect width=\"%.0f\" height=\"10\" fill=\"#e6550d\"/>"
         "</svg></td><td class=\"num\">%.1f</td></tr>",
-        Escape(r->test_id()), r->peak_rss_kb() / 1024.0,
+        XmlEscape(r->test_id()), r->peak_rss_kb() / 1024.0,
         200.0 * static_cast<double>(r->peak_rss_kb()) /
             static_cast<double>(max_peak),
         r->memory_slope_kb_per_s());

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include "CLI/CLI.hpp"
+#include "common/flags.h"
 #include "coordctl/commands.h"
 #include "spdlog/spdlog.h"
 

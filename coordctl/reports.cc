@@ -48,8 +48,8 @@ std::string ValidUtf8(const std::string& bytes) {
   return out;
 }
 
-// Escapes text for XML 1.0: markup characters as entities, characters XML
-// cannot carry (most C0 controls, invalid UTF-8) as a visible "\xNN".
+}  // namespace
+
 std::string XmlEscape(const std::string& raw) {
   std::string text = ValidUtf8(raw);
   std::string out;
@@ -82,6 +82,8 @@ std::string XmlEscape(const std::string& raw) {
   }
   return out;
 }
+
+namespace {
 
 bool Failed(v1::TestStatus status) {
   return status == v1::TEST_STATUS_FAILED ||
@@ -147,6 +149,7 @@ std::string JsonReport(const v1::SuiteReport& report) {
                  {"sys_cpu_ms", r.sys_cpu_ms()},
                  {"peak_rss_kb", r.peak_rss_kb()},
                  {"memory_slope_kb_per_s", r.memory_slope_kb_per_s()},
+                 {"memory_growing", r.memory_growing()},
                  {"memory_curve", curve},
                  {"started_at", IsoTime(r.started_at_unix_ms())},
                  {"finished_at", IsoTime(r.finished_at_unix_ms())},

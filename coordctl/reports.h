@@ -7,6 +7,11 @@
 
 namespace testfleet {
 
+/// Escapes text for XML 1.0 and HTML: markup characters as entities,
+/// characters XML cannot carry (most C0 controls, invalid UTF-8) visibly as
+/// "\xNN" or U+FFFD.
+std::string XmlEscape(const std::string& raw);
+
 /// "passed", "failed", "timed_out", ... as in CONTRACT.md.
 std::string StatusName(v1::TestStatus status);
 

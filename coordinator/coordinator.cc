@@ -115,11 +115,12 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     test.cache_key = ComputeActionKey(test.spec, spec.platform()).hex();
     keys[i] = test.cache_key;
     suite->index_of[test.spec.id()] = i;
-    std::optional<double> expected;
+    std::optional<TestExpectation> expected;
     if (options_.store)
-      expected = options_.store->ExpectedWallMs(spec.name(), test.spec.id());
-    test.expected_ms = expected.value_or(-1);
-    if (expected) known.push_back(*expected);
+      expected = options_.store->Expected(spec.name(), test.spec.id());
+    test.expected_ms = expected ? expected->wall_ms : -1;
+    test.expected_peak_kb = expected ? expected->peak_rss_kb : 0;
+    if (expected) known.push_back(expected->wall_ms);
   }
   spec.clear_tests();
   // Tests without history are expected to take the suite's median.
@@ -256,6 +257,17 @@ int Coordinator::TotalSlots() const {
   return std::max(slots, 1);
 }
 
+bool Coordinator::HasRoomFor(const Test& test, const Worker& worker) const {
+  const int64_t need = test.expected_peak_kb;
+  const int64_t free = worker.info.free_memory_kb();
+  if (need == 0 || free == 0 || need <= free) return true;  // fits, or unknown
+  // Too big for this worker: leave it for one with room, if there is one.
+  for (const auto& [id, other] : workers_) {
+    if (other.info.free_memory_kb() >= need) return false;
+  }
+  return true;
+}
+
 v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
   // Guided self-scheduling: a shard holds about half a slot's share of the
   // queued work, so shards shrink as the suite drains and the last ones
@@ -279,7 +291,9 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     int index = PopTest(suite);
     if (index < 0) break;
     Test& test = suite.tests[index];
-    if (!lease.outstanding.empty() && shard_ms + test.expected_ms > target_ms) {
+    if ((!lease.outstanding.empty() &&
+         shard_ms + test.expected_ms > target_ms) ||
+        !HasRoomFor(test, worker)) {
       suite.requeued.push_front(index);  // first in line for the next shard
       break;
     }
@@ -295,6 +309,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     assignment->set_attempt(test.attempt);
     assignment->set_cache_key(test.cache_key);
   }
+  if (lease.outstanding.empty()) return shard;
   if (suite.report.state() == v1::SUITE_STATE_QUEUED) {
     suite.report.set_state(v1::SUITE_STATE_RUNNING);
     suite.report.set_started_at_unix_ms(absl::ToUnixMillis(Now()));
@@ -357,6 +372,11 @@ v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
     v1::Shard shard = MakeShard(*suite, worker);
     if (shard.tests_size() == 0) break;
     *response.add_shards() = std::move(shard);
+  }
+  // Work is queued but none suits this worker (memory): hold the poll rather
+  // than have it ask again at once.
+  if (response.shards_size() == 0 && !shutting_down_) {
+    work_available_.WaitWithDeadline(&mu_, wait_until);
   }
   return response;
 }

@@ -87,6 +87,7 @@ class Coordinator {
     v1::TestSpec spec;
     std::string cache_key;
     double expected_ms = 0;
+    int64_t expected_peak_kb = 0;  // 0: unknown
     int32_t attempt = 1;
     bool failed_before = false;
     Phase phase = Phase::kQueued;
@@ -125,6 +126,10 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Suite* PickSuite(const Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int PopTest(Suite& suite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Whether `worker` should take `test`: it has the memory the test is
+  /// known to peak at, or no worker has.
+  bool HasRoomFor(const Test& test, const Worker& worker) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Back to the queue: lost work `first`, retries after what is queued.
   void Requeue(Suite& suite, int index, bool first)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -63,7 +63,7 @@ CoordinatorStore::~CoordinatorStore() {
   if (db_) db_->Close();
 }
 
-std::optional<double> CoordinatorStore::ExpectedWallMs(
+std::optional<TestExpectation> CoordinatorStore::Expected(
     const std::string& suite_name, const std::string& test_id) const {
   std::string value;
   if (!db_->Get(rocksdb::ReadOptions(), HistoryKey(suite_name, test_id), &value)
@@ -74,9 +74,19 @@ std::optional<double> CoordinatorStore::ExpectedWallMs(
   if (!history.ParseFromString(value) || history.wall_ms_size() == 0) {
     return std::nullopt;
   }
-  std::vector<double> runs(history.wall_ms().begin(), history.wall_ms().end());
-  std::nth_element(runs.begin(), runs.begin() + runs.size() / 2, runs.end());
-  return runs[runs.size() / 2];
+  auto median = [](auto values) {
+    std::nth_element(values.begin(), values.begin() + values.size() / 2,
+                     values.end());
+    return values[values.size() / 2];
+  };
+  TestExpectation expected;
+  expected.wall_ms = median(
+      std::vector<double>(history.wall_ms().begin(), history.wall_ms().end()));
+  if (history.peak_rss_kb_size() > 0) {
+    expected.peak_rss_kb = median(std::vector<int64_t>(
+        history.peak_rss_kb().begin(), history.peak_rss_kb().end()));
+  }
+  return expected;
 }
 
 absl::Status CoordinatorStore::RecordRun(const std::string& suite_name,

@@ -13,6 +13,12 @@ class DB;
 
 namespace testfleet {
 
+/// What a test is expected to need, from its history.
+struct TestExpectation {
+  double wall_ms = 0;
+  int64_t peak_rss_kb = 0;
+};
+
 /// The coordinator's durable state in RocksDB (its --data-dir): per-test
 /// history, which orders work longest first, and finished suites' reports.
 class CoordinatorStore {
@@ -24,9 +30,9 @@ class CoordinatorStore {
       const std::string& dir);
   ~CoordinatorStore();
 
-  /// Median wall time of the test's recent runs, if it ever ran.
-  std::optional<double> ExpectedWallMs(const std::string& suite_name,
-                                       const std::string& test_id) const;
+  /// Medians of the test's recent runs, if it ever ran.
+  std::optional<TestExpectation> Expected(const std::string& suite_name,
+                                          const std::string& test_id) const;
   absl::Status RecordRun(const std::string& suite_name,
                          const v1::TestResult& result);
 

@@ -118,6 +118,16 @@ double MemorySlopeKbPerSecond(const std::vector<v1::MemorySample>& curve) {
   return (n * sxy - sx * sy) / denominator;
 }
 
+bool MemoryGrowing(const std::vector<v1::MemorySample>& curve,
+                   double slope_kb_per_s, int64_t peak_kb) {
+  if (curve.size() < 10) return false;
+  const double seconds = static_cast<double>(curve.back().offset_ms() -
+                                             curve.front().offset_ms()) /
+                         1000.0;
+  const double growth_kb = slope_kb_per_s * seconds;
+  return growth_kb >= 4096 && growth_kb >= 0.25 * static_cast<double>(peak_kb);
+}
+
 absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
                                               ProcessLauncher& launcher) {
   v1::TestResult result;
@@ -184,7 +194,10 @@ absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
     kCancel
   } kill_reason = Kill::kNone;
   absl::Time term_sent = absl::InfiniteFuture();
-  absl::Time next_sample = started + spec.sample_interval;
+  // Zero interval: no sampling (peak RSS is then the test's own ru_maxrss).
+  const bool sampling = spec.sample_interval > absl::ZeroDuration();
+  absl::Time next_sample =
+      sampling ? started + spec.sample_interval : absl::InfiniteFuture();
   const absl::Time deadline = spec.timeout > absl::ZeroDuration()
                                   ? started + spec.timeout
                                   : absl::InfiniteFuture();
@@ -283,6 +296,8 @@ absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
   if (WIFEXITED(status)) result.set_exit_code(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) result.set_signal(WTERMSIG(status));
   result.set_memory_slope_kb_per_s(MemorySlopeKbPerSecond(curve));
+  result.set_memory_growing(MemoryGrowing(curve, result.memory_slope_kb_per_s(),
+                                          result.peak_rss_kb()));
   for (auto& sample : curve) *result.add_memory_curve() = std::move(sample);
   switch (kill_reason) {
     case Kill::kTimeout:

@@ -19,7 +19,8 @@ struct ExecSpec {
   std::map<std::string, std::string> env;  // added to the worker's environment
   absl::Duration timeout = absl::Minutes(5);  // zero: none
   int64_t memory_limit_bytes = 0;             // zero: none
-  absl::Duration sample_interval = absl::Milliseconds(100);
+  absl::Duration sample_interval =
+      absl::Milliseconds(100);                   // zero: no sampling
   absl::Duration kill_grace = absl::Seconds(2);  // SIGTERM to SIGKILL
   size_t tail_bytes = 64 * 1024;                 // kept of stdout and of stderr
   size_t max_curve_samples = 600;  // the curve is halved past this
@@ -44,5 +45,10 @@ absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
 /// Least-squares slope of a memory curve, in KiB per second; from ten samples
 /// on, the first fifth (start-up allocation) is left out.
 double MemorySlopeKbPerSecond(const std::vector<v1::MemorySample>& curve);
+
+/// What a leak looks like: over at least ten samples, the fitted line rises
+/// by 4 MiB or more and by at least a quarter of the peak.
+bool MemoryGrowing(const std::vector<v1::MemorySample>& curve,
+                   double slope_kb_per_s, int64_t peak_kb);
 
 }  // namespace testfleet

@@ -1,5 +1,9 @@
 #pragma once
 
+#include <errno.h>
+#include <unistd.h>
+
+#include <cstddef>
 #include <cstdint>
 
 namespace testfleet {
@@ -39,5 +43,31 @@ struct LaunchFinished {
   int64_t user_us;      // the test's and its reaped descendants' CPU
   int64_t sys_us;
 };
+
+/// Reads or writes exactly `size` bytes, through short transfers and EINTR;
+/// false on end of file or error.
+inline bool ReadFully(int fd, void* data, size_t size) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t n = read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+inline bool WriteFully(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
 
 }  // namespace testfleet

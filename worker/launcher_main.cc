@@ -28,30 +28,6 @@ int64_t Micros(const struct timeval& tv) {
   return static_cast<int64_t>(tv.tv_sec) * 1000000 + tv.tv_usec;
 }
 
-bool WriteAll(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = write(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool ReadAll(int fd, void* data, size_t size) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    ssize_t n = read(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Reads one request: header and the two descriptors, then the strings.
 bool ReadRequest(testfleet::LaunchRequestHeader& header, int fds[2],
                  std::string& payload) {
@@ -68,15 +44,17 @@ bool ReadRequest(testfleet::LaunchRequestHeader& header, int fds[2],
   }
   if (n <= 0) return false;
   if (static_cast<size_t>(n) < sizeof(header) &&
-      !ReadAll(kLauncherSocketFd, reinterpret_cast<char*>(&header) + n,
-               sizeof(header) - n)) {
+      !testfleet::ReadFully(kLauncherSocketFd,
+                            reinterpret_cast<char*>(&header) + n,
+                            sizeof(header) - n)) {
     return false;
   }
   struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
   if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) return false;
   memcpy(fds, CMSG_DATA(cmsg), 2 * sizeof(int));
   payload.resize(header.payload_bytes);
-  return ReadAll(kLauncherSocketFd, payload.data(), payload.size());
+  return testfleet::ReadFully(kLauncherSocketFd, payload.data(),
+                              payload.size());
 }
 
 // Kills what a test left behind: its session, and any other child of ours
@@ -117,7 +95,7 @@ void RunOne(const testfleet::LaunchRequestHeader& header, const int fds[2],
   testfleet::LaunchStarted started{-1, 0, 0};
   if (strings.size() != 1 + header.argc + header.envc || header.argc == 0) {
     started.exec_errno = EINVAL;
-    WriteAll(kLauncherSocketFd, &started, sizeof(started));
+    testfleet::WriteFully(kLauncherSocketFd, &started, sizeof(started));
     return;
   }
   const char* cwd = strings[0];
@@ -130,7 +108,7 @@ void RunOne(const testfleet::LaunchRequestHeader& header, const int fds[2],
   int report[2];  // the child's errno if chdir or exec fails; EOF on exec
   if (pipe2(report, O_CLOEXEC) != 0) {
     started.exec_errno = errno;
-    WriteAll(kLauncherSocketFd, &started, sizeof(started));
+    testfleet::WriteFully(kLauncherSocketFd, &started, sizeof(started));
     return;
   }
   pid_t pid = fork();
@@ -156,24 +134,25 @@ void RunOne(const testfleet::LaunchRequestHeader& header, const int fds[2],
       }
       failure[1] = errno;
     }
-    WriteAll(report[1], failure, sizeof(failure));
+    testfleet::WriteFully(report[1], failure, sizeof(failure));
     _exit(127);
   }
   close(report[1]);
   close(fds[0]);
   close(fds[1]);
   int failure[2] = {0, 0};
-  const bool failed = pid < 0 || ReadAll(report[0], failure, sizeof(failure));
+  const bool failed =
+      pid < 0 || testfleet::ReadFully(report[0], failure, sizeof(failure));
   close(report[0]);
   if (failed) {
     started.chdir_errno = failure[0];
     started.exec_errno = pid < 0 ? errno : failure[1];
     if (pid > 0) waitpid(pid, nullptr, 0);
-    WriteAll(kLauncherSocketFd, &started, sizeof(started));
+    testfleet::WriteFully(kLauncherSocketFd, &started, sizeof(started));
     return;
   }
   started.test_pid = pid;
-  WriteAll(kLauncherSocketFd, &started, sizeof(started));
+  testfleet::WriteFully(kLauncherSocketFd, &started, sizeof(started));
 
   testfleet::LaunchFinished finished{};
   struct rusage usage {};
@@ -202,7 +181,7 @@ void RunOne(const testfleet::LaunchRequestHeader& header, const int fds[2],
     finished.user_us += Micros(orphan.ru_utime);
     finished.sys_us += Micros(orphan.ru_stime);
   }
-  WriteAll(kLauncherSocketFd, &finished, sizeof(finished));
+  testfleet::WriteFully(kLauncherSocketFd, &finished, sizeof(finished));
 }
 
 }  // namespace

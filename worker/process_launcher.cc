@@ -21,18 +21,6 @@ absl::Status LauncherGone(const char* what) {
                                              ": ", std::strerror(errno), ")"));
 }
 
-bool ReadAll(int fd, void* data, size_t size) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    ssize_t n = read(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 std::string DefaultLauncherPath() {
@@ -122,13 +110,14 @@ absl::StatusOr<LaunchStarted> ProcessLauncher::Spawn(
     done += static_cast<size_t>(n);
   }
   LaunchStarted started{};
-  if (!ReadAll(socket_, &started, sizeof(started))) return LauncherGone("read");
+  if (!testfleet::ReadFully(socket_, &started, sizeof(started)))
+    return LauncherGone("read");
   return started;
 }
 
 absl::StatusOr<LaunchFinished> ProcessLauncher::ReadFinished() {
   LaunchFinished finished{};
-  if (!ReadAll(socket_, &finished, sizeof(finished)))
+  if (!testfleet::ReadFully(socket_, &finished, sizeof(finished)))
     return LauncherGone("read");
   return finished;
 }

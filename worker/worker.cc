@@ -113,6 +113,11 @@ absl::Status Worker::Register() {
 }
 
 absl::Status Worker::Run() {
+  spdlog::info(
+      "memory limits: enforced from the process tree's RSS sampled every {} "
+      "(cgroup "
+      "memory.max is not used)",
+      absl::FormatDuration(config_.sample_interval));
   if (absl::Status registered = Register(); !registered.ok()) return registered;
   std::vector<std::thread> threads;
   for (int slot = 0; slot < config_.slots; ++slot) {
@@ -386,6 +391,7 @@ void Worker::ReporterLoop() {
 }
 
 void Worker::HeartbeatLoop() {
+  bool first_beat = true;
   while (true) {
     v1::HeartbeatRequest request;
     {
@@ -393,10 +399,15 @@ void Worker::HeartbeatLoop() {
       auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return reporter_done_;
       };
-      if (mu_.AwaitWithTimeout(absl::Condition(&done),
+      // The first beat goes at once: the coordinator places work by the
+      // load and free memory it reports.
+      if (!first_beat &&
+          mu_.AwaitWithTimeout(absl::Condition(&done),
                                absl::Milliseconds(lease_ms_ / 3))) {
         return;
       }
+      first_beat = false;
+      if (reporter_done_) return;
       request.set_worker_id(worker_id_);
       for (const auto& [lease_id, active] : active_)
         request.add_lease_ids(lease_id);

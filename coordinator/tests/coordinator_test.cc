@@ -307,6 +307,37 @@ TEST_F(CoordinatorTest, CacheHitsAtSubmitNeverReachAWorker) {
   }
 }
 
+TEST_F(CoordinatorTest, MemoryHungryTestsGoToWorkersWithRoom) {
+  TestDir dir;
+  auto store = CoordinatorStore::Open(dir.Join("state"));
+  ASSERT_TRUE(store.ok());
+  options_.store = store->get();
+  v1::TestResult run;
+  run.set_test_id("s.t0");
+  run.set_wall_ms(100);
+  run.set_peak_rss_kb(4 << 20);  // 4 GiB
+  ASSERT_TRUE((*store)->RecordRun("s", run).ok());
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 1)).ok());
+  auto beat = [&](const std::string& worker, int64_t free_kb) {
+    v1::HeartbeatRequest heartbeat;
+    heartbeat.set_worker_id(worker);
+    heartbeat.set_free_memory_kb(free_kb);
+    c->Heartbeat(heartbeat);
+  };
+  const std::string small = Register(*c);
+  const std::string large = Register(*c);
+  beat(small, 1 << 20);  // 1 GiB free
+  beat(large, 16 << 20);
+  EXPECT_EQ(Pull(*c, small).shards_size(), 0);
+  ASSERT_EQ(Pull(*c, large).shards_size(), 1);
+
+  // When no worker has room, it runs anyway.
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 1)).ok());
+  beat(large, 1 << 20);
+  EXPECT_EQ(Pull(*c, small).shards_size(), 1);
+}
+
 TEST_F(CoordinatorTest, WorkersOnlyGetWorkForTheirPlatform) {
   auto c = Make();
   ASSERT_TRUE(c->Submit(MakeSuite("s", 2)).ok());

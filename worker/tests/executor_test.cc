@@ -184,9 +184,19 @@ TEST_F(ExecutorTest, GrowingMemoryHasAPositiveSlopeAndFlatMemoryNone) {
   v1::TestResult growing = Run(Probe({"--grow-mib=4", "--sleep-ms=1500"}));
   ASSERT_GE(growing.memory_curve_size(), 5);
   EXPECT_GT(growing.memory_slope_kb_per_s(), 20 * 1024);  // ~40 MiB/s
+  EXPECT_TRUE(growing.memory_growing());
   v1::TestResult flat = Run(Probe({"--alloc-mib=50", "--sleep-ms=1500"}));
   ASSERT_GE(flat.memory_curve_size(), 5);
   EXPECT_LT(std::abs(flat.memory_slope_kb_per_s()), 2 * 1024);
+  EXPECT_FALSE(flat.memory_growing());
+}
+
+TEST_F(ExecutorTest, SamplingCanBeTurnedOff) {
+  ExecSpec spec = Probe({"--alloc-mib=20", "--sleep-ms=400"});
+  spec.sample_interval = absl::ZeroDuration();
+  v1::TestResult result = Run(spec);
+  EXPECT_EQ(result.memory_curve_size(), 0);
+  EXPECT_GE(result.peak_rss_kb(), 20 * 1024);  // from the test's own ru_maxrss
 }
 
 TEST_F(ExecutorTest, CancelStopsTheTest) {
