@@ -6,7 +6,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
 
 namespace testfleet {
 namespace {
@@ -49,18 +52,34 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
   }
   rocksdb::Options options;
   options.create_if_missing = true;
+  options.create_missing_column_families = true;
   options.keep_log_file_num = 3;
-  rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, dir, &db);
-  if (!s.ok()) return StoreError(s, dir);
+  // History: small values read once per test at every submit; bloom filters
+  // and a block cache keep that in memory.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = rocksdb::NewLRUCache(64 << 20);
+  rocksdb::ColumnFamilyOptions history(options);
+  history.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Reports are megabytes each: a column family of their own, so a history
+  // block never shares a block with one.
+  rocksdb::ColumnFamilyOptions reports(options);
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, history}, {"reports", reports}};
   auto store = std::unique_ptr<CoordinatorStore>(new CoordinatorStore());
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(options, dir, families, &store->handles_, &db);
+  if (!s.ok()) return StoreError(s, dir);
   store->dir_ = dir;
   store->db_.reset(db);
   return store;
 }
 
 CoordinatorStore::~CoordinatorStore() {
-  if (db_) db_->Close();
+  if (!db_) return;
+  for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  db_->Close();
 }
 
 std::optional<TestExpectation> CoordinatorStore::Expected(
@@ -116,8 +135,8 @@ absl::Status CoordinatorStore::RecordRun(const std::string& suite_name,
 
 absl::Status CoordinatorStore::SaveReport(const v1::SuiteReport& report) {
   rocksdb::Status s =
-      db_->Put(rocksdb::WriteOptions(), ReportKey(report.suite_id()),
-               report.SerializeAsString());
+      db_->Put(rocksdb::WriteOptions(), handles_[1],
+               ReportKey(report.suite_id()), report.SerializeAsString());
   if (!s.ok()) return StoreError(s, dir_);
   return absl::OkStatus();
 }
@@ -125,8 +144,8 @@ absl::Status CoordinatorStore::SaveReport(const v1::SuiteReport& report) {
 absl::StatusOr<v1::SuiteReport> CoordinatorStore::LoadReport(
     const std::string& suite_id) const {
   std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), ReportKey(suite_id), &value);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[1],
+                               ReportKey(suite_id), &value);
   if (s.IsNotFound()) {
     return absl::NotFoundError(absl::StrCat("no suite with id ", suite_id));
   }

@@ -3,13 +3,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "testfleet/v1/testfleet.pb.h"
 
 namespace rocksdb {
 class DB;
-}
+class ColumnFamilyHandle;
+}  // namespace rocksdb
 
 namespace testfleet {
 
@@ -43,6 +45,7 @@ class CoordinatorStore {
   CoordinatorStore() = default;
   std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [history, reports]
 };
 
 }  // namespace testfleet
