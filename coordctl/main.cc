@@ -52,6 +52,11 @@ int main(int argc, char** argv) {
       "HOST:PORT of a shared cache to look results up in first");
   run_cmd->add_option("--platform-tag", run.platform_tag,
                       "extra platform key part");
+  run_cmd
+      ->add_option("--sample-interval", run.sample_interval,
+                   "memory sampling period; 0: off")
+      ->check(DurationValidator())
+      ->capture_default_str();
   AddReportOutputs(run_cmd, run.outputs, true);
 
   SubmitOptions submit;

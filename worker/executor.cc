@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -48,37 +47,93 @@ class Tail {
   int64_t total_ = 0;
 };
 
-// Sum of the RSS of every process in session `sid`, in KiB.
-int64_t SessionRssKb(pid_t sid) {
-  static const long page_kb = sysconf(_SC_PAGESIZE) / 1024;
-  int64_t total = 0;
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return 0;
-  while (struct dirent* entry = readdir(proc)) {
-    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    char path[300];
-    snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    char buf[1024];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    // Fields after the command name, which may hold spaces: find the last ')'.
-    char* rest = strrchr(buf, ')');
-    if (rest == nullptr) continue;
-    // state ppid pgrp session ... rss is field 24 overall, 22 after ')'.
-    long long fields[22] = {0};
-    char state = 0;
-    std::istringstream in(rest + 2);
-    in >> state;
-    for (int i = 0; i < 21 && in; ++i) in >> fields[i];
-    const long long session = fields[2];
-    const long long rss_pages = fields[20];
-    if (session == sid) total += rss_pages * page_kb;
+// From /proc/PID/stat: resident pages and thread count.
+struct ProcStat {
+  int64_t rss_pages = 0;
+  int64_t threads = 1;
+};
+
+bool ReadProcStat(pid_t pid, ProcStat& stat) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  // The command name may hold spaces and parentheses: fields follow the last
+  // ')'. After it, field k of proc(5) is token k - 3: num_threads (20) is
+  // token 17, rss (24) token 21.
+  char* p = strrchr(buf, ')');
+  if (p == nullptr) return false;
+  p += 2;
+  for (int token = 0; token <= 21 && *p; ++token) {
+    char* end = nullptr;
+    long long value = strtoll(p, &end, 10);
+    if (token == 17) stat.threads = value;
+    if (token == 21) stat.rss_pages = value;
+    p = strchr(p, ' ');
+    if (p == nullptr) break;
+    ++p;
   }
-  closedir(proc);
+  return true;
+}
+
+// Appends the children of every thread of `pid` (CONFIG_PROC_CHILDREN).
+bool AppendChildren(pid_t pid, int64_t threads, std::vector<pid_t>& out) {
+  auto read_children = [&](const char* path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[4096];
+    ssize_t n;
+    std::string text;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+      text.append(buf, static_cast<size_t>(n));
+    close(fd);
+    for (const char* c = text.c_str(); *c;) {
+      char* end = nullptr;
+      long child = strtol(c, &end, 10);
+      if (end == c) break;
+      out.push_back(static_cast<pid_t>(child));
+      c = end;
+    }
+    return true;
+  };
+  char path[384];
+  if (threads <= 1) {
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+    return read_children(path);
+  }
+  snprintf(path, sizeof(path), "/proc/%d/task", pid);
+  DIR* tasks = opendir(path);
+  if (tasks == nullptr) return false;
+  while (struct dirent* task = readdir(tasks)) {
+    if (task->d_name[0] < '0' || task->d_name[0] > '9') continue;
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/children", pid,
+             task->d_name);
+    read_children(path);
+  }
+  closedir(tasks);
+  return true;
+}
+
+// Sum of the RSS of every descendant of `root` (the launcher: the test and
+// whatever it left, which the launcher adopts as subreaper), in KiB. Reads
+// only the tree's own /proc entries.
+int64_t TreeRssKb(pid_t root) {
+  static const long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+  std::vector<pid_t> pending;
+  if (!AppendChildren(root, 1, pending)) return 0;
+  int64_t total = 0;
+  for (size_t visited = 0; !pending.empty() && visited < 100000; ++visited) {
+    pid_t pid = pending.back();
+    pending.pop_back();
+    ProcStat stat;
+    if (!ReadProcStat(pid, stat)) continue;  // already gone
+    total += stat.rss_pages * page_kb;
+    AppendChildren(pid, stat.threads, pending);
+  }
   return total;
 }
 
@@ -222,7 +277,7 @@ absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
         terminate(Kill::kCancel);
       if (now >= term_sent + spec.kill_grace) kill(-test, SIGKILL);
       if (now >= next_sample) {
-        int64_t rss_kb = SessionRssKb(test);
+        int64_t rss_kb = TreeRssKb(launcher.pid());
         peak_tree_kb = std::max(peak_tree_kb, rss_kb);
         // Zero: the test has just exited and is not yet reaped.
         if (rss_kb > 0) {

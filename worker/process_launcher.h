@@ -37,6 +37,8 @@ class ProcessLauncher {
                                       const std::vector<std::string>& env,
                                       const std::string& cwd, int stdout_fd,
                                       int stderr_fd);
+  /// The launcher's pid: the test and its leftovers are its descendants.
+  pid_t pid() const { return pid_; }
   /// Readable once the started test has ended.
   int finished_fd() const { return socket_; }
   absl::StatusOr<LaunchFinished> ReadFinished();
