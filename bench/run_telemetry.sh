@@ -10,7 +10,7 @@ tests=1000 sleepers=8 sleep_s=2
 [ "${1:-}" = "--quick" ] && tests=100 sleepers=4 sleep_s=1
 bin="$PWD/build/bin"
 [ -x "$bin/coordctl" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
-command -v /usr/bin/time >/dev/null || scripts/install-deps.sh time >/dev/null
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time: scripts/install-deps.sh" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -9,6 +9,7 @@ packages=(
   librocksdb-dev libabsl-dev libssl-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev prometheus-cpp-dev
+  time  # /usr/bin/time, for bench/run_telemetry.sh
 )
 # Extra packages for a caller's purpose, e.g. the benchmark peers.
 packages+=("$@")
