@@ -91,6 +91,27 @@ std::chrono::system_clock::time_point DeadlineIn(absl::Duration d) {
   return absl::ToChronoTime(absl::Now() + d);
 }
 
+// One unary call to the coordinator at `address` with a deadline; failures
+// become the one-line message users see.
+template <typename Request, typename Response>
+absl::Status CallCoordinator(
+    const std::string& address,
+    grpc::Status (v1::Coordinator::Stub::*method)(grpc::ClientContext*,
+                                                  const Request&, Response*),
+    const Request& request, Response* response) {
+  auto stub = v1::Coordinator::NewStub(MakeChannel(address));
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(absl::Seconds(60)));
+  return FromGrpcStatus(((*stub).*method)(&context, request, response),
+                        "coordinator", address);
+}
+
+v1::SuiteRef Ref(const std::string& suite_id) {
+  v1::SuiteRef ref;
+  ref.set_suite_id(suite_id);
+  return ref;
+}
+
 // Follows the suite to its end, showing progress, and returns its report. A
 // broken stream (coordinator restarting) is resumed with backoff.
 absl::StatusOr<v1::SuiteReport> WatchToEnd(v1::Coordinator::Stub& stub,
@@ -101,10 +122,8 @@ absl::StatusOr<v1::SuiteReport> WatchToEnd(v1::Coordinator::Stub& stub,
   const absl::Time give_up_after = absl::Now() + absl::Minutes(5);
   while (true) {
     grpc::ClientContext context;
-    v1::SuiteRef ref;
-    ref.set_suite_id(suite_id);
     std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader =
-        stub.WatchSuite(&context, ref);
+        stub.WatchSuite(&context, Ref(suite_id));
     v1::WatchEvent event;
     bool ended = false;
     while (reader->Read(&event)) {
@@ -124,12 +143,10 @@ absl::StatusOr<v1::SuiteReport> WatchToEnd(v1::Coordinator::Stub& stub,
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
   if (printer) printer->Finish();
-  v1::SuiteRef ref;
-  ref.set_suite_id(suite_id);
   v1::SuiteReport report;
   grpc::ClientContext context;
   context.set_deadline(DeadlineIn(absl::Seconds(60)));
-  grpc::Status status = stub.GetReport(&context, ref, &report);
+  grpc::Status status = stub.GetReport(&context, Ref(suite_id), &report);
   if (!status.ok()) return FromGrpcStatus(status, "coordinator", address);
   return report;
 }
@@ -250,17 +267,10 @@ int SubmitCommand(const SubmitOptions& options) {
 }
 
 int StatusCommand(const std::string& suite_id, const std::string& coordinator) {
-  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
-  v1::SuiteRef ref;
-  ref.set_suite_id(suite_id);
   v1::SuiteProgress progress;
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(30)));
-  grpc::Status status = stub->GetStatus(&context, ref, &progress);
-  if (!status.ok()) {
-    absl::Status error = FromGrpcStatus(status, "coordinator", coordinator);
-    return Fail(CodeFor(error), error);
-  }
+  absl::Status status = CallCoordinator(
+      coordinator, &v1::Coordinator::Stub::GetStatus, Ref(suite_id), &progress);
+  if (!status.ok()) return Fail(CodeFor(status), status);
   const v1::SuiteSummary& s = progress.summary();
   static const char* kStates[] = {"unknown", "queued", "running", "finished",
                                   "cancelled"};
@@ -284,17 +294,11 @@ int WatchCommand(const std::string& suite_id, const std::string& coordinator,
 }
 
 int CancelCommand(const std::string& suite_id, const std::string& coordinator) {
-  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
-  v1::SuiteRef ref;
-  ref.set_suite_id(suite_id);
   v1::CancelResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(30)));
-  grpc::Status status = stub->CancelSuite(&context, ref, &response);
-  if (!status.ok()) {
-    absl::Status error = FromGrpcStatus(status, "coordinator", coordinator);
-    return Fail(CodeFor(error), error);
-  }
+  absl::Status status =
+      CallCoordinator(coordinator, &v1::Coordinator::Stub::CancelSuite,
+                      Ref(suite_id), &response);
+  if (!status.ok()) return Fail(CodeFor(status), status);
   std::printf("cancelled %d tests of %s\n", response.cancelled(),
               suite_id.c_str());
   return kExitOk;
@@ -302,31 +306,19 @@ int CancelCommand(const std::string& suite_id, const std::string& coordinator) {
 
 int ReportCommand(const std::string& suite_id, const std::string& coordinator,
                   const ReportOutputs& outputs) {
-  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
-  v1::SuiteRef ref;
-  ref.set_suite_id(suite_id);
   v1::SuiteReport report;
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(60)));
-  grpc::Status status = stub->GetReport(&context, ref, &report);
-  if (!status.ok()) {
-    absl::Status error = FromGrpcStatus(status, "coordinator", coordinator);
-    return Fail(CodeFor(error), error);
-  }
+  absl::Status status = CallCoordinator(
+      coordinator, &v1::Coordinator::Stub::GetReport, Ref(suite_id), &report);
+  if (!status.ok()) return Fail(CodeFor(status), status);
   return Finish(report, outputs);
 }
 
 int WorkersCommand(const std::string& coordinator) {
-  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
   v1::ListWorkersResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(30)));
-  grpc::Status status =
-      stub->ListWorkers(&context, v1::ListWorkersRequest(), &response);
-  if (!status.ok()) {
-    absl::Status error = FromGrpcStatus(status, "coordinator", coordinator);
-    return Fail(CodeFor(error), error);
-  }
+  absl::Status status =
+      CallCoordinator(coordinator, &v1::Coordinator::Stub::ListWorkers,
+                      v1::ListWorkersRequest(), &response);
+  if (!status.ok()) return Fail(CodeFor(status), status);
   std::printf("%-28s %5s %5s %6s %10s %8s %s\n", "WORKER", "SLOTS", "BUSY",
               "LOAD", "FREE MEM", "TESTS", "LAST HEARTBEAT");
   const int64_t now = absl::ToUnixMillis(absl::Now());

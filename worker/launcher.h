@@ -1,6 +1,7 @@
 #pragma once
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -43,6 +44,18 @@ struct LaunchFinished {
   int64_t user_us;      // the test's and its reaped descendants' CPU
   int64_t sys_us;
 };
+
+/// A message of one buffer with room for `control_size` bytes of ancillary
+/// data (the descriptors of a request).
+inline struct msghdr OneBufferMessage(struct iovec* iov, char* control,
+                                      size_t control_size) {
+  struct msghdr message {};
+  message.msg_iov = iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = control_size;
+  return message;
+}
 
 /// Reads or writes exactly `size` bytes, through short transfers and EINTR;
 /// false on end of file or error.

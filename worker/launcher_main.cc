@@ -33,11 +33,8 @@ bool ReadRequest(testfleet::LaunchRequestHeader& header, int fds[2],
                  std::string& payload) {
   char control[CMSG_SPACE(2 * sizeof(int))];
   struct iovec iov = {&header, sizeof(header)};
-  struct msghdr message {};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof(control);
+  struct msghdr message =
+      testfleet::OneBufferMessage(&iov, control, sizeof(control));
   ssize_t n;
   while ((n = recvmsg(kLauncherSocketFd, &message, MSG_CMSG_CLOEXEC)) < 0 &&
          errno == EINTR) {

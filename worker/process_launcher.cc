@@ -87,11 +87,8 @@ absl::StatusOr<LaunchStarted> ProcessLauncher::Spawn(
   int fds[2] = {stdout_fd, stderr_fd};
   char control[CMSG_SPACE(sizeof(fds))] = {};
   struct iovec iov = {&header, sizeof(header)};
-  struct msghdr message {};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof(control);
+  struct msghdr message =
+      testfleet::OneBufferMessage(&iov, control, sizeof(control));
   struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
