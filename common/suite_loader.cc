@@ -314,7 +314,7 @@ absl::Status SuiteParser::Test(
   RETURN_IF_ERROR(
       CheckKeys(value, field,
                 {"id", "cmd", "priority", "timeout", "memory_limit", "retries",
-                 "cwd", "env", "inputs", "tags", "cache_failures"}));
+                 "cwd", "env", "inputs", "tags", "cache_failures", "expected"}));
   if (!value.contains("id")) return Error(field, "missing \"id\"");
   if (!value.contains("cmd")) return Error(field, "missing \"cmd\"");
   spec.set_timeout_ms(defaults.timeout_ms);
@@ -384,6 +384,9 @@ absl::Status SuiteParser::Test(
     } else if (key == "cache_failures") {
       ASSIGN_OR_RETURN(bool cache_failures, Bool(v, f));
       spec.set_cache_failures(cache_failures);
+    } else if (key == "expected") {
+      ASSIGN_OR_RETURN(int64_t ms, DurationMs(v, f));
+      spec.set_expected_ms(ms);
     }
   }
   spec.mutable_env()->insert(env.begin(), env.end());

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@
 #include "common/suite_loader.h"
 #include "common/units.h"
 #include "coordctl/html_report.h"
+#include "coordctl/importers.h"
 #include "coordctl/progress.h"
 #include "coordctl/reports.h"
 #include "coordinator/server.h"
@@ -49,7 +51,27 @@ std::string CacheRoot(const std::string& flag) {
 
 // Reads and hashes the suite, with the digest memo kept under the cache root
 // so unchanged inputs are not hashed again at every submit.
-absl::StatusOr<LoadedSuite> LoadForSubmit(const std::string& path,
+// The suite document of an importer (nullopt for a suite file), with paths
+// relative to `suite_dir`.
+absl::StatusOr<std::optional<nlohmann::json>> Imported(
+    const SuiteSource& source, const std::string& suite_dir) {
+  const int sources = !source.suite.empty() + !source.from_ctest.empty() +
+                      !source.from_gtest.empty();
+  if (sources != 1) {
+    return absl::InvalidArgumentError(
+        "give exactly one of SUITE, --from-ctest=BUILD_DIR, "
+        "--from-gtest=BINARY");
+  }
+  if (!source.from_ctest.empty())
+    return SuiteFromCtest(source.from_ctest, suite_dir);
+  if (!source.from_gtest.empty())
+    return SuiteFromGtest(source.from_gtest, suite_dir);
+  return std::nullopt;
+}
+
+// Reads and hashes the suite, with the digest memo kept under the cache root
+// so unchanged inputs are not hashed again at every submit.
+absl::StatusOr<LoadedSuite> LoadForSubmit(const SuiteSource& source,
                                           const std::string& cache_root,
                                           const std::string& platform_tag) {
   FileDigester digester;
@@ -59,12 +81,37 @@ absl::StatusOr<LoadedSuite> LoadForSubmit(const std::string& path,
   if (absl::Status loaded = digester.Load(memo); !loaded.ok()) {
     spdlog::warn("{}", std::string(loaded.message()));
   }
-  absl::StatusOr<LoadedSuite> suite = LoadSuiteFile(path, digester);
+  // Imported suites live where their tests do: the build tree, the binary's
+  // folder.
+  std::error_code absolute_error;
+  const std::string import_dir =
+      source.from_ctest.empty() && source.from_gtest.empty()
+          ? std::string()
+          : std::filesystem::absolute(
+                !source.from_ctest.empty()
+                    ? std::filesystem::path(source.from_ctest)
+                    : std::filesystem::path(source.from_gtest).parent_path(),
+                absolute_error)
+                .lexically_normal()
+                .string();
+  absl::StatusOr<std::optional<nlohmann::json>> imported =
+      Imported(source, import_dir);
+  if (!imported.ok()) return imported.status();
+  const std::string origin = !source.suite.empty() ? source.suite
+                             : !source.from_ctest.empty()
+                                 ? "ctest " + source.from_ctest
+                                 : "gtest " + source.from_gtest;
+  absl::StatusOr<LoadedSuite> suite =
+      imported->has_value()
+          ? ParseSuite((*imported)->dump(), origin, import_dir, digester)
+          : LoadSuiteFile(source.suite, digester);
   if (!suite.ok()) return suite;
+  if (absl::Status kept = FilterTests(source.filter, suite->spec); !kept.ok())
+    return kept;
   *suite->spec.mutable_platform() = HostPlatform(platform_tag);
   char host[256] = "";
   gethostname(host, sizeof(host) - 1);
-  suite->spec.set_submitted_from(absl::StrCat(host, ":", path));
+  suite->spec.set_submitted_from(absl::StrCat(host, ":", origin));
   if (!ec) (void)digester.Save(memo);  // a memo we cannot write only costs time
   return suite;
 }
@@ -171,7 +218,7 @@ int CodeFor(const absl::Status& status) {
 int RunCommand(const RunOptions& options) {
   const std::string cache_root = CacheRoot(options.cache_dir);
   absl::StatusOr<LoadedSuite> suite =
-      LoadForSubmit(options.suite, cache_root, options.platform_tag);
+      LoadForSubmit(options.source, cache_root, options.platform_tag);
   if (!suite.ok()) return Fail(kExitUsage, suite.status());
 
   CoordinatorServerConfig config;
@@ -241,7 +288,7 @@ int RunCommand(const RunOptions& options) {
 
 int SubmitCommand(const SubmitOptions& options) {
   absl::StatusOr<LoadedSuite> suite = LoadForSubmit(
-      options.suite, CacheRoot(options.cache_dir), options.platform_tag);
+      options.source, CacheRoot(options.cache_dir), options.platform_tag);
   if (!suite.ok()) return Fail(kExitUsage, suite.status());
   if (options.priority) suite->spec.set_priority(*options.priority);
   auto stub = v1::Coordinator::NewStub(MakeChannel(options.coordinator));
@@ -329,6 +376,53 @@ int WorkersCommand(const std::string& coordinator) {
                 static_cast<long long>(w.tests_run()),
                 (now - w.last_heartbeat_unix_ms()) / 1000.0);
   }
+  return kExitOk;
+}
+
+int ImportCommand(const SuiteSource& source, const std::string& output) {
+  if (source.suite.size() > 0) {
+    return Fail(
+        kExitUsage,
+        absl::InvalidArgumentError(
+            "import reads --from-ctest or --from-gtest, not a suite file"));
+  }
+  std::error_code absolute_error;
+  const std::string suite_dir =
+      std::filesystem::absolute(output, absolute_error)
+          .lexically_normal()
+          .parent_path()
+          .string();
+  absl::StatusOr<std::optional<nlohmann::json>> imported =
+      Imported(source, suite_dir);
+  if (!imported.ok()) return Fail(kExitUsage, imported.status());
+  nlohmann::json& document = **imported;
+  if (!source.filter.empty()) {
+    // Filter through the loader's own view of the tests, keeping the
+    // document's form (relative paths, durations) for people to edit.
+    FileDigester digester;
+    absl::StatusOr<LoadedSuite> loaded =
+        ParseSuite(document.dump(), output, suite_dir, digester);
+    if (!loaded.ok()) return Fail(kExitUsage, loaded.status());
+    if (absl::Status kept = FilterTests(source.filter, loaded->spec);
+        !kept.ok()) {
+      return Fail(kExitUsage, kept);
+    }
+    std::set<std::string> keep;
+    for (const v1::TestSpec& test : loaded->spec.tests())
+      keep.insert(test.id());
+    nlohmann::json tests = nlohmann::json::array();
+    for (const nlohmann::json& test : document["tests"]) {
+      if (keep.count(test["id"].get<std::string>())) tests.push_back(test);
+    }
+    document["tests"] = tests;
+  }
+  if (absl::Status written =
+          WriteFileAtomically(output, document.dump(2) + "\n");
+      !written.ok()) {
+    return Fail(kExitInfrastructure, written);
+  }
+  std::printf("wrote %zu tests to %s\n", document["tests"].size(),
+              output.c_str());
   return kExitOk;
 }
 

@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 
+#include "coordctl/importers.h"
+
 namespace testfleet {
 
 /// Where reports go; empty: not written.
@@ -12,8 +14,17 @@ struct ReportOutputs {
   std::string html;
 };
 
-struct RunOptions {
+/// Where the tests come from: a suite file, a CTest build tree or a
+/// GoogleTest binary (exactly one), and which of them to keep.
+struct SuiteSource {
   std::string suite;
+  std::string from_ctest;
+  std::string from_gtest;
+  TestFilter filter;
+};
+
+struct RunOptions {
+  SuiteSource source;
   int workers = 0;        // 0: one per core
   std::string cache_dir;  // empty: $XDG_CACHE_HOME/testfleet
   std::string remote_cache;
@@ -24,7 +35,7 @@ struct RunOptions {
 };
 
 struct SubmitOptions {
-  std::string suite;
+  SuiteSource source;
   std::string coordinator;
   bool wait = false;
   std::optional<int> priority;
@@ -48,5 +59,7 @@ int ReportCommand(const std::string& suite_id, const std::string& coordinator,
 int WorkersCommand(const std::string& coordinator);
 /// `operation` is "stats" or "gc"; `address` a coordinator or cache_server.
 int CacheCommand(const std::string& operation, const std::string& address);
+/// Writes the suite document of a CTest tree or GoogleTest binary to `output`.
+int ImportCommand(const SuiteSource& source, const std::string& output);
 
 }  // namespace testfleet

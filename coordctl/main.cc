@@ -16,6 +16,24 @@ void AddReportOutputs(CLI::App* command, testfleet::ReportOutputs& outputs,
     command->add_option("--html", outputs.html, "write the HTML report here");
 }
 
+// SUITE, or an importer, and the filters: shared by run, submit and import.
+void AddSuiteSource(CLI::App* command, testfleet::SuiteSource& source,
+                    bool suite_file) {
+  if (suite_file)
+    command->add_option("SUITE", source.suite, "suite file (JSON)");
+  command->add_option(
+      "--from-ctest", source.from_ctest,
+      "import the tests of a CTest build tree (ctest --show-only=json-v1)");
+  command->add_option("--from-gtest", source.from_gtest,
+                      "import one test per test case of a GoogleTest binary");
+  command->add_option("--tag", source.filter.tags,
+                      "keep tests with this tag (repeatable)");
+  command->add_option("--id", source.filter.ids,
+                      "keep tests whose id matches this glob");
+  command->add_option("--exclude", source.filter.excludes,
+                      "drop tests whose id matches this glob");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,7 +57,7 @@ int main(int argc, char** argv) {
       "run a suite on this machine: embedded coordinator, local workers, local "
       "cache\n"
       "  coordctl run examples/suite.json --workers=4 --junit=report.xml");
-  run_cmd->add_option("SUITE", run.suite, "suite file (JSON)")->required();
+  AddSuiteSource(run_cmd, run.source, true);
   run_cmd
       ->add_option("--workers", run.workers,
                    "local workers (default: one per core)")
@@ -67,8 +85,7 @@ int main(int argc, char** argv) {
       "submit a suite to a coordinator; prints the suite id\n"
       "  coordctl submit suite.json --coordinator=ci-coord:7070 --wait "
       "--junit=r.xml");
-  submit_cmd->add_option("SUITE", submit.suite, "suite file (JSON)")
-      ->required();
+  AddSuiteSource(submit_cmd, submit.source, true);
   submit_cmd->add_option("--coordinator", submit.coordinator, "HOST:PORT")
       ->required();
   submit_cmd->add_flag("--wait", submit.wait,
@@ -98,6 +115,16 @@ int main(int argc, char** argv) {
   CLI::App* report_cmd =
       suite_command("report", "print and write a suite's report");
   AddReportOutputs(report_cmd, report_outputs, true);
+
+  SuiteSource import_source;
+  std::string import_output;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import",
+      "write a suite file from a CTest build tree or a GoogleTest binary\n"
+      "  coordctl import --from-ctest=build -o suite.json");
+  AddSuiteSource(import_cmd, import_source, false);
+  import_cmd->add_option("-o,--output", import_output, "suite file to write")
+      ->required();
 
   CLI::App* workers_cmd =
       app.add_subcommand("workers", "list the coordinator's workers");
@@ -137,6 +164,7 @@ int main(int argc, char** argv) {
   if (report_cmd->parsed())
     return ReportCommand(suite_id, coordinator, report_outputs);
   if (workers_cmd->parsed()) return WorkersCommand(coordinator);
+  if (import_cmd->parsed()) return ImportCommand(import_source, import_output);
   if (cache_cmd->parsed()) return CacheCommand(cache_operation, cache_address);
   return 2;
 }

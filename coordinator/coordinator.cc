@@ -118,7 +118,9 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     std::optional<TestExpectation> expected;
     if (options_.store)
       expected = options_.store->Expected(spec.name(), test.spec.id());
-    test.expected_ms = expected ? expected->wall_ms : -1;
+    test.expected_ms = expected                        ? expected->wall_ms
+                       : test.spec.expected_ms() > 0 ? static_cast<double>(test.spec.expected_ms())
+                                                     : -1;
     test.expected_peak_kb = expected ? expected->peak_rss_kb : 0;
     if (expected) known.push_back(expected->wall_ms);
   }

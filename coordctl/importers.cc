@@ -1,0 +1,253 @@
+#include "coordctl/importers.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+extern char** environ;
+
+namespace testfleet {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Runs `argv` in `cwd`; its stdout, or an error with the end of its stderr.
+absl::StatusOr<std::string> CaptureOutput(const std::vector<std::string>& argv,
+                                          const std::string& cwd) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError(strerror(errno));
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    close(out[0]);
+    close(out[1]);
+    return absl::InternalError(strerror(errno));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  std::vector<std::string> copy = argv;
+  std::vector<char*> args;
+  for (auto& a : copy) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  close(err[1]);
+  // Read both pipes to the end; the listing programs print little to stderr.
+  std::string output, errors;
+  char buffer[65536];
+  for (int fd : {out[0], err[0]}) {
+    std::string& sink = fd == out[0] ? output : errors;
+    ssize_t n;
+    while ((n = read(fd, buffer, sizeof(buffer))) > 0 ||
+           (n < 0 && errno == EINTR)) {
+      if (n > 0) sink.append(buffer, static_cast<size_t>(n));
+    }
+    close(fd);
+  }
+  if (rc != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot run ", argv[0], " in ", cwd, ": ", strerror(rc)));
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (errors.size() > 500) errors = errors.substr(errors.size() - 500);
+    return absl::InvalidArgumentError(absl::StrCat(
+        argv[0], " ", argv.size() > 1 ? argv[1] : "", " failed in ", cwd, ": ",
+        absl::StripAsciiWhitespace(errors)));
+  }
+  return output;
+}
+
+// Absolute and normalized; never throws (an empty path stays empty).
+fs::path Absolute(const std::string& path) {
+  std::error_code ec;
+  return path.empty() ? fs::path() : fs::absolute(path, ec).lexically_normal();
+}
+
+// `path` as the suite document should name it: relative to `suite_dir`
+// when that works without leaving it, else absolute.
+std::string SuitePath(const std::string& path, const std::string& suite_dir) {
+  fs::path absolute = Absolute(path);
+  fs::path relative = absolute.lexically_relative(Absolute(suite_dir));
+  if (relative.empty() || *relative.begin() == "..") return absolute.string();
+  return relative.string();
+}
+
+// The program as argv[0] must name it: relative to the test's working
+// directory (with a '/' so it is not looked up in PATH) or absolute.
+std::string ProgramPath(const std::string& program, const std::string& cwd,
+                        const std::string& suite_dir) {
+  // A working directory outside the suite folder is machine-specific anyway.
+  if (SuitePath(cwd, suite_dir)[0] == '/') return Absolute(program).string();
+  std::string path = SuitePath(program, cwd);
+  if (path[0] != '/' && path.find('/') == std::string::npos) path = "./" + path;
+  return path;
+}
+
+std::string Seconds(double seconds) {
+  return absl::StrCat(static_cast<int64_t>(seconds * 1000 + 0.5), "ms");
+}
+
+}  // namespace
+
+absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
+                                    const std::string& suite_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(build_dir, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--from-ctest: ", build_dir,
+                     " is not a folder (give a CMake build tree)"));
+  }
+  absl::StatusOr<std::string> listing =
+      CaptureOutput({"ctest", "--show-only=json-v1"}, build_dir);
+  if (!listing.ok()) return listing.status();
+  json info = json::parse(*listing, nullptr, false);
+  if (info.is_discarded() || !info.contains("tests")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--from-ctest: ctest in ", build_dir, " gave no test list"));
+  }
+  json tests = json::array();
+  for (const json& test : info["tests"]) {
+    if (!test.contains("command") || !test["command"].is_array() ||
+        test["command"].empty()) {
+      continue;  // a test whose executable was not found at configure time
+    }
+    json out = {{"id", test.value("name", "")}};
+    std::vector<std::string> cmd =
+        test["command"].get<std::vector<std::string>>();
+    std::string cwd = suite_dir;  // CTest's default: the test's build folder
+    bool disabled = false;
+    for (const json& property : test.value("properties", json::array())) {
+      const std::string name = property.value("name", "");
+      const json& value = property["value"];
+      if (name == "WORKING_DIRECTORY" && value.is_string()) {
+        cwd = value.get<std::string>();
+        out["cwd"] = SuitePath(cwd, suite_dir);
+      } else if (name == "ENVIRONMENT" && value.is_array()) {
+        json env = json::object();
+        for (const json& assignment : value) {
+          std::pair<std::string, std::string> kv = absl::StrSplit(
+              assignment.get<std::string>(), absl::MaxSplits('=', 1));
+          env[kv.first] = kv.second;
+        }
+        out["env"] = env;
+      } else if (name == "TIMEOUT" && value.is_number() &&
+                 value.get<double>() > 0) {
+        out["timeout"] = Seconds(value.get<double>());
+      } else if (name == "LABELS" && value.is_array()) {
+        out["tags"] = value;
+      } else if (name == "COST" && value.is_number() &&
+                 value.get<double>() > 0) {
+        out["expected"] = Seconds(value.get<double>());
+      } else if (name == "DISABLED" && value.is_boolean()) {
+        disabled = value.get<bool>();
+      }
+    }
+    if (disabled) continue;
+    if (fs::is_regular_file(cmd[0], ec)) {
+      out["inputs"] = {SuitePath(cmd[0], suite_dir)};
+      cmd[0] = ProgramPath(cmd[0], cwd, suite_dir);
+    }
+    out["cmd"] = cmd;
+    tests.push_back(out);
+  }
+  if (tests.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--from-ctest: ", build_dir, " has no tests"));
+  }
+  return json{{"name", Absolute(build_dir).parent_path().filename().string()},
+              {"tests", tests}};
+}
+
+absl::StatusOr<json> SuiteFromGtest(const std::string& binary,
+                                    const std::string& suite_dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(binary, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--from-gtest: ", binary, " is not a file (give a GoogleTest binary)"));
+  }
+  const std::string absolute = Absolute(binary).string();
+  absl::StatusOr<std::string> listing =
+      CaptureOutput({absolute, "--gtest_list_tests"}, suite_dir);
+  if (!listing.ok()) return listing.status();
+  const std::string input = SuitePath(absolute, suite_dir);
+  const std::string program = ProgramPath(absolute, suite_dir, suite_dir);
+  json tests = json::array();
+  std::string suite;  // "Math." or "Typed/0."
+  for (absl::string_view line : absl::StrSplit(*listing, '\n')) {
+    // Comments follow two spaces and '#': "Typed/0.  # TypeParam = int".
+    absl::string_view text = line.substr(0, line.find("  #"));
+    if (absl::StartsWith(text, "  ")) {
+      absl::string_view name = absl::StripAsciiWhitespace(text);
+      if (suite.empty() || name.empty()) continue;
+      std::string id = absl::StrCat(suite, name);
+      if (absl::StartsWith(name, "DISABLED_") ||
+          absl::StrContains(suite, "DISABLED_"))
+        continue;
+      tests.push_back({{"id", id},
+                       {"cmd", {program, absl::StrCat("--gtest_filter=", id)}},
+                       {"inputs", {input}}});
+    } else {
+      text = absl::StripTrailingAsciiWhitespace(text);
+      // Anything else the binary printed ("Running main() from ...") is not a
+      // suite line: those end with a '.' and hold no space.
+      suite = absl::EndsWith(text, ".") && !absl::StrContains(text, " ")
+                  ? std::string(text)
+                  : "";
+    }
+  }
+  if (tests.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--from-gtest: ", binary, " lists no tests"));
+  }
+  return json{{"name", fs::path(binary).filename().string()}, {"tests", tests}};
+}
+
+absl::Status FilterTests(const TestFilter& filter, v1::SuiteSpec& suite) {
+  if (filter.empty()) return absl::OkStatus();
+  auto matches = [](const std::vector<std::string>& globs,
+                    const std::string& id) {
+    for (const std::string& glob : globs) {
+      if (fnmatch(glob.c_str(), id.c_str(), 0) == 0) return true;
+    }
+    return false;
+  };
+  google::protobuf::RepeatedPtrField<v1::TestSpec> kept;
+  for (v1::TestSpec& test : *suite.mutable_tests()) {
+    bool tagged = filter.tags.empty();
+    for (const std::string& tag : test.tags()) {
+      for (const std::string& wanted : filter.tags) tagged |= tag == wanted;
+    }
+    if (!tagged || (!filter.ids.empty() && !matches(filter.ids, test.id())) ||
+        matches(filter.excludes, test.id())) {
+      continue;
+    }
+    *kept.Add() = std::move(test);
+  }
+  if (kept.empty()) {
+    return absl::InvalidArgumentError(
+        "no test of the suite passes --tag/--id/--exclude; nothing to run");
+  }
+  suite.mutable_tests()->Swap(&kept);
+  return absl::OkStatus();
+}
+
+}  // namespace testfleet
