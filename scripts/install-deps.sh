@@ -9,7 +9,8 @@ packages=(
   librocksdb-dev libabsl-dev libssl-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev prometheus-cpp-dev
-  time  # /usr/bin/time, for bench/run_telemetry.sh
+  time            # /usr/bin/time, for bench/run_telemetry.sh
+  libxml2-utils   # xmllint, validates JUnit reports in the tests
 )
 # Extra packages for a caller's purpose, e.g. the benchmark peers.
 packages+=("$@")

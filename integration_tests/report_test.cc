@@ -1,0 +1,103 @@
+// What users and CI tools read: JUnit XML checked against the common schema,
+// and the progress line on a real terminal (a pty).
+#include <poll.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+#include "common/tests/test_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration_tests/harness.h"
+
+namespace testfleet {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ReportTest, JunitWithHostileOutputValidatesAgainstTheJunitSchema) {
+  if (system("command -v xmllint >/dev/null 2>&1") != 0) {
+    GTEST_SKIP()
+        << "xmllint is missing: scripts/install-deps.sh installs libxml2-utils";
+  }
+  TestDir dir;
+  // Control characters, invalid UTF-8, markup and a CDATA terminator in the
+  // output; quotes and markup in the names.
+  const std::string suite =
+      dir.Write("suite.json", R"({"name": "xml <&> \"edge\"", "tests": [
+      {"id": "ok", "cmd": ["sh", "-c", "printf 'ctrl \\001\\033[31m red \\377 <b>&amp;</b>'"]},
+      {"id": "fails <1>", "cmd": ["sh", "-c", "echo 'bad ]]> thing' >&2; exit 3"]},
+      {"id": "missing", "cmd": ["/nonexistent/binary"]},
+      {"id": "slow", "cmd": ["sleep", "5"], "timeout": "200ms"}]})");
+  std::string output;
+  ASSERT_EQ(Coordctl({"run", suite, "--cache-dir=" + dir.Join("cache"),
+                      "--junit=" + dir.Join("junit.xml")},
+                     dir.Join("run.log"), &output),
+            1)
+      << output;
+  const std::string schema = std::string(TESTFLEET_SOURCE_DIR) +
+                             "/integration_tests/fixtures/junit.xsd";
+  const std::string validate = absl::StrCat("xmllint --noout --schema ", schema,
+                                            " ", dir.Join("junit.xml"), " > ",
+                                            dir.Join("xmllint.log"), " 2>&1");
+  EXPECT_EQ(system(validate.c_str()), 0) << ReadFile(dir.Join("xmllint.log"));
+  const std::string xml = ReadFile(dir.Join("junit.xml"));
+  EXPECT_THAT(xml, HasSubstr("failures=\"2\" errors=\"1\""));
+  EXPECT_THAT(xml, HasSubstr("ctrl \\x01\\x1b[31m red"));
+}
+
+TEST(ReportTest, ProgressLineUpdatesInPlaceOnATerminal) {
+  TestDir dir;
+  std::string tests;
+  for (int i = 0; i < 6; ++i) {
+    absl::StrAppend(&tests, i ? ", " : "", "{\"id\": \"t", i,
+                    "\", \"cmd\": [\"sleep\", \"0.3\"]}");
+  }
+  const std::string suite =
+      dir.Write("suite.json", "{\"tests\": [" + tests + "]}");
+  int master = -1;
+  pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string coordctl = BinDir() + "/coordctl";
+    const std::string cache = "--cache-dir=" + dir.Join("cache");
+    execl(coordctl.c_str(), coordctl.c_str(), "run", suite.c_str(),
+          "--workers=1", cache.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string screen;
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < until) {
+    struct pollfd fd = {master, POLLIN, 0};
+    if (poll(&fd, 1, 200) <= 0) continue;
+    char buffer[4096];
+    ssize_t n = read(master, buffer, sizeof(buffer));
+    if (n <= 0) break;  // the child closed the terminal
+    screen.append(buffer, static_cast<size_t>(n));
+  }
+  close(master);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << screen;
+  // Several distinct progress states, each drawn over the last with '\r'.
+  std::regex progress("\r\\[(\\d)/6\\]");
+  std::set<std::string> states;
+  for (std::sregex_iterator it(screen.begin(), screen.end(), progress), end;
+       it != end; ++it) {
+    states.insert((*it)[1]);
+  }
+  EXPECT_GE(states.size(), 3u) << screen;
+  // No newline between two progress updates: the line is rewritten in place.
+  const size_t first = screen.find("\r[");
+  const size_t last = screen.rfind("\r[");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(screen.substr(first, last - first).find('\n'), std::string::npos)
+      << screen;
+  EXPECT_THAT(screen, HasSubstr("6 tests, 6 passed"));
+}
+
+}  // namespace
+}  // namespace testfleet
