@@ -74,4 +74,72 @@ v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
   return key;
 }
 
+std::vector<std::string> DescribeKeyChanges(const v1::ActionKey& before,
+                                            const v1::ActionKey& after) {
+  std::vector<std::string> changes;
+  auto quoted = [](const std::string& s) { return "\"" + s + "\""; };
+  const int argc = std::max(before.argv_size(), after.argv_size());
+  for (int i = 0; i < argc; ++i) {
+    const std::string name = "argv[" + std::to_string(i) + "]";
+    if (i >= before.argv_size()) {
+      changes.push_back(name + " added: " + quoted(after.argv(i)));
+    } else if (i >= after.argv_size()) {
+      changes.push_back(name + " removed: " + quoted(before.argv(i)));
+    } else if (before.argv(i) != after.argv(i)) {
+      changes.push_back(name + " changed: " + quoted(before.argv(i)) + " -> " +
+                        quoted(after.argv(i)));
+    }
+  }
+  if (before.cwd() != after.cwd()) {
+    changes.push_back("cwd changed: " + quoted(before.cwd()) + " -> " +
+                      quoted(after.cwd()));
+  }
+  std::map<std::string, std::string> old_env(before.env().begin(),
+                                             before.env().end());
+  std::map<std::string, std::string> new_env(after.env().begin(),
+                                             after.env().end());
+  for (const auto& [name, value] : old_env) {
+    auto it = new_env.find(name);
+    if (it == new_env.end()) {
+      changes.push_back("env " + name + " removed");
+    } else if (it->second != value) {
+      changes.push_back("env " + name + " changed");
+    }
+  }
+  for (const auto& [name, value] : new_env) {
+    if (old_env.count(name) == 0) changes.push_back("env " + name + " added");
+  }
+  std::map<std::string, std::string> old_inputs, new_inputs;
+  for (const auto& input : before.inputs())
+    old_inputs[input.path()] = input.sha256();
+  for (const auto& input : after.inputs())
+    new_inputs[input.path()] = input.sha256();
+  for (const auto& [path, sha] : old_inputs) {
+    auto it = new_inputs.find(path);
+    if (it == new_inputs.end()) {
+      changes.push_back("input " + path + " removed");
+    } else if (it->second != sha) {
+      changes.push_back("input " + path + " changed (sha256 " +
+                        sha.substr(0, 12) + " -> " + it->second.substr(0, 12) +
+                        ")");
+    }
+  }
+  for (const auto& [path, sha] : new_inputs) {
+    if (old_inputs.count(path) == 0)
+      changes.push_back("input " + path + " added");
+  }
+  const v1::Platform& a = before.platform();
+  const v1::Platform& b = after.platform();
+  if (a.os() != b.os())
+    changes.push_back("platform os changed: " + a.os() + " -> " + b.os());
+  if (a.arch() != b.arch()) {
+    changes.push_back("platform arch changed: " + a.arch() + " -> " + b.arch());
+  }
+  if (a.tag() != b.tag()) {
+    changes.push_back("platform tag changed: " + quoted(a.tag()) + " -> " +
+                      quoted(b.tag()));
+  }
+  return changes;
+}
+
 }  // namespace testfleet

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "testfleet/v1/testfleet.pb.h"
 
 namespace testfleet {
@@ -13,5 +16,13 @@ namespace testfleet {
 ///   cache.Lookup(key.hex());
 v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
                                const v1::Platform& platform);
+
+/// What differs between two keys' parts, one line each, e.g.
+/// `input data/add.txt changed (sha256 1a2b3c4d5e6f -> 9f8e7d6c5b4a)`,
+/// `argv[1] changed: "--fast" -> "--slow"`, `env SEED changed`,
+/// `platform tag changed: "" -> "gcc13"`. Env values are not shown: they
+/// may be secrets.
+std::vector<std::string> DescribeKeyChanges(const v1::ActionKey& before,
+                                            const v1::ActionKey& after);
 
 }  // namespace testfleet

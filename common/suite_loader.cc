@@ -311,10 +311,10 @@ absl::Status SuiteParser::Test(
     const json& value, const std::string& field, const TestDefaults& defaults,
     const std::map<std::string, v1::InputDigest>& suite_inputs,
     v1::TestSpec& spec) {
-  RETURN_IF_ERROR(
-      CheckKeys(value, field,
-                {"id", "cmd", "priority", "timeout", "memory_limit", "retries",
-                 "cwd", "env", "inputs", "tags", "cache_failures", "expected"}));
+  RETURN_IF_ERROR(CheckKeys(
+      value, field,
+      {"id", "cmd", "priority", "timeout", "memory_limit", "retries", "cwd",
+       "env", "inputs", "tags", "cache_failures", "expected"}));
   if (!value.contains("id")) return Error(field, "missing \"id\"");
   if (!value.contains("cmd")) return Error(field, "missing \"cmd\"");
   spec.set_timeout_ms(defaults.timeout_ms);

@@ -379,6 +379,36 @@ int WorkersCommand(const std::string& coordinator) {
   return kExitOk;
 }
 
+int ExplainCommand(const std::string& suite_id, const std::string& test_id,
+                   const std::string& coordinator) {
+  v1::ExplainRequest request;
+  request.set_suite_id(suite_id);
+  request.set_test_id(test_id);
+  v1::ExplainResponse response;
+  absl::Status status = CallCoordinator(
+      coordinator, &v1::Coordinator::Stub::Explain, request, &response);
+  if (!status.ok()) return Fail(CodeFor(status), status);
+  std::printf("%s %s (key %s)\n", test_id.c_str(),
+              response.cached() ? "came from the cache" : "ran",
+              response.key().substr(0, 12).c_str());
+  if (response.compared_key().empty()) {
+    std::printf("no earlier passing run of %s is known: nothing to compare\n",
+                test_id.c_str());
+  } else if (response.differences_size() == 0) {
+    std::printf(
+        "same key as the last passing run (%s)%s\n",
+        response.compared_key().substr(0, 12).c_str(),
+        response.cached() ? "" : ": its entry had expired or been evicted");
+  } else {
+    std::printf("since the last passing run (key %s):\n",
+                response.compared_key().substr(0, 12).c_str());
+    for (const std::string& change : response.differences()) {
+      std::printf("  %s\n", change.c_str());
+    }
+  }
+  return kExitOk;
+}
+
 int ImportCommand(const SuiteSource& source, const std::string& output) {
   if (source.suite.size() > 0) {
     return Fail(

@@ -57,6 +57,8 @@ int CancelCommand(const std::string& suite_id, const std::string& coordinator);
 int ReportCommand(const std::string& suite_id, const std::string& coordinator,
                   const ReportOutputs& outputs);
 int WorkersCommand(const std::string& coordinator);
+int ExplainCommand(const std::string& suite_id, const std::string& test_id,
+                   const std::string& coordinator);
 /// `operation` is "stats" or "gc"; `address` a coordinator or cache_server.
 int CacheCommand(const std::string& operation, const std::string& address);
 /// Writes the suite document of a CTest tree or GoogleTest binary to `output`.

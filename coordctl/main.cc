@@ -126,6 +126,14 @@ int main(int argc, char** argv) {
   import_cmd->add_option("-o,--output", import_output, "suite file to write")
       ->required();
 
+  std::string test_id;
+  CLI::App* explain_cmd = suite_command(
+      "explain",
+      "why a test ran instead of coming from the cache: what changed in its "
+      "key\n"
+      "  coordctl explain SUITE_ID math.add --coordinator=HOST:PORT");
+  explain_cmd->add_option("TEST_ID", test_id, "the test's id")->required();
+
   CLI::App* workers_cmd =
       app.add_subcommand("workers", "list the coordinator's workers");
   workers_cmd->add_option("--coordinator", coordinator, "HOST:PORT")
@@ -164,6 +172,8 @@ int main(int argc, char** argv) {
   if (report_cmd->parsed())
     return ReportCommand(suite_id, coordinator, report_outputs);
   if (workers_cmd->parsed()) return WorkersCommand(coordinator);
+  if (explain_cmd->parsed())
+    return ExplainCommand(suite_id, test_id, coordinator);
   if (import_cmd->parsed()) return ImportCommand(import_source, import_output);
   if (cache_cmd->parsed()) return CacheCommand(cache_operation, cache_address);
   return 2;

@@ -118,9 +118,10 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     std::optional<TestExpectation> expected;
     if (options_.store)
       expected = options_.store->Expected(spec.name(), test.spec.id());
-    test.expected_ms = expected                        ? expected->wall_ms
-                       : test.spec.expected_ms() > 0 ? static_cast<double>(test.spec.expected_ms())
-                                                     : -1;
+    test.expected_ms = expected ? expected->wall_ms
+                       : test.spec.expected_ms() > 0
+                           ? static_cast<double>(test.spec.expected_ms())
+                           : -1;
     test.expected_peak_kb = expected ? expected->peak_rss_kb : 0;
     if (expected) known.push_back(expected->wall_ms);
   }
@@ -403,8 +404,10 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
     suite.queued_expected_ms -= test.expected_ms;
   }
   if (options_.store && !result.cached()) {
+    const v1::ActionKey key =
+        ComputeActionKey(test.spec, suite.spec.platform());
     absl::Status recorded =
-        options_.store->RecordRun(suite.spec.name(), result);
+        options_.store->RecordRun(suite.spec.name(), result, &key);
     if (!recorded.ok()) spdlog::warn("history: {}", recorded.ToString());
   }
   if (Retriable(result.status()) && test.attempt <= test.spec.retries()) {
@@ -711,6 +714,48 @@ absl::StatusOr<bool> Coordinator::NextEvent(const std::string& suite_id,
   }
   *cursor = static_cast<size_t>(report->results_size());
   return true;
+}
+
+absl::StatusOr<v1::ExplainResponse> Coordinator::Explain(
+    const std::string& suite_id, const std::string& test_id) {
+  v1::ExplainResponse response;
+  v1::ActionKey current;
+  std::string suite_name;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = suites_.find(suite_id);
+    if (it == suites_.end()) {
+      return absl::NotFoundError(absl::StrCat(
+          "suite ", suite_id, " is not among the ", kEndedSuitesInMemory,
+          " most recent suites this coordinator holds; explain a newer run"));
+    }
+    const Suite& suite = *it->second;
+    auto index = suite.index_of.find(test_id);
+    if (index == suite.index_of.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("suite ", suite_id, " has no test \"", test_id, "\""));
+    }
+    current = ComputeActionKey(suite.tests[index->second].spec,
+                               suite.spec.platform());
+    suite_name = suite.spec.name();
+    for (const v1::TestResult& result : suite.report.results()) {
+      if (result.test_id() == test_id) response.set_cached(result.cached());
+    }
+  }
+  response.set_key(current.hex());
+  std::optional<v1::TestHistory> history;
+  if (options_.store) history = options_.store->History(suite_name, test_id);
+  if (!history) return response;
+  // This run may itself be the last passing one: compare with the one before.
+  const v1::ActionKey& earlier = history->last_key().hex() == current.hex()
+                                     ? history->previous_key()
+                                     : history->last_key();
+  if (earlier.hex().empty()) return response;
+  response.set_compared_key(earlier.hex());
+  for (std::string& change : DescribeKeyChanges(earlier, current)) {
+    response.add_differences(std::move(change));
+  }
+  return response;
 }
 
 v1::ListWorkersResponse Coordinator::ListWorkers() {

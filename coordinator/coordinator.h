@@ -65,6 +65,10 @@ class Coordinator {
                                  absl::Duration max_wait,
                                  v1::WatchEvent* event);
   v1::ListWorkersResponse ListWorkers();
+  /// Why a test of a suite ran or came from the cache: its key against the
+  /// last earlier passing run's, part by part.
+  absl::StatusOr<v1::ExplainResponse> Explain(const std::string& suite_id,
+                                              const std::string& test_id);
 
   // ---- workers ----
   v1::RegisterWorkerResponse RegisterWorker(

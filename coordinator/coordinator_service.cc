@@ -64,6 +64,13 @@ grpc::Status CoordinatorService::ListWorkers(
   return grpc::Status::OK;
 }
 
+grpc::Status CoordinatorService::Explain(grpc::ServerContext*,
+                                         const v1::ExplainRequest* request,
+                                         v1::ExplainResponse* response) {
+  return Answer(coordinator_->Explain(request->suite_id(), request->test_id()),
+                response);
+}
+
 grpc::Status CoordinatorService::RegisterWorker(
     grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
     v1::RegisterWorkerResponse* response) {

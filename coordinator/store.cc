@@ -82,17 +82,23 @@ CoordinatorStore::~CoordinatorStore() {
   db_->Close();
 }
 
-std::optional<TestExpectation> CoordinatorStore::Expected(
+std::optional<v1::TestHistory> CoordinatorStore::History(
     const std::string& suite_name, const std::string& test_id) const {
   std::string value;
-  if (!db_->Get(rocksdb::ReadOptions(), HistoryKey(suite_name, test_id), &value)
-           .ok()) {
-    return std::nullopt;
-  }
   v1::TestHistory history;
-  if (!history.ParseFromString(value) || history.wall_ms_size() == 0) {
+  if (!db_->Get(rocksdb::ReadOptions(), HistoryKey(suite_name, test_id), &value)
+           .ok() ||
+      !history.ParseFromString(value)) {
     return std::nullopt;
   }
+  return history;
+}
+
+std::optional<TestExpectation> CoordinatorStore::Expected(
+    const std::string& suite_name, const std::string& test_id) const {
+  std::optional<v1::TestHistory> found = History(suite_name, test_id);
+  if (!found || found->wall_ms_size() == 0) return std::nullopt;
+  const v1::TestHistory& history = *found;
   auto median = [](auto values) {
     std::nth_element(values.begin(), values.begin() + values.size() / 2,
                      values.end());
@@ -109,12 +115,16 @@ std::optional<TestExpectation> CoordinatorStore::Expected(
 }
 
 absl::Status CoordinatorStore::RecordRun(const std::string& suite_name,
-                                         const v1::TestResult& result) {
+                                         const v1::TestResult& result,
+                                         const v1::ActionKey* action_key) {
   const std::string key = HistoryKey(suite_name, result.test_id());
-  std::string value;
-  v1::TestHistory history;
-  if (db_->Get(rocksdb::ReadOptions(), key, &value).ok()) {
-    history.ParseFromString(value);
+  v1::TestHistory history =
+      History(suite_name, result.test_id()).value_or(v1::TestHistory());
+  if (action_key != nullptr && result.status() == v1::TEST_STATUS_PASSED &&
+      action_key->hex() != history.last_key().hex()) {
+    if (history.has_last_key())
+      *history.mutable_previous_key() = history.last_key();
+    *history.mutable_last_key() = *action_key;
   }
   history.add_wall_ms(result.wall_ms());
   history.add_peak_rss_kb(result.peak_rss_kb());

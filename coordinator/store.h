@@ -35,8 +35,14 @@ class CoordinatorStore {
   /// Medians of the test's recent runs, if it ever ran.
   std::optional<TestExpectation> Expected(const std::string& suite_name,
                                           const std::string& test_id) const;
+  /// The test's stored history, if it ever ran.
+  std::optional<v1::TestHistory> History(const std::string& suite_name,
+                                         const std::string& test_id) const;
+  /// Adds an executed run; `action_key`, for a passing run, becomes the
+  /// test's last key (the one before it is kept for `coordctl explain`).
   absl::Status RecordRun(const std::string& suite_name,
-                         const v1::TestResult& result);
+                         const v1::TestResult& result,
+                         const v1::ActionKey* action_key = nullptr);
 
   absl::Status SaveReport(const v1::SuiteReport& report);
   absl::StatusOr<v1::SuiteReport> LoadReport(const std::string& suite_id) const;

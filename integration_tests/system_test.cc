@@ -367,3 +367,38 @@ TEST_F(SystemTest, StatusWorkersAndReportCommands) {
 
 }  // namespace
 }  // namespace testfleet
+
+namespace testfleet {
+namespace {
+
+TEST_F(SystemTest, ExplainNamesTheInputThatChanged) {
+  const std::string coordinator = StartCoordinator();
+  StartWorker(coordinator, "explainer");
+  const std::string suite =
+      WriteSuite("suite.json", "why", 3, 0, 0, /*own_inputs=*/true);
+  std::string output;
+  ASSERT_EQ(Submit(coordinator, suite, dir_.Join("first.json")), 0);
+  dir_.Write("inputs/1.txt", "input of test 9");
+  ASSERT_EQ(Submit(coordinator, suite, dir_.Join("second.json"), &output), 0);
+  const std::string suite_id = output.substr(0, output.find('\n'));
+  ASSERT_EQ(
+      Coordctl({"explain", suite_id, "why.1", "--coordinator=" + coordinator},
+               dir_.Join("explain.log"), &output),
+      0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("why.1 ran"));
+  EXPECT_THAT(output, HasSubstr("input inputs/1.txt changed (sha256 "));
+  ASSERT_EQ(
+      Coordctl({"explain", suite_id, "why.0", "--coordinator=" + coordinator},
+               dir_.Join("explain0.log"), &output),
+      0);
+  EXPECT_THAT(output, HasSubstr("why.0 came from the cache"));
+  EXPECT_EQ(
+      Coordctl({"explain", suite_id, "nope", "--coordinator=" + coordinator},
+               dir_.Join("explain-bad.log"), &output),
+      2);
+  EXPECT_THAT(output, HasSubstr("has no test \"nope\""));
+}
+
+}  // namespace
+}  // namespace testfleet

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace testfleet {
@@ -75,6 +76,28 @@ TEST(ActionKeyTest, EveryPartChangesTheKey) {
       [](v1::TestSpec& s) { s.mutable_inputs(1)->set_path("data/sub.txt"); }));
   EXPECT_TRUE(platform_changed([](v1::Platform& p) { p.set_tag("gcc13"); }));
   EXPECT_TRUE(platform_changed([](v1::Platform& p) { p.set_arch("aarch64"); }));
+}
+
+TEST(ActionKeyTest, DescribesWhatChanged) {
+  v1::TestSpec changed = FixedSpec();
+  changed.set_argv(1, "--gtest_filter=Math.Sub");
+  (*changed.mutable_env())["SEED"] = "2";
+  (*changed.mutable_env())["NEW"] = "x";
+  changed.mutable_inputs(1)->set_sha256(std::string(64, 'c'));
+  v1::Platform platform = FixedPlatform();
+  platform.set_tag("gcc13");
+  EXPECT_THAT(
+      DescribeKeyChanges(ComputeActionKey(FixedSpec(), FixedPlatform()),
+                         ComputeActionKey(changed, platform)),
+      ::testing::ElementsAre(
+          "argv[1] changed: \"--gtest_filter=Math.Add\" -> "
+          "\"--gtest_filter=Math.Sub\"",
+          "env SEED changed", "env NEW added",
+          "input data/add.txt changed (sha256 bbbbbbbbbbbb -> cccccccccccc)",
+          "platform tag changed: \"\" -> \"gcc13\""));
+  EXPECT_TRUE(DescribeKeyChanges(ComputeActionKey(FixedSpec(), FixedPlatform()),
+                                 ComputeActionKey(FixedSpec(), FixedPlatform()))
+                  .empty());
 }
 
 TEST(ActionKeyTest, ArgvBoundariesMatter) {
