@@ -38,9 +38,9 @@ std::string Timeline(const v1::SuiteReport& report) {
   const double span = std::max<int64_t>(t1 - t0, 1);
   const double height = lane_height * static_cast<double>(lanes.size()) + 24;
   std::string svg = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
-      "height=\"%.0f\" "
-      "class=\"timeline\">",
+      // Scales to the page width; the view box keeps the drawing units.
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" "
+      "width=\"100%%\" class=\"timeline\">",
       width + left + 10, height);
   int lane = 0;
   for (const auto& [name, tests] : lanes) {
@@ -60,7 +60,8 @@ std::string Timeline(const v1::SuiteReport& report) {
       absl::StrAppendFormat(
           &svg,
           "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" "
-          "fill=\"%s\"><title>%s %s %.0f ms</title></rect>",
+          "fill=\"%s\" stroke=\"#fff\" stroke-width=\"0.5\"><title>%s %s %.0f "
+          "ms</title></rect>",
           x, y + 2, w, lane_height - 4, Color(*r), XmlEscape(r->test_id()),
           StatusName(r->status()), r->wall_ms());
     }

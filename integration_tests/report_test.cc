@@ -101,3 +101,57 @@ TEST(ReportTest, ProgressLineUpdatesInPlaceOnATerminal) {
 
 }  // namespace
 }  // namespace testfleet
+
+namespace testfleet {
+namespace {
+
+TEST(ReportTest, HtmlReportLoadsInHeadlessChromium) {
+  if (system("command -v chromium >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "chromium is missing: scripts/install-deps.sh installs it";
+  }
+  TestDir dir;
+  const std::string suite =
+      dir.Write("suite.json", R"({"name": "browser", "tests": [
+      {"id": "quick", "cmd": ["true"]},
+      {"id": "sleeper", "cmd": ["sleep", "0.4"]},
+      {"id": "broken", "cmd": ["sh", "-c", "echo '<script>alert(1)</script>' >&2; exit 1"]}]})");
+  std::string output;
+  ASSERT_EQ(
+      Coordctl({"run", suite, "--workers=2", "--cache-dir=" + dir.Join("cache"),
+                "--html=" + dir.Join("report.html")},
+               dir.Join("run.log"), &output),
+      1)
+      << output;
+  // The flags keep Chromium off the network this machine does not have.
+  const std::string chromium = absl::StrCat(
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu "
+      "--disable-quic --no-first-run "
+      "--disable-background-networking --disable-component-update "
+      "--disable-sync "
+      "--user-data-dir=",
+      dir.Join("profile"), " --window-size=1280,1400 ");
+  ASSERT_EQ(
+      system(absl::StrCat(chromium, "--dump-dom file://",
+                          dir.Join("report.html"), " > ", dir.Join("dom.html"),
+                          " 2>", dir.Join("chromium.log"))
+                 .c_str()),
+      0)
+      << ReadFile(dir.Join("chromium.log"));
+  const std::string dom = ReadFile(dir.Join("dom.html"));
+  EXPECT_THAT(
+      dom,
+      HasSubstr("class=\"timeline\""));  // the slot timeline was parsed as SVG
+  EXPECT_THAT(dom, HasSubstr("broken: failed"));
+  // The test's output is text, not markup: no script element made it in.
+  EXPECT_THAT(dom, ::testing::Not(HasSubstr("<script>")));
+  ASSERT_EQ(system(absl::StrCat("cd ", dir.path(), " && ", chromium,
+                                "--screenshot=", dir.Join("report.png"),
+                                " file://", dir.Join("report.html"), " 2>>",
+                                dir.Join("chromium.log"))
+                       .c_str()),
+            0);
+  EXPECT_GT(ReadFile(dir.Join("report.png")).size(), 10000u);
+}
+
+}  // namespace
+}  // namespace testfleet

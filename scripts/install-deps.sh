@@ -11,6 +11,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libspdlog-dev prometheus-cpp-dev
   time            # /usr/bin/time, for bench/run_telemetry.sh
   libxml2-utils   # xmllint, validates JUnit reports in the tests
+  chromium        # renders the HTML report in the tests
 )
 # Extra packages for a caller's purpose, e.g. the benchmark peers.
 packages+=("$@")
