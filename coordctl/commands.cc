@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -207,6 +209,23 @@ int Finish(const v1::SuiteReport& report, const ReportOutputs& outputs) {
   return ExitCodeOf(report);
 }
 
+// Ctrl-C while following a suite leaves it running: say so, and how to
+// cancel it. The message is built now, since a signal handler may only write.
+char detach_message[512];
+
+void DetachOnInterrupt(const std::string& suite_id,
+                       const std::string& coordinator) {
+  std::snprintf(
+      detach_message, sizeof(detach_message),
+      "\ncoordctl: detached; suite %s keeps running (coordctl watch|cancel %s "
+      "--coordinator=%s)\n",
+      suite_id.c_str(), suite_id.c_str(), coordinator.c_str());
+  std::signal(SIGINT, [](int) {
+    (void)!write(STDERR_FILENO, detach_message, std::strlen(detach_message));
+    _exit(130);
+  });
+}
+
 int CodeFor(const absl::Status& status) {
   return absl::IsInvalidArgument(status) || absl::IsNotFound(status)
              ? kExitUsage
@@ -306,6 +325,7 @@ int SubmitCommand(const SubmitOptions& options) {
   std::printf("%s\n", submitted.suite_id().c_str());
   std::fflush(stdout);
   if (!options.wait) return kExitOk;
+  DetachOnInterrupt(submitted.suite_id(), options.coordinator);
   ProgressPrinter printer(stderr, options.terminal);
   absl::StatusOr<v1::SuiteReport> report =
       WatchToEnd(*stub, submitted.suite_id(), options.coordinator, &printer);

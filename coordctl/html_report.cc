@@ -174,6 +174,14 @@ std::string HtmlReport(const v1::SuiteReport& report) {
       "<h2>Timeline of worker slots</h2><p>Green passed, red failed; hover for "
       "details.</p>";
   html += Timeline(report);
+  if (s.cached() > 0) {
+    absl::StrAppendFormat(
+        &html,
+        "<p>%d tests were answered from the cache and took no worker slot; "
+        "their figures in the tables are those of the run that produced "
+        "them.</p>",
+        s.cached());
+  }
 
   std::vector<const v1::TestResult*> executed;
   for (const v1::TestResult& r : report.results()) {

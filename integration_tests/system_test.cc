@@ -402,3 +402,32 @@ TEST_F(SystemTest, ExplainNamesTheInputThatChanged) {
 
 }  // namespace
 }  // namespace testfleet
+
+namespace testfleet {
+namespace {
+
+TEST_F(SystemTest, InterruptingWaitDetachesWithoutCancelling) {
+  const std::string coordinator =
+      StartCoordinator();  // no worker: the suite stays queued
+  const std::string suite = WriteSuite("suite.json", "detach", 2);
+  Process client("coordctl",
+                 {"submit", suite, "--coordinator=" + coordinator, "--wait",
+                  "--cache-dir=" + dir_.Join("cc")},
+                 dir_.Join("client.log"));
+  ASSERT_TRUE(
+      WaitFor([&] { return client.Log().find('\n') != std::string::npos; },
+              absl::Seconds(30)));
+  const std::string suite_id = client.Log().substr(0, client.Log().find('\n'));
+  client.Kill(SIGINT);
+  EXPECT_EQ(client.Wait(absl::Seconds(10)), 130);
+  EXPECT_THAT(client.Log(),
+              HasSubstr("detached; suite " + suite_id + " keeps running"));
+  std::string output;
+  ASSERT_EQ(Coordctl({"status", suite_id, "--coordinator=" + coordinator},
+                     dir_.Join("s.log"), &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("queued: 0/2 done"));
+}
+
+}  // namespace
+}  // namespace testfleet
