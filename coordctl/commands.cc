@@ -244,6 +244,7 @@ int RunCommand(const RunOptions& options) {
   config.data_dir = cache_root;
   config.remote_cache = options.remote_cache;
   config.coordinator.lease = absl::Seconds(30);
+  config.coordinator.persist_running = false;  // this run's suite ends with it
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
       CoordinatorServer::Start(config);
   std::string temp_dir;

@@ -101,19 +101,16 @@ void Coordinator::Shutdown() {
   suite_changed_.SignalAll();
 }
 
-absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
+std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
     v1::SuiteSpec spec) {
-  if (absl::Status valid = ValidateSuite(spec); !valid.ok()) return valid;
   auto suite = std::make_unique<Suite>();
   const int n = spec.tests_size();
   suite->tests.resize(n);
-  std::vector<std::string> keys(n);
   std::vector<double> known;
   for (int i = 0; i < n; ++i) {
     Test& test = suite->tests[i];
     test.spec = std::move(*spec.mutable_tests(i));
     test.cache_key = ComputeActionKey(test.spec, spec.platform()).hex();
-    keys[i] = test.cache_key;
     suite->index_of[test.spec.id()] = i;
     std::optional<TestExpectation> expected;
     if (options_.store)
@@ -136,7 +133,69 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
   for (Test& test : suite->tests) {
     if (test.expected_ms < 0) test.expected_ms = fallback;
   }
+  suite->order.reserve(n);
+  for (int i = 0; i < n; ++i) suite->order.push_back(i);
+  std::stable_sort(suite->order.begin(), suite->order.end(), [&](int a, int b) {
+    const Test& ta = suite->tests[a];
+    const Test& tb = suite->tests[b];
+    if (ta.spec.priority() != tb.spec.priority())
+      return ta.spec.priority() > tb.spec.priority();
+    return ta.expected_ms > tb.expected_ms;
+  });
+  suite->spec = std::move(spec);
+  return suite;
+}
 
+Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
+                                         const std::string& id,
+                                         uint64_t sequence,
+                                         int64_t submitted_at_ms) {
+  suite->id = id;
+  suite->sequence = sequence;
+  v1::SuiteReport& report = suite->report;
+  report.set_suite_id(id);
+  report.set_name(suite->spec.name());
+  report.set_priority(suite->spec.priority());
+  report.set_state(v1::SUITE_STATE_QUEUED);
+  report.set_submitted_at_unix_ms(submitted_at_ms);
+  report.mutable_summary()->set_total(static_cast<int>(suite->tests.size()));
+  suite->queued = static_cast<int>(suite->tests.size());
+  for (const Test& test : suite->tests)
+    suite->queued_expected_ms += test.expected_ms;
+  Suite& installed = *suite;
+  suites_[id] = std::move(suite);
+  return installed;
+}
+
+void Coordinator::FinishQueued(Suite& suite, int index, v1::TestResult result,
+                               bool persist) {
+  --suite.queued;
+  suite.queued_expected_ms -= suite.tests[index].expected_ms;
+  Finish(suite, index, std::move(result), persist);
+}
+
+absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
+    v1::SuiteSpec spec) {
+  if (absl::Status valid = ValidateSuite(spec); !valid.ok()) return valid;
+  v1::RunningSuite running;
+  {
+    absl::MutexLock lock(&mu_);
+    running.set_suite_id(absl::StrCat(id_prefix_, "-", next_id_));
+    running.set_sequence(next_id_++);
+  }
+  running.set_submitted_at_unix_ms(absl::ToUnixMillis(Now()));
+  if (options_.store && options_.persist_running) {
+    // Durable before it is acknowledged: a restarted coordinator resumes it.
+    *running.mutable_spec() = spec;
+    if (absl::Status saved = options_.store->SaveRunningSuite(running);
+        !saved.ok()) {
+      return saved;
+    }
+  }
+  std::unique_ptr<Suite> suite = BuildSuite(std::move(spec));
+  const int n = static_cast<int>(suite->tests.size());
+  std::vector<std::string> keys(n);
+  for (int i = 0; i < n; ++i) keys[i] = suite->tests[i].cache_key;
   std::vector<std::optional<v1::CachedResult>> hits(n);
   if (options_.cache) {
     auto looked_up = options_.cache->Lookup(keys);
@@ -148,33 +207,10 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     }
   }
 
-  suite->order.reserve(n);
-  for (int i = 0; i < n; ++i) suite->order.push_back(i);
-  std::stable_sort(suite->order.begin(), suite->order.end(), [&](int a, int b) {
-    const Test& ta = suite->tests[a];
-    const Test& tb = suite->tests[b];
-    if (ta.spec.priority() != tb.spec.priority())
-      return ta.spec.priority() > tb.spec.priority();
-    return ta.expected_ms > tb.expected_ms;
-  });
-
   v1::SubmitSuiteResponse response;
   absl::MutexLock lock(&mu_);
-  suite->id = absl::StrCat(id_prefix_, "-", next_id_);
-  suite->sequence = next_id_++;
-  suite->spec = std::move(spec);
-  v1::SuiteReport& report = suite->report;
-  report.set_suite_id(suite->id);
-  report.set_name(suite->spec.name());
-  report.set_priority(suite->spec.priority());
-  report.set_state(v1::SUITE_STATE_QUEUED);
-  report.set_submitted_at_unix_ms(absl::ToUnixMillis(Now()));
-  report.mutable_summary()->set_total(n);
-  suite->queued = n;
-  for (const Test& test : suite->tests)
-    suite->queued_expected_ms += test.expected_ms;
-  Suite& s = *suite;
-  suites_[s.id] = std::move(suite);
+  Suite& s = Install(std::move(suite), running.suite_id(), running.sequence(),
+                     running.submitted_at_unix_ms());
   response.set_suite_id(s.id);
   for (int i = 0; i < n; ++i) {
     if (!hits[i].has_value()) continue;
@@ -183,16 +219,53 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     result.set_cached(true);
     result.set_flaky(false);
     result.set_cache_key(s.tests[i].cache_key);
-    --s.queued;
-    s.queued_expected_ms -= s.tests[i].expected_ms;
     response.set_cached(response.cached() + 1);
-    Finish(s, i, std::move(result));
+    FinishQueued(s, i, std::move(result), /*persist=*/true);
   }
+  FlushFinished();
   spdlog::info(
       "suite {} \"{}\" submitted: {} tests, {} from the cache, priority {}",
       s.id, s.spec.name(), n, response.cached(), s.spec.priority());
   work_available_.SignalAll();
   return response;
+}
+
+absl::StatusOr<int> Coordinator::Recover() {
+  if (options_.store == nullptr || !options_.persist_running) return 0;
+  absl::StatusOr<std::vector<CoordinatorStore::RecoveredSuite>> recovered =
+      options_.store->LoadRunningSuites();
+  if (!recovered.ok()) return recovered.status();
+  for (CoordinatorStore::RecoveredSuite& r : *recovered) {
+    std::unique_ptr<Suite> suite = BuildSuite(*r.suite.mutable_spec());
+    absl::MutexLock lock(&mu_);
+    next_id_ = std::max<uint64_t>(next_id_, r.suite.sequence() + 1);
+    Suite& s = Install(std::move(suite), r.suite.suite_id(), r.suite.sequence(),
+                       r.suite.submitted_at_unix_ms());
+    for (auto& [index, result] : r.finished) {
+      if (index < 0 || index >= static_cast<int>(s.tests.size()) ||
+          s.tests[index].phase == Phase::kDone) {
+        continue;
+      }
+      FinishQueued(s, index, std::move(result), /*persist=*/false);
+    }
+    if (!s.ended && s.report.summary().done() > 0) {
+      s.report.set_state(v1::SUITE_STATE_RUNNING);
+      s.report.set_started_at_unix_ms(s.report.submitted_at_unix_ms());
+    }
+    spdlog::info("suite {} \"{}\" resumed: {} of {} tests already finished",
+                 s.id, s.spec.name(), s.report.summary().done(),
+                 s.report.summary().total());
+  }
+  absl::MutexLock lock(&mu_);
+  work_available_.SignalAll();
+  return static_cast<int>(recovered->size());
+}
+
+void Coordinator::FlushFinished() {
+  if (options_.store == nullptr || unsaved_.empty()) return;
+  absl::Status saved = options_.store->SaveFinished(unsaved_);
+  if (!saved.ok()) spdlog::error("saving results: {}", saved.ToString());
+  unsaved_.clear();
 }
 
 bool Coordinator::HasWorkFor(const Worker& worker) const {
@@ -418,11 +491,12 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
     suite_changed_.SignalAll();
     return true;
   }
-  Finish(suite, index, std::move(result));
+  Finish(suite, index, std::move(result), /*persist=*/true);
   return true;
 }
 
-void Coordinator::Finish(Suite& suite, int index, v1::TestResult result) {
+void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
+                         bool persist) {
   Test& test = suite.tests[index];
   test.phase = Phase::kDone;
   test.lease_id.clear();
@@ -431,6 +505,9 @@ void Coordinator::Finish(Suite& suite, int index, v1::TestResult result) {
                    result.status() == v1::TEST_STATUS_PASSED);
   if (result.cache_key().empty()) result.set_cache_key(test.cache_key);
   Count(*suite.report.mutable_summary(), result);
+  if (persist && options_.store && options_.persist_running) {
+    unsaved_.push_back({suite.id, index, result});
+  }
   *suite.report.add_results() = std::move(result);
   if (suite.report.summary().done() == suite.report.summary().total()) {
     EndSuite(suite, suite.report.state() == v1::SUITE_STATE_CANCELLED
@@ -451,7 +528,10 @@ void Coordinator::EndSuite(Suite& suite, v1::SuiteState state) {
   report.mutable_summary()->set_wall_ms(now - report.submitted_at_unix_ms());
   report.mutable_summary()->set_running(0);
   if (options_.store) {
+    FlushFinished();
     absl::Status saved = options_.store->SaveReport(report);
+    if (saved.ok() && options_.persist_running)
+      saved = options_.store->EndRunningSuite(suite.id);
     if (!saved.ok())
       spdlog::error("saving the report of {}: {}", suite.id, saved.ToString());
   }
@@ -511,6 +591,7 @@ v1::ReportResultsResponse Coordinator::ReportResults(
       ReleaseLease(reported.lease_id());
     }
   }
+  FlushFinished();  // acknowledged only once durable
   return response;
 }
 
@@ -613,8 +694,9 @@ absl::StatusOr<int> Coordinator::Cancel(const std::string& suite_id) {
     result.set_started_at_unix_ms(now);
     result.set_finished_at_unix_ms(now);
     ++cancelled;
-    Finish(suite, static_cast<int>(i), std::move(result));
+    Finish(suite, static_cast<int>(i), std::move(result), /*persist=*/true);
   }
+  FlushFinished();
   return cancelled;
 }
 

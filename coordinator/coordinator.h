@@ -28,6 +28,9 @@ struct CoordinatorOptions {
   CacheClient* cache = nullptr;
   /// History and reports. Not owned; may be null (nothing remembered).
   CoordinatorStore* store = nullptr;
+  /// Also keep running suites in the store, so a restart resumes them (the
+  /// coordinator server); off for `coordctl run`, whose suites end with it.
+  bool persist_running = true;
   /// What RegisterWorker tells workers about the shared cache.
   std::string cache_endpoint;
   bool cache_service = true;
@@ -82,6 +85,10 @@ class Coordinator {
   /// Requeues the work of expired leases and forgets silent workers. Called
   /// periodically by the server, directly by tests.
   void ExpireLeases();
+  /// Resumes the suites a previous run of the coordinator left unfinished
+  /// (their finished results kept, everything else queued again); returns
+  /// how many. Call once, before serving.
+  absl::StatusOr<int> Recover();
   /// Wakes every waiting PullWork and NextEvent so the server can stop.
   void Shutdown();
 
@@ -126,6 +133,16 @@ class Coordinator {
   };
 
   absl::Time Now() const { return options_.clock->Now(); }
+  /// Tests, keys, expectations and order from a spec.
+  std::unique_ptr<Suite> BuildSuite(v1::SuiteSpec spec);
+  Suite& Install(std::unique_ptr<Suite> suite, const std::string& id,
+                 uint64_t sequence, int64_t submitted_at_ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Finish for a test still in the queue (a cache hit, a recovered result).
+  void FinishQueued(Suite& suite, int index, v1::TestResult result,
+                    bool persist) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Writes the results finished since the last flush, in one batch.
+  void FlushFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasWorkFor(const Worker& worker) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Suite* PickSuite(const Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -141,7 +158,7 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int TotalSlots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Records a test's final result and ends the suite when it was the last.
-  void Finish(Suite& suite, int index, v1::TestResult result)
+  void Finish(Suite& suite, int index, v1::TestResult result, bool persist)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Accept(Suite& suite, Lease* lease, v1::TestResult result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -164,6 +181,7 @@ class Coordinator {
   std::map<std::string, std::unique_ptr<Suite>> suites_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
+  std::vector<CoordinatorStore::FinishedTest> unsaved_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace testfleet

@@ -45,6 +45,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       config.cache_service || !config.cache_endpoint.empty();
   options.cache_endpoint = config.cache_service ? "" : config.cache_endpoint;
   server->coordinator_ = std::make_unique<Coordinator>(options);
+  ASSIGN_OR_RETURN(int resumed, server->coordinator_->Recover());
+  if (resumed > 0) spdlog::info("resumed {} unfinished suites", resumed);
   server->coordinator_service_ =
       std::make_unique<CoordinatorService>(server->coordinator_.get());
 

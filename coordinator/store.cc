@@ -1,6 +1,8 @@
 #include "coordinator/store.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <vector>
 
@@ -10,6 +12,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
 
 namespace testfleet {
 namespace {
@@ -18,6 +21,20 @@ std::string HistoryKey(const std::string& suite_name,
                        const std::string& test_id) {
   // NUL separates the parts: neither a suite name nor a test id contains one.
   return absl::StrCat("h/", suite_name, std::string(1, '\0'), test_id);
+}
+
+std::string RunningSuiteKey(const std::string& suite_id) {
+  return "s/" + suite_id;
+}
+
+// Results sort by test index under their suite: "r/<id>/00000042".
+std::string FinishedPrefix(const std::string& suite_id) {
+  return "r/" + suite_id + "/";
+}
+std::string FinishedKey(const std::string& suite_id, int index) {
+  char digits[16];
+  snprintf(digits, sizeof(digits), "%08d", index);
+  return FinishedPrefix(suite_id) + digits;
 }
 
 std::string ReportKey(const std::string& suite_id) {
@@ -65,7 +82,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
   // block never shares a block with one.
   rocksdb::ColumnFamilyOptions reports(options);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, history}, {"reports", reports}};
+      {rocksdb::kDefaultColumnFamilyName, history},
+      {"reports", reports},
+      {"running", rocksdb::ColumnFamilyOptions(options)}};
   auto store = std::unique_ptr<CoordinatorStore>(new CoordinatorStore());
   rocksdb::DB* db = nullptr;
   rocksdb::Status s =
@@ -149,6 +168,72 @@ absl::Status CoordinatorStore::SaveReport(const v1::SuiteReport& report) {
                ReportKey(report.suite_id()), report.SerializeAsString());
   if (!s.ok()) return StoreError(s, dir_);
   return absl::OkStatus();
+}
+
+absl::Status CoordinatorStore::SaveRunningSuite(const v1::RunningSuite& suite) {
+  rocksdb::Status s =
+      db_->Put(rocksdb::WriteOptions(), handles_[2],
+               RunningSuiteKey(suite.suite_id()), suite.SerializeAsString());
+  if (!s.ok()) return StoreError(s, dir_);
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorStore::SaveFinished(
+    const std::vector<FinishedTest>& finished) {
+  if (finished.empty()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  for (const FinishedTest& test : finished) {
+    batch.Put(handles_[2], FinishedKey(test.suite_id, test.index),
+              test.result.SerializeAsString());
+  }
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return StoreError(s, dir_);
+  return absl::OkStatus();
+}
+
+absl::Status CoordinatorStore::EndRunningSuite(const std::string& suite_id) {
+  rocksdb::WriteBatch batch;
+  batch.Delete(handles_[2], RunningSuiteKey(suite_id));
+  const std::string prefix = FinishedPrefix(suite_id);
+  // '/' + 1 is '0': the range holds exactly the keys under the prefix.
+  batch.DeleteRange(handles_[2], prefix,
+                    prefix.substr(0, prefix.size() - 1) + "0");
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return StoreError(s, dir_);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<CoordinatorStore::RecoveredSuite>>
+CoordinatorStore::LoadRunningSuites() const {
+  std::vector<RecoveredSuite> recovered;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[2]));
+  for (it->Seek("s/"); it->Valid() && it->key().starts_with("s/"); it->Next()) {
+    RecoveredSuite suite;
+    if (!suite.suite.ParseFromArray(it->value().data(),
+                                    static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat(
+          "running suite ", it->key().ToString(), " in ", dir_, " is corrupt"));
+    }
+    recovered.push_back(std::move(suite));
+  }
+  if (!it->status().ok()) return StoreError(it->status(), dir_);
+  for (RecoveredSuite& suite : recovered) {
+    const std::string prefix = FinishedPrefix(suite.suite.suite_id());
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      v1::TestResult result;
+      if (!result.ParseFromArray(it->value().data(),
+                                 static_cast<int>(it->value().size()))) {
+        continue;  // that test runs again
+      }
+      const int index =
+          std::atoi(it->key().ToString().substr(prefix.size()).c_str());
+      suite.finished.emplace_back(index, std::move(result));
+    }
+    if (!it->status().ok()) return StoreError(it->status(), dir_);
+  }
+  return recovered;
 }
 
 absl::StatusOr<v1::SuiteReport> CoordinatorStore::LoadReport(

@@ -45,13 +45,31 @@ class CoordinatorStore {
                          const v1::ActionKey* action_key = nullptr);
 
   absl::Status SaveReport(const v1::SuiteReport& report);
+
+  // Running suites, so a restarted coordinator resumes them.
+  struct FinishedTest {
+    std::string suite_id;
+    int index = 0;
+    v1::TestResult result;
+  };
+  struct RecoveredSuite {
+    v1::RunningSuite suite;
+    std::vector<std::pair<int, v1::TestResult>> finished;  // by test index
+  };
+  absl::Status SaveRunningSuite(const v1::RunningSuite& suite);
+  /// One write for all: a report is acknowledged only once this returns.
+  absl::Status SaveFinished(const std::vector<FinishedTest>& finished);
+  /// Drops a suite's running state (its report is saved by then).
+  absl::Status EndRunningSuite(const std::string& suite_id);
+  absl::StatusOr<std::vector<RecoveredSuite>> LoadRunningSuites() const;
   absl::StatusOr<v1::SuiteReport> LoadReport(const std::string& suite_id) const;
 
  private:
   CoordinatorStore() = default;
   std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [history, reports]
+  std::vector<rocksdb::ColumnFamilyHandle*>
+      handles_;  // [history, reports, running]
 };
 
 }  // namespace testfleet

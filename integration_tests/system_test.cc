@@ -431,3 +431,44 @@ TEST_F(SystemTest, InterruptingWaitDetachesWithoutCancelling) {
 
 }  // namespace
 }  // namespace testfleet
+
+namespace testfleet {
+namespace {
+
+TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
+  const std::string first = StartCoordinator({"--lease=2s"});
+  const std::string port = first.substr(first.rfind(':') + 1);
+  StartWorker(first, "w1");
+  StartWorker(first, "w2");
+  const std::string suite = WriteSuite("suite.json", "restart", 40, 0.1);
+  Process client(
+      "coordctl",
+      {"submit", suite, "--coordinator=" + first, "--wait",
+       "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
+      dir_.Join("client.log"));
+  ASSERT_TRUE(
+      WaitFor([&] { return client.Log().find('\n') != std::string::npos; },
+              absl::Seconds(30)));
+  absl::SleepFor(absl::Milliseconds(900));  // some tests done, others in flight
+  coordinator_->Kill(SIGKILL);
+  // The same address and data: workers and the waiting client reconnect.
+  coordinator_ = std::make_unique<Process>(
+      "coordinator",
+      std::vector<std::string>{"--listen=127.0.0.1:" + port,
+                               "--data-dir=" + dir_.Join("coordinator"),
+                               "--lease=2s"},
+      dir_.Join("coordinator-2.log"));
+  ASSERT_GT(ListeningPort(*coordinator_), 0) << coordinator_->Log();
+  ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
+  EXPECT_THAT(coordinator_->Log(), HasSubstr("resumed"));
+  json report = ReadJson(dir_.Join("report.json"));
+  std::set<std::string> ids;
+  for (const json& test : report["tests"])
+    ids.insert(test["id"].get<std::string>());
+  EXPECT_EQ(report["tests"].size(), 40u);
+  EXPECT_EQ(ids.size(), 40u);
+  EXPECT_EQ(report["summary"]["passed"], 40);
+}
+
+}  // namespace
+}  // namespace testfleet

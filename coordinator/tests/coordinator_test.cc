@@ -338,6 +338,54 @@ TEST_F(CoordinatorTest, MemoryHungryTestsGoToWorkersWithRoom) {
   EXPECT_EQ(Pull(*c, small).shards_size(), 1);
 }
 
+TEST_F(CoordinatorTest, RestartedCoordinatorResumesUnfinishedSuites) {
+  TestDir dir;
+  auto store = CoordinatorStore::Open(dir.Join("state"));
+  ASSERT_TRUE(store.ok());
+  options_.store = store->get();
+  std::string suite_id;
+  std::set<std::string> finished_before;
+  {
+    auto c = Make();
+    auto submitted = c->Submit(MakeSuite("s", 6));
+    ASSERT_TRUE(submitted.ok());
+    suite_id = submitted->suite_id();
+    const std::string worker = Register(*c);
+    auto pulled = Pull(*c, worker);
+    ASSERT_EQ(pulled.shards_size(), 1);
+    ReportShard(*c, worker, pulled.shards(0));
+    for (const auto& id : Ids(pulled.shards(0))) finished_before.insert(id);
+    // A second shard is in flight when the coordinator dies.
+    ASSERT_EQ(Pull(*c, worker).shards_size(), 1);
+  }
+  auto c = Make();
+  auto resumed = c->Recover();
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(*resumed, 1);
+  auto report = c->Report(suite_id);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->summary().done(), static_cast<int>(finished_before.size()));
+  const std::string worker = Register(*c, 4);
+  for (int round = 0; round < 20; ++round) {
+    auto pulled = Pull(*c, worker, 4);
+    if (pulled.shards_size() == 0) break;
+    for (const auto& shard : pulled.shards()) {
+      for (const auto& id : Ids(shard))
+        EXPECT_EQ(finished_before.count(id), 0u) << id;
+      ReportShard(*c, worker, shard);
+    }
+  }
+  report = c->Report(suite_id);
+  EXPECT_EQ(report->state(), v1::SUITE_STATE_FINISHED);
+  std::set<std::string> ids;
+  for (const auto& r : report->results()) ids.insert(r.test_id());
+  EXPECT_EQ(report->results_size(), 6);
+  EXPECT_EQ(ids.size(), 6u);
+  // Ended suites are not resumed again.
+  auto again = Make();
+  EXPECT_EQ(*again->Recover(), 0);
+}
+
 TEST_F(CoordinatorTest, WorkersOnlyGetWorkForTheirPlatform) {
   auto c = Make();
   ASSERT_TRUE(c->Submit(MakeSuite("s", 2)).ok());
