@@ -1,5 +1,6 @@
 // Whole-system tests: the real coordinator, worker, cache_server and coordctl
 // binaries on loopback ports with RocksDB data in temporary folders.
+#include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -468,6 +469,78 @@ TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
   EXPECT_EQ(report["tests"].size(), 40u);
   EXPECT_EQ(ids.size(), 40u);
   EXPECT_EQ(report["summary"]["passed"], 40);
+}
+
+}  // namespace
+}  // namespace testfleet
+
+namespace testfleet {
+namespace {
+
+TEST_F(SystemTest, TwentyRandomWorkerKillsLoseNoTest) {
+  const std::string coordinator = StartCoordinator({"--lease=1s"});
+  std::vector<std::unique_ptr<Process>> workers;
+  int started = 0;
+  auto start = [&] {
+    workers.push_back(std::make_unique<Process>(
+        "worker",
+        std::vector<std::string>{"--coordinator=" + coordinator, "--slots=2",
+                                 "--workspace=" + dir_.path(),
+                                 "--name=w" + std::to_string(started)},
+        dir_.Join("w" + std::to_string(started) + ".log")));
+    ++started;
+  };
+  for (int i = 0; i < 3; ++i) start();
+  const std::string suite = WriteSuite("suite.json", "chaos", 300, 0.05);
+  Process client(
+      "coordctl",
+      {"submit", suite, "--coordinator=" + coordinator, "--wait",
+       "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
+      dir_.Join("client.log"));
+  std::mt19937 random(20261123);  // seeded: the same kill points every run
+  for (int kill = 0; kill < 20 && !client.Wait(absl::ZeroDuration()); ++kill) {
+    absl::SleepFor(absl::Milliseconds(
+        std::uniform_int_distribution<int>(100, 400)(random)));
+    const size_t victim =
+        std::uniform_int_distribution<size_t>(0, workers.size() - 1)(random);
+    workers[victim]->Kill(SIGKILL);
+    workers.erase(workers.begin() + static_cast<long>(victim));
+    start();
+  }
+  ASSERT_EQ(client.Wait(absl::Minutes(3)), 0) << client.Log();
+  json report = ReadJson(dir_.Join("report.json"));
+  std::set<std::string> ids;
+  for (const json& test : report["tests"])
+    ids.insert(test["id"].get<std::string>());
+  EXPECT_EQ(report["tests"].size(), 300u);
+  EXPECT_EQ(ids.size(), 300u);
+  EXPECT_EQ(report["summary"]["passed"], 300);
+}
+
+TEST_F(SystemTest, FiftyConcurrentClientsAllComplete) {
+  const std::string coordinator = StartCoordinator();
+  StartWorker(coordinator, "a");
+  StartWorker(coordinator, "b");
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 0; i < 50; ++i) {
+    const std::string name = "c" + std::to_string(i);
+    const std::string suite = WriteSuite(name + ".json", name, 4);
+    clients.push_back(std::make_unique<Process>(
+        "coordctl",
+        std::vector<std::string>{"submit", suite,
+                                 "--coordinator=" + coordinator, "--wait",
+                                 "--cache-dir=" + dir_.Join("cc-" + name)},
+        dir_.Join(name + ".log")));
+  }
+  int errors = 0;
+  for (auto& client : clients) {
+    std::optional<int> code = client->Wait(absl::Minutes(3));
+    if (code != 0) {
+      ++errors;
+      ADD_FAILURE() << client->Log();
+    }
+  }
+  EXPECT_EQ(errors, 0);
 }
 
 }  // namespace
