@@ -71,6 +71,16 @@ class SystemTest : public ::testing::Test {
         dir_.Join("submit-" + std::to_string(submits_++) + ".log"), output);
   }
 
+  // The suite id a background `coordctl submit` prints first; empty if it
+  // did not within 30 s.
+  static std::string SuiteIdOf(const Process& client) {
+    WaitFor([&] { return client.Log().find('\n') != std::string::npos; },
+            absl::Seconds(30));
+    const std::string log = client.Log();
+    const size_t end = log.find('\n');
+    return end == std::string::npos ? "" : log.substr(0, end);
+  }
+
   TestDir dir_;
   std::unique_ptr<Process> coordinator_;
   std::vector<std::unique_ptr<Process>> workers_;
@@ -112,18 +122,14 @@ TEST_F(SystemTest, HighPrioritySuiteSubmittedLaterStartsFirst) {
                       "--json=" + dir_.Join("low-report.json"),
                       "--cache-dir=" + dir_.Join("client-cache")},
                      dir_.Join("low.log"));
-  ASSERT_TRUE(
-      WaitFor([&] { return low_client.Log().find('\n') != std::string::npos; },
-              absl::Seconds(30)))
+  ASSERT_FALSE(SuiteIdOf(low_client).empty())
       << "low suite was not submitted: " << low_client.Log();
   Process high_client("coordctl",
                       {"submit", high, "--coordinator=" + coordinator, "--wait",
                        "--json=" + dir_.Join("high-report.json"),
                        "--cache-dir=" + dir_.Join("client-cache-2")},
                       dir_.Join("high.log"));
-  ASSERT_TRUE(
-      WaitFor([&] { return high_client.Log().find('\n') != std::string::npos; },
-              absl::Seconds(30)));
+  ASSERT_FALSE(SuiteIdOf(high_client).empty());
   StartWorker(coordinator, "only");
   ASSERT_EQ(low_client.Wait(absl::Minutes(2)), 0) << low_client.Log();
   ASSERT_EQ(high_client.Wait(absl::Minutes(2)), 0) << high_client.Log();
@@ -366,12 +372,6 @@ TEST_F(SystemTest, StatusWorkersAndReportCommands) {
       2);
 }
 
-}  // namespace
-}  // namespace testfleet
-
-namespace testfleet {
-namespace {
-
 TEST_F(SystemTest, ExplainNamesTheInputThatChanged) {
   const std::string coordinator = StartCoordinator();
   StartWorker(coordinator, "explainer");
@@ -401,12 +401,6 @@ TEST_F(SystemTest, ExplainNamesTheInputThatChanged) {
   EXPECT_THAT(output, HasSubstr("has no test \"nope\""));
 }
 
-}  // namespace
-}  // namespace testfleet
-
-namespace testfleet {
-namespace {
-
 TEST_F(SystemTest, InterruptingWaitDetachesWithoutCancelling) {
   const std::string coordinator =
       StartCoordinator();  // no worker: the suite stays queued
@@ -415,10 +409,8 @@ TEST_F(SystemTest, InterruptingWaitDetachesWithoutCancelling) {
                  {"submit", suite, "--coordinator=" + coordinator, "--wait",
                   "--cache-dir=" + dir_.Join("cc")},
                  dir_.Join("client.log"));
-  ASSERT_TRUE(
-      WaitFor([&] { return client.Log().find('\n') != std::string::npos; },
-              absl::Seconds(30)));
-  const std::string suite_id = client.Log().substr(0, client.Log().find('\n'));
+  const std::string suite_id = SuiteIdOf(client);
+  ASSERT_FALSE(suite_id.empty()) << client.Log();
   client.Kill(SIGINT);
   EXPECT_EQ(client.Wait(absl::Seconds(10)), 130);
   EXPECT_THAT(client.Log(),
@@ -429,12 +421,6 @@ TEST_F(SystemTest, InterruptingWaitDetachesWithoutCancelling) {
             0);
   EXPECT_THAT(output, HasSubstr("queued: 0/2 done"));
 }
-
-}  // namespace
-}  // namespace testfleet
-
-namespace testfleet {
-namespace {
 
 TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
   const std::string first = StartCoordinator({"--lease=2s"});
@@ -447,9 +433,7 @@ TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
       {"submit", suite, "--coordinator=" + first, "--wait",
        "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
       dir_.Join("client.log"));
-  ASSERT_TRUE(
-      WaitFor([&] { return client.Log().find('\n') != std::string::npos; },
-              absl::Seconds(30)));
+  ASSERT_FALSE(SuiteIdOf(client).empty());
   absl::SleepFor(absl::Milliseconds(900));  // some tests done, others in flight
   coordinator_->Kill(SIGKILL);
   // The same address and data: workers and the waiting client reconnect.
@@ -470,12 +454,6 @@ TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
   EXPECT_EQ(ids.size(), 40u);
   EXPECT_EQ(report["summary"]["passed"], 40);
 }
-
-}  // namespace
-}  // namespace testfleet
-
-namespace testfleet {
-namespace {
 
 TEST_F(SystemTest, TwentyRandomWorkerKillsLoseNoTest) {
   const std::string coordinator = StartCoordinator({"--lease=1s"});
