@@ -81,6 +81,16 @@ class SystemTest : public ::testing::Test {
     return end == std::string::npos ? "" : log.substr(0, end);
   }
 
+  // Every one of the suite's `n` tests reported exactly once, passed.
+  static void ExpectEveryTestPassedOnce(const json& report, size_t n) {
+    std::set<std::string> ids;
+    for (const json& test : report["tests"])
+      ids.insert(test["id"].get<std::string>());
+    EXPECT_EQ(report["tests"].size(), n);
+    EXPECT_EQ(ids.size(), n);
+    EXPECT_EQ(report["summary"]["passed"], static_cast<int>(n));
+  }
+
   TestDir dir_;
   std::unique_ptr<Process> coordinator_;
   std::vector<std::unique_ptr<Process>> workers_;
@@ -194,13 +204,7 @@ TEST_F(SystemTest, WorkerKilledMidSuiteLosesNoTest) {
       absl::Milliseconds(800));  // 40 x 0.1 s over two workers: mid-suite
   victim.Kill(SIGKILL);
   ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
-  json report = ReadJson(dir_.Join("report.json"));
-  std::set<std::string> ids;
-  for (const json& test : report["tests"])
-    ids.insert(test["id"].get<std::string>());
-  EXPECT_EQ(report["tests"].size(), 40u);
-  EXPECT_EQ(ids.size(), 40u);
-  EXPECT_EQ(report["summary"]["passed"], 40);
+  ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 40);
   EXPECT_THAT(coordinator_->Log(), HasSubstr("expired"));
 }
 
@@ -446,13 +450,7 @@ TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
   ASSERT_GT(ListeningPort(*coordinator_), 0) << coordinator_->Log();
   ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
   EXPECT_THAT(coordinator_->Log(), HasSubstr("resumed"));
-  json report = ReadJson(dir_.Join("report.json"));
-  std::set<std::string> ids;
-  for (const json& test : report["tests"])
-    ids.insert(test["id"].get<std::string>());
-  EXPECT_EQ(report["tests"].size(), 40u);
-  EXPECT_EQ(ids.size(), 40u);
-  EXPECT_EQ(report["summary"]["passed"], 40);
+  ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 40);
 }
 
 TEST_F(SystemTest, TwentyRandomWorkerKillsLoseNoTest) {
@@ -486,13 +484,7 @@ TEST_F(SystemTest, TwentyRandomWorkerKillsLoseNoTest) {
     start();
   }
   ASSERT_EQ(client.Wait(absl::Minutes(3)), 0) << client.Log();
-  json report = ReadJson(dir_.Join("report.json"));
-  std::set<std::string> ids;
-  for (const json& test : report["tests"])
-    ids.insert(test["id"].get<std::string>());
-  EXPECT_EQ(report["tests"].size(), 300u);
-  EXPECT_EQ(ids.size(), 300u);
-  EXPECT_EQ(report["summary"]["passed"], 300);
+  ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 300);
 }
 
 TEST_F(SystemTest, FiftyConcurrentClientsAllComplete) {
