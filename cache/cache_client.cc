@@ -47,8 +47,7 @@ class GrpcCacheClient : public CacheClient {
     for (const std::string& key : keys) request.add_keys(key);
     v1::CacheLookupResponse response;
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(30));
+    context.set_deadline(DeadlineIn(absl::Seconds(30)));
     RETURN_IF_ERROR(Check(stub_->Lookup(&context, request, &response)));
     if (response.found_size() != static_cast<int>(keys.size()) ||
         response.results_size() != static_cast<int>(keys.size())) {
@@ -72,15 +71,13 @@ class GrpcCacheClient : public CacheClient {
     }
     v1::CachePutResponse response;
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(30));
+    context.set_deadline(DeadlineIn(absl::Seconds(30)));
     return Check(stub_->Put(&context, request, &response));
   }
   absl::StatusOr<v1::CacheStats> Stats() override {
     v1::CacheStats stats;
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(10));
+    context.set_deadline(DeadlineIn(absl::Seconds(10)));
     RETURN_IF_ERROR(
         Check(stub_->Stats(&context, v1::CacheStatsRequest(), &stats)));
     return stats;
@@ -88,8 +85,7 @@ class GrpcCacheClient : public CacheClient {
   absl::StatusOr<v1::CacheGcResponse> Gc() override {
     v1::CacheGcResponse response;
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::minutes(5));
+    context.set_deadline(DeadlineIn(absl::Minutes(5)));
     RETURN_IF_ERROR(
         Check(stub_->Gc(&context, v1::CacheGcRequest(), &response)));
     return response;

@@ -1,6 +1,7 @@
 #include "common/grpc_util.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace testfleet {
 
@@ -26,6 +27,10 @@ absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& what,
                      "); check that it is running and the address is right"));
   }
   return FromGrpcStatus(status);
+}
+
+std::chrono::system_clock::time_point DeadlineIn(absl::Duration d) {
+  return absl::ToChronoTime(absl::Now() + d);
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {

@@ -1,9 +1,11 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 
 namespace testfleet {
@@ -20,6 +22,9 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 /// the user what to check: "cannot reach the coordinator at HOST:PORT ...".
 absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& what,
                             const std::string& address);
+
+/// A gRPC deadline `d` from now.
+std::chrono::system_clock::time_point DeadlineIn(absl::Duration d);
 
 /// A plaintext channel with our message limits and keepalive settings.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);

@@ -136,10 +136,6 @@ absl::Status WriteReports(const v1::SuiteReport& report,
   return absl::OkStatus();
 }
 
-std::chrono::system_clock::time_point DeadlineIn(absl::Duration d) {
-  return absl::ToChronoTime(absl::Now() + d);
-}
-
 // One unary call to the coordinator at `address` with a deadline; failures
 // become the one-line message users see.
 template <typename Request, typename Response>
@@ -345,9 +341,7 @@ int StatusCommand(const std::string& suite_id, const std::string& coordinator) {
   std::printf(
       "%s %s: %d/%d done, %d passed, %d failed, %d cached, %d running\n",
       suite_id.c_str(), kStates[progress.state() < 5 ? progress.state() : 0],
-      s.done(), s.total(), s.passed(),
-      s.failed() + s.timed_out() + s.memory_exceeded() + s.errors(), s.cached(),
-      s.running());
+      s.done(), s.total(), s.passed(), FailedCount(s), s.cached(), s.running());
   return kExitOk;
 }
 

@@ -133,8 +133,7 @@ std::string HtmlReport(const v1::SuiteReport& report) {
       "pre{background:#f6f6f6;padding:6px;max-height:20em;overflow:auto}"
       ".bad{color:#de2d26}.num{text-align:right}</style></head><body>",
       XmlEscape(report.name()));
-  const int failed =
-      s.failed() + s.timed_out() + s.memory_exceeded() + s.errors();
+  const int failed = FailedCount(s);
   const double hit_ratio = s.total() ? 100.0 * s.cached() / s.total() : 0;
   absl::StrAppendFormat(
       &html,
@@ -150,11 +149,7 @@ std::string HtmlReport(const v1::SuiteReport& report) {
   html += "<h2>Failures</h2>";
   int failures = 0;
   for (const v1::TestResult& r : report.results()) {
-    if (r.status() == v1::TEST_STATUS_PASSED ||
-        r.status() == v1::TEST_STATUS_CANCELLED ||
-        r.status() == v1::TEST_STATUS_SKIPPED) {
-      continue;
-    }
+    if (!IsFailure(r.status())) continue;
     ++failures;
     absl::StrAppendFormat(&html, "<h3 class=\"bad\">%s: %s</h3><p>%s</p>",
                           XmlEscape(r.test_id()), StatusName(r.status()),

@@ -12,8 +12,7 @@ ProgressPrinter::ProgressPrinter(FILE* out, bool terminal,
 
 std::string ProgressPrinter::Line(const v1::SuiteProgress& progress) const {
   const v1::SuiteSummary& s = progress.summary();
-  const int failed =
-      s.failed() + s.timed_out() + s.memory_exceeded() + s.errors();
+  const int failed = FailedCount(s);
   std::string eta =
       progress.eta_ms() > 0
           ? absl::StrFormat(", ETA %.0fs", progress.eta_ms() / 1000.0)
@@ -26,10 +25,7 @@ std::string ProgressPrinter::Line(const v1::SuiteProgress& progress) const {
 
 void ProgressPrinter::Update(const v1::WatchEvent& event) {
   for (const v1::TestResult& r : event.finished()) {
-    bool bad = r.status() != v1::TEST_STATUS_PASSED &&
-               r.status() != v1::TEST_STATUS_SKIPPED &&
-               r.status() != v1::TEST_STATUS_CANCELLED;
-    if (!bad) continue;
+    if (!IsFailure(r.status())) continue;
     if (terminal_ && line_width_ > 0)
       std::fprintf(out_, "\r%*s\r", static_cast<int>(line_width_), "");
     line_width_ = 0;

@@ -83,16 +83,18 @@ std::string XmlEscape(const std::string& raw) {
   return out;
 }
 
-namespace {
+namespace {}  // namespace
 
-bool Failed(v1::TestStatus status) {
-  return status == v1::TEST_STATUS_FAILED ||
-         status == v1::TEST_STATUS_TIMED_OUT ||
-         status == v1::TEST_STATUS_MEMORY_EXCEEDED ||
-         status == v1::TEST_STATUS_ERROR;
+bool IsFailure(v1::TestStatus status) {
+  // An unset status is reported as "error" (StatusName): a failure too.
+  return status != v1::TEST_STATUS_PASSED &&
+         status != v1::TEST_STATUS_SKIPPED &&
+         status != v1::TEST_STATUS_CANCELLED;
 }
 
-}  // namespace
+int FailedCount(const v1::SuiteSummary& s) {
+  return s.failed() + s.timed_out() + s.memory_exceeded() + s.errors();
+}
 
 std::string StatusName(v1::TestStatus status) {
   switch (status) {
@@ -171,7 +173,7 @@ std::string JunitReport(const v1::SuiteReport& report) {
   for (const v1::TestResult& r : report.results()) {
     if (r.status() == v1::TEST_STATUS_ERROR) {
       ++errors;
-    } else if (Failed(r.status())) {
+    } else if (IsFailure(r.status())) {
       ++failures;
     } else if (r.status() == v1::TEST_STATUS_SKIPPED ||
                r.status() == v1::TEST_STATUS_CANCELLED) {
@@ -205,7 +207,7 @@ std::string JunitReport(const v1::SuiteReport& report) {
     if (r.status() == v1::TEST_STATUS_ERROR) {
       absl::StrAppendFormat(
           &xml, "      <error message=\"%s\" type=\"error\"/>\n", message);
-    } else if (Failed(r.status())) {
+    } else if (IsFailure(r.status())) {
       absl::StrAppendFormat(
           &xml, "      <failure message=\"%s\" type=\"%s\">%s</failure>\n",
           message, StatusName(r.status()), XmlEscape(r.stderr_tail()));
@@ -250,7 +252,7 @@ std::string SummaryText(const v1::SuiteReport& report) {
   const v1::SuiteSummary& s = report.summary();
   std::string text;
   for (const v1::TestResult& r : report.results()) {
-    if (!Failed(r.status())) continue;
+    if (!IsFailure(r.status())) continue;
     absl::StrAppendFormat(
         &text, "FAIL %s (%s%s)\n", r.test_id(), StatusName(r.status()),
         r.error_message().empty() ? "" : ": " + r.error_message());
@@ -289,7 +291,7 @@ std::string SummaryText(const v1::SuiteReport& report) {
 
 int ExitCodeOf(const v1::SuiteReport& report) {
   for (const v1::TestResult& r : report.results()) {
-    if (Failed(r.status())) return 1;
+    if (IsFailure(r.status())) return 1;
   }
   return report.summary().done() == report.summary().total() &&
                  report.state() == v1::SUITE_STATE_FINISHED

@@ -12,6 +12,12 @@ namespace testfleet {
 /// "\xNN" or U+FFFD.
 std::string XmlEscape(const std::string& raw);
 
+/// Failed, timed out, over memory or could not run (anything but passed,
+/// skipped or cancelled).
+bool IsFailure(v1::TestStatus status);
+/// How many tests of the summary are failures in that sense.
+int FailedCount(const v1::SuiteSummary& summary);
+
 /// "passed", "failed", "timed_out", ... as in CONTRACT.md.
 std::string StatusName(v1::TestStatus status);
 

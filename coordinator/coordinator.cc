@@ -268,12 +268,14 @@ void Coordinator::FlushFinished() {
   unsaved_.clear();
 }
 
+bool Coordinator::HasQueuedWorkFor(const Suite& suite, const Worker& worker) {
+  return !suite.ended && suite.queued > 0 &&
+         PlatformsMatch(suite.spec.platform(), worker.info.platform());
+}
+
 bool Coordinator::HasWorkFor(const Worker& worker) const {
   for (const auto& [id, suite] : suites_) {
-    if (!suite->ended && suite->queued > 0 &&
-        PlatformsMatch(suite->spec.platform(), worker.info.platform())) {
-      return true;
-    }
+    if (HasQueuedWorkFor(*suite, worker)) return true;
   }
   return false;
 }
@@ -281,10 +283,7 @@ bool Coordinator::HasWorkFor(const Worker& worker) const {
 Coordinator::Suite* Coordinator::PickSuite(const Worker& worker) {
   Suite* best = nullptr;
   for (auto& [id, suite] : suites_) {
-    if (suite->ended || suite->queued == 0 ||
-        !PlatformsMatch(suite->spec.platform(), worker.info.platform())) {
-      continue;
-    }
+    if (!HasQueuedWorkFor(*suite, worker)) continue;
     if (best == nullptr) {
       best = suite.get();
       continue;

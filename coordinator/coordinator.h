@@ -143,6 +143,7 @@ class Coordinator {
                     bool persist) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Writes the results finished since the last flush, in one batch.
   void FlushFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static bool HasQueuedWorkFor(const Suite& suite, const Worker& worker);
   bool HasWorkFor(const Worker& worker) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Suite* PickSuite(const Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

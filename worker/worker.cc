@@ -17,10 +17,6 @@
 namespace testfleet {
 namespace {
 
-std::chrono::system_clock::time_point DeadlineIn(absl::Duration d) {
-  return absl::ToChronoTime(absl::Now() + d);
-}
-
 int64_t AvailableMemoryKb() {
   std::ifstream meminfo("/proc/meminfo");
   std::string name;
@@ -60,11 +56,6 @@ void Worker::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
   changed_.SignalAll();
-}
-
-bool Worker::Stopping() {
-  absl::MutexLock lock(&mu_);
-  return stopping_;
 }
 
 absl::Status Worker::Register() {

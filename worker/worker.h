@@ -79,7 +79,6 @@ class Worker {
                         Slot& slot);
   void ReporterLoop();
   void HeartbeatLoop();
-  bool Stopping();
 
   const WorkerConfig config_;
   const std::shared_ptr<grpc::Channel> channel_;
