@@ -221,9 +221,11 @@ void Worker::RunShard(ActiveShard& active, Slot& slot) {
   const v1::Shard& shard = active.shard;
   // The key is recomputed here from what this worker will run, on its own
   // platform: a result is never stored under a key that does not describe it.
+  std::vector<v1::ActionKey> action_keys;
   std::vector<std::string> keys;
   for (const v1::TestAssignment& assignment : shard.tests()) {
-    keys.push_back(ComputeActionKey(assignment.spec(), platform_).hex());
+    action_keys.push_back(ComputeActionKey(assignment.spec(), platform_));
+    keys.push_back(action_keys.back().hex());
   }
   std::vector<std::optional<v1::CachedResult>> hits(keys.size());
   if (cache_) {
@@ -246,7 +248,7 @@ void Worker::RunShard(ActiveShard& active, Slot& slot) {
       if (cache_ && Cacheable(assignment.spec(), result)) {
         v1::CachedResult entry;
         *entry.mutable_result() = result;
-        *entry.mutable_key() = ComputeActionKey(assignment.spec(), platform_);
+        *entry.mutable_key() = std::move(action_keys[i]);
         entry.set_stored_at_unix_ms(absl::ToUnixMillis(absl::Now()));
         entry.set_writer(config_.name);
         pending.cache_entry.emplace(keys[i], std::move(entry));
