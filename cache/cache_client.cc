@@ -35,6 +35,10 @@ class LocalCacheClient : public CacheClient {
   ResultCache* cache_;
 };
 
+// Lookups and puts take milliseconds; a cache slower than this is treated
+// as down, and tests run uncached rather than wait for it.
+constexpr absl::Duration kDataDeadline = absl::Seconds(5);
+
 class GrpcCacheClient : public CacheClient {
  public:
   GrpcCacheClient(std::shared_ptr<grpc::Channel> channel, std::string address)
@@ -47,7 +51,7 @@ class GrpcCacheClient : public CacheClient {
     for (const std::string& key : keys) request.add_keys(key);
     v1::CacheLookupResponse response;
     grpc::ClientContext context;
-    context.set_deadline(DeadlineIn(absl::Seconds(30)));
+    context.set_deadline(DeadlineIn(kDataDeadline));
     RETURN_IF_ERROR(Check(stub_->Lookup(&context, request, &response)));
     if (response.found_size() != static_cast<int>(keys.size()) ||
         response.results_size() != static_cast<int>(keys.size())) {
@@ -71,7 +75,7 @@ class GrpcCacheClient : public CacheClient {
     }
     v1::CachePutResponse response;
     grpc::ClientContext context;
-    context.set_deadline(DeadlineIn(absl::Seconds(30)));
+    context.set_deadline(DeadlineIn(kDataDeadline));
     return Check(stub_->Put(&context, request, &response));
   }
   absl::StatusOr<v1::CacheStats> Stats() override {
@@ -104,8 +108,12 @@ class GrpcCacheClient : public CacheClient {
 
 class TieredCacheClient : public CacheClient {
  public:
-  explicit TieredCacheClient(std::vector<CacheClient*> tiers)
-      : tiers_(std::move(tiers)), warned_(tiers_.size()) {}
+  TieredCacheClient(std::vector<CacheClient*> tiers, Clock* clock,
+                    absl::Duration retry_after)
+      : tiers_(std::move(tiers)),
+        clock_(clock),
+        retry_after_(retry_after),
+        skip_until_ms_(tiers_.size()) {}
 
   absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
       const std::vector<std::string>& keys) override {
@@ -115,6 +123,7 @@ class TieredCacheClient : public CacheClient {
     for (size_t tier = 0; tier < tiers_.size() && !missing.empty(); ++tier) {
       std::vector<std::string> wanted;
       for (size_t i : missing) wanted.push_back(keys[i]);
+      if (Skipped(tier)) continue;
       auto found = tiers_[tier]->Lookup(wanted);
       Track(tier, found.status());
       if (!found.ok()) continue;
@@ -129,7 +138,7 @@ class TieredCacheClient : public CacheClient {
         }
       }
       for (size_t earlier = 0; earlier < tier && !fill.empty(); ++earlier) {
-        Track(earlier, tiers_[earlier]->Put(fill));
+        if (!Skipped(earlier)) Track(earlier, tiers_[earlier]->Put(fill));
       }
       missing = std::move(still_missing);
     }
@@ -137,7 +146,7 @@ class TieredCacheClient : public CacheClient {
   }
   absl::Status Put(const CacheEntries& entries) override {
     for (size_t tier = 0; tier < tiers_.size(); ++tier) {
-      Track(tier, tiers_[tier]->Put(entries));
+      if (!Skipped(tier)) Track(tier, tiers_[tier]->Put(entries));
     }
     return absl::OkStatus();
   }
@@ -154,20 +163,31 @@ class TieredCacheClient : public CacheClient {
   }
 
  private:
+  int64_t NowMs() const { return absl::ToUnixMillis(clock_->Now()); }
+  // A failing tier rests until its retry time; the first call after it
+  // probes the tier again.
+  bool Skipped(size_t tier) const {
+    const int64_t until = skip_until_ms_[tier].load();
+    return until != 0 && NowMs() < until;
+  }
   // Says once when a tier starts failing and once when it is back.
   void Track(size_t tier, const absl::Status& status) {
     if (!status.ok()) {
-      if (!warned_[tier].exchange(true)) {
+      if (skip_until_ms_[tier].exchange(
+              NowMs() + absl::ToInt64Milliseconds(retry_after_)) == 0) {
         spdlog::warn(
             "{} is failing ({}); tests run without it until it answers",
             tiers_[tier]->Describe(), status.ToString());
       }
-    } else if (warned_[tier].exchange(false)) {
+    } else if (skip_until_ms_[tier].exchange(0) != 0) {
       spdlog::info("{} answers again", tiers_[tier]->Describe());
     }
   }
   std::vector<CacheClient*> tiers_;
-  std::vector<std::atomic<bool>> warned_;
+  Clock* const clock_;
+  const absl::Duration retry_after_;
+  // 0 while the tier is healthy.
+  std::vector<std::atomic<int64_t>> skip_until_ms_;
 };
 
 }  // namespace
@@ -186,8 +206,9 @@ std::unique_ptr<CacheClient> NewGrpcCacheClient(
 }
 
 std::unique_ptr<CacheClient> NewTieredCacheClient(
-    std::vector<CacheClient*> tiers) {
-  return std::make_unique<TieredCacheClient>(std::move(tiers));
+    std::vector<CacheClient*> tiers, Clock* clock, absl::Duration retry_after) {
+  return std::make_unique<TieredCacheClient>(std::move(tiers), clock,
+                                             retry_after);
 }
 
 }  // namespace testfleet

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "cache/result_cache.h"
+#include "common/clock.h"
 #include "grpcpp/channel.h"
 #include "testfleet/v1/services.pb.h"
 
@@ -42,8 +44,11 @@ std::unique_ptr<CacheClient> NewGrpcCacheClient(
 /// Looks keys up tier by tier (a hit in a later tier is copied into the
 /// earlier ones) and writes to every tier. A failing tier counts as a miss and
 /// is reported once, not per call, so an unreachable shared cache degrades to
-/// "uncached" instead of failing tests. Tiers are not owned.
+/// "uncached" instead of failing tests; it is skipped for `retry_after` after
+/// each failure, so a cache that hangs costs one deadline, not one per test.
+/// Tiers are not owned.
 std::unique_ptr<CacheClient> NewTieredCacheClient(
-    std::vector<CacheClient*> tiers);
+    std::vector<CacheClient*> tiers, Clock* clock = RealClock::Get(),
+    absl::Duration retry_after = absl::Seconds(10));
 
 }  // namespace testfleet

@@ -1,11 +1,16 @@
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 
 namespace testfleet {
+
+/// RocksDB's info log for every database of ours: warnings and errors into
+/// the process log, nothing written beside the data.
+std::shared_ptr<rocksdb::Logger> RocksDbLogger();
 
 /// RocksDB options of the result cache: point lookups (bloom filters, a block
 /// cache), WAL on. Shared with the benchmark's raw-RocksDB baseline so both

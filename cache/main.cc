@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   using namespace testfleet;
   BlockTerminationSignals();
   CLI::App app{"Testfleet cache server: the shared result cache."};
-  std::string listen = "127.0.0.1:7071", ttl = "1h", max_bytes = "1GiB";
+  std::string listen = "127.0.0.1:7071", ttl = "1h", max_bytes = "1GiB",
+              min_free_disk = "128MiB";
   ResultCacheOptions options;
   app.add_option("--listen", listen, "HOST:PORT to serve on")
       ->capture_default_str();
@@ -27,7 +28,12 @@ int main(int argc, char** argv) {
   app.add_option("--cache-max-bytes", max_bytes, "size limit (LRU eviction)")
       ->check(SizeValidator())
       ->capture_default_str();
+  app.add_option("--min-free-disk", min_free_disk,
+                 "refuse puts while the disk has less free (0: never)")
+      ->check(SizeValidator())
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  options.min_free_disk = SizeFlag(min_free_disk);
   options.ttl = DurationFlag(ttl);
   options.max_bytes = SizeFlag(max_bytes);
 

@@ -15,7 +15,6 @@
 #include "common/digest.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
-#include "rocksdb/memtablerep.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "spdlog/spdlog.h"
@@ -84,7 +83,8 @@ absl::Status DbError(const rocksdb::Status& s, const std::string& dir) {
   }
   if (absl::StrContains(message, "No space")) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("cache dir ", dir, " is out of disk space: ", message));
+        absl::StrCat("cache dir ", dir, " is out of disk space (", message,
+                     "); free space there or lower its size limit"));
   }
   return absl::InternalError(absl::StrCat("cache dir ", dir, ": ", message));
 }
@@ -96,27 +96,10 @@ int64_t EntryBytes(size_t value_size) {
 
 }  // namespace
 
-rocksdb::Options CacheDbOptions() {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.create_missing_column_families = true;
-  options.OptimizeForPointLookup(64);  // MiB of block cache, bloom filters
-  options.max_background_jobs = 2;
-  options.keep_log_file_num = 3;
-  options.allow_concurrent_memtable_write =
-      false;  // the meta memtable is a vector
-  return options;
-}
-
-std::vector<rocksdb::ColumnFamilyDescriptor> CacheColumnFamilies() {
-  rocksdb::ColumnFamilyOptions values(CacheDbOptions());
-  rocksdb::ColumnFamilyOptions meta(CacheDbOptions());
-  meta.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
-  return {{rocksdb::kDefaultColumnFamilyName, values}, {"meta", meta}};
-}
-
 ResultCache::ResultCache(const ResultCacheOptions& options)
-    : options_(options) {}
+    : options_(options),
+      disk_(std::make_unique<DiskSpaceGuard>(options.dir, options.min_free_disk,
+                                             options.clock)) {}
 
 ResultCache::~ResultCache() {
   if (db_ == nullptr) return;
@@ -454,6 +437,7 @@ ResultCache::BatchLookup(const std::vector<std::string>& keys) {
 absl::Status ResultCache::Put(const std::string& key,
                               const v1::CachedResult& value) {
   ASSIGN_OR_RETURN(RawKey raw_key, ParseKey(key));
+  RETURN_IF_ERROR(disk_->Check());
 
   const int64_t now = NowMs();
   const int64_t expires = now + absl::ToInt64Milliseconds(options_.ttl);

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/disk_space.h"
 #include "testfleet/v1/services.pb.h"
 #include "testfleet/v1/testfleet.pb.h"
 
@@ -35,6 +36,9 @@ struct ResultCacheOptions {
   // new entries' metadata) and at close: a hot entry costs no write per read.
   absl::Duration recency_granularity = absl::Minutes(1);
   int recency_flush_every = 4096;
+  // Puts are refused while the disk has less than this free (deletes and
+  // lookups go on): see DiskSpaceGuard.
+  int64_t min_free_disk = 128LL << 20;
 };
 
 /// The content-addressed result store: action key (64 hex chars) to
@@ -110,6 +114,7 @@ class ResultCache {
   int64_t NowMs() const;
 
   ResultCacheOptions options_;
+  std::unique_ptr<DiskSpaceGuard> disk_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [values, meta]
 

@@ -222,7 +222,7 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     response.set_cached(response.cached() + 1);
     FinishQueued(s, i, std::move(result), /*persist=*/true);
   }
-  FlushFinished();
+  (void)FlushFinished();  // failures logged; retried by the next flush
   spdlog::info(
       "suite {} \"{}\" submitted: {} tests, {} from the cache, priority {}",
       s.id, s.spec.name(), n, response.cached(), s.spec.priority());
@@ -261,11 +261,26 @@ absl::StatusOr<int> Coordinator::Recover() {
   return static_cast<int>(recovered->size());
 }
 
-void Coordinator::FlushFinished() {
-  if (options_.store == nullptr || unsaved_.empty()) return;
+absl::Status Coordinator::FlushFinished() {
+  if (options_.store == nullptr || unsaved_.empty()) return absl::OkStatus();
   absl::Status saved = options_.store->SaveFinished(unsaved_);
-  if (!saved.ok()) spdlog::error("saving results: {}", saved.ToString());
-  unsaved_.clear();
+  NoteStoreWrite(saved);
+  // On failure they are kept: a report's retry finds them still unsaved.
+  if (saved.ok()) unsaved_.clear();
+  return saved;
+}
+
+void Coordinator::NoteStoreWrite(const absl::Status& status) {
+  // Said when writes start failing and when they work again, not per write.
+  if (!status.ok() && !store_failing_) {
+    spdlog::error(
+        "store writes failing: {}; finished results stay in memory, workers "
+        "resend theirs",
+        status.ToString());
+  } else if (status.ok() && store_failing_) {
+    spdlog::info("store writes work again");
+  }
+  store_failing_ = !status.ok();
 }
 
 bool Coordinator::HasQueuedWorkFor(const Suite& suite, const Worker& worker) {
@@ -480,7 +495,7 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
         ComputeActionKey(test.spec, suite.spec.platform());
     absl::Status recorded =
         options_.store->RecordRun(suite.spec.name(), result, &key);
-    if (!recorded.ok()) spdlog::warn("history: {}", recorded.ToString());
+    NoteStoreWrite(recorded);
   }
   if (Retriable(result.status()) && test.attempt <= test.spec.retries()) {
     ++test.attempt;
@@ -527,7 +542,7 @@ void Coordinator::EndSuite(Suite& suite, v1::SuiteState state) {
   report.mutable_summary()->set_wall_ms(now - report.submitted_at_unix_ms());
   report.mutable_summary()->set_running(0);
   if (options_.store) {
-    FlushFinished();
+    (void)FlushFinished();  // failures logged; retried by the next flush
     absl::Status saved = options_.store->SaveReport(report);
     if (saved.ok() && options_.persist_running)
       saved = options_.store->EndRunningSuite(suite.id);
@@ -565,7 +580,7 @@ void Coordinator::ReleaseLease(const std::string& lease_id) {
   leases_.erase(it);
 }
 
-v1::ReportResultsResponse Coordinator::ReportResults(
+absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     const v1::ReportResultsRequest& request) {
   v1::ReportResultsResponse response;
   absl::MutexLock lock(&mu_);
@@ -590,7 +605,13 @@ v1::ReportResultsResponse Coordinator::ReportResults(
       ReleaseLease(reported.lease_id());
     }
   }
-  FlushFinished();  // acknowledged only once durable
+  // Acknowledged only once durable; the worker retries otherwise, and its
+  // retry, ignored as a duplicate, flushes what is still unsaved.
+  if (absl::Status saved = FlushFinished(); !saved.ok()) {
+    return absl::Status(saved.code(),
+                        absl::StrCat("results not saved (", saved.message(),
+                                     "); resend them later"));
+  }
   return response;
 }
 
@@ -695,7 +716,7 @@ absl::StatusOr<int> Coordinator::Cancel(const std::string& suite_id) {
     ++cancelled;
     Finish(suite, static_cast<int>(i), std::move(result), /*persist=*/true);
   }
-  FlushFinished();
+  (void)FlushFinished();  // failures logged; retried by the next flush
   return cancelled;
 }
 

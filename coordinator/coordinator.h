@@ -78,7 +78,7 @@ class Coordinator {
       const v1::RegisterWorkerRequest& request);
   /// Blocks up to the request's wait_ms while no work is queued for it.
   v1::PullWorkResponse PullWork(const v1::PullWorkRequest& request);
-  v1::ReportResultsResponse ReportResults(
+  absl::StatusOr<v1::ReportResultsResponse> ReportResults(
       const v1::ReportResultsRequest& request);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
 
@@ -142,7 +142,9 @@ class Coordinator {
   void FinishQueued(Suite& suite, int index, v1::TestResult result,
                     bool persist) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Writes the results finished since the last flush, in one batch.
-  void FlushFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FlushFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteStoreWrite(const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static bool HasQueuedWorkFor(const Suite& suite, const Worker& worker);
   bool HasWorkFor(const Worker& worker) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -183,6 +185,7 @@ class Coordinator {
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
   std::vector<CoordinatorStore::FinishedTest> unsaved_ ABSL_GUARDED_BY(mu_);
+  bool store_failing_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace testfleet

@@ -88,8 +88,7 @@ grpc::Status CoordinatorService::PullWork(grpc::ServerContext*,
 grpc::Status CoordinatorService::ReportResults(
     grpc::ServerContext*, const v1::ReportResultsRequest* request,
     v1::ReportResultsResponse* response) {
-  *response = coordinator_->ReportResults(*request);
-  return grpc::Status::OK;
+  return Answer(coordinator_->ReportResults(*request), response);
 }
 
 grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext*,

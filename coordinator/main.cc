@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Testfleet coordinator: schedules test suites over workers."};
   CoordinatorServerConfig config;
   config.listen = "127.0.0.1:7070";
-  std::string ttl = "1h", max_bytes = "1GiB", lease = "30s";
+  std::string ttl = "1h", max_bytes = "1GiB", lease = "30s",
+              min_free_disk = "128MiB";
   bool no_cache_service = false;
   app.add_option("--listen", config.listen, "HOST:PORT to serve on")
       ->capture_default_str();
@@ -39,7 +40,12 @@ int main(int argc, char** argv) {
                  "how long a shard stays with a silent worker")
       ->check(DurationValidator())
       ->capture_default_str();
+  app.add_option("--min-free-disk", min_free_disk,
+                 "refuse new data while the disk has less free (0: never)")
+      ->check(SizeValidator())
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  config.min_free_disk = SizeFlag(min_free_disk);
   config.cache_ttl = DurationFlag(ttl);
   config.cache_max_bytes = SizeFlag(max_bytes);
   config.cache_service = !no_cache_service;

@@ -14,8 +14,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (config.data_dir.empty()) {
     return absl::InvalidArgumentError("--data-dir is required");
   }
-  ASSIGN_OR_RETURN(server->store_,
-                   CoordinatorStore::Open(config.data_dir + "/state"));
+  ASSIGN_OR_RETURN(
+      server->store_,
+      CoordinatorStore::Open(config.data_dir + "/state", config.min_free_disk));
   std::vector<CacheClient*> tiers;
   if (config.cache_service) {
     ResultCacheOptions cache_options;
@@ -23,6 +24,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                                                  : config.cache_dir;
     cache_options.ttl = config.cache_ttl;
     cache_options.max_bytes = config.cache_max_bytes;
+    cache_options.min_free_disk = config.min_free_disk;
     ASSIGN_OR_RETURN(server->cache_, ResultCache::Open(cache_options));
     server->local_client_ = NewLocalCacheClient(server->cache_.get());
     tiers.push_back(server->local_client_.get());

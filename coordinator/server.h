@@ -27,6 +27,7 @@ struct CoordinatorServerConfig {
       cache_endpoint;  // the cache workers should use, when not this server
   absl::Duration cache_ttl = absl::Hours(1);
   int64_t cache_max_bytes = 1LL << 30;
+  int64_t min_free_disk = 128LL << 20;  // writes stop short of a full disk
   CoordinatorOptions
       coordinator;  // scheduling knobs; cache and store are set here
 };

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "cache/db_options.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -51,7 +52,8 @@ absl::Status StoreError(const rocksdb::Status& s, const std::string& dir) {
   }
   if (absl::StrContains(message, "No space")) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("data dir ", dir, " is out of disk space: ", message));
+        absl::StrCat("data dir ", dir, " is out of disk space (", message,
+                     "); free space there, the coordinator resumes by itself"));
   }
   return absl::InternalError(absl::StrCat("data dir ", dir, ": ", message));
 }
@@ -59,7 +61,7 @@ absl::Status StoreError(const rocksdb::Status& s, const std::string& dir) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
-    const std::string& dir) {
+    const std::string& dir, int64_t min_free_disk) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -70,7 +72,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
   rocksdb::Options options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
-  options.keep_log_file_num = 3;
+  options.info_log = RocksDbLogger();
   // History: small values read once per test at every submit; bloom filters
   // and a block cache keep that in memory.
   rocksdb::BlockBasedTableOptions table;
@@ -91,8 +93,19 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
       rocksdb::DB::Open(options, dir, families, &store->handles_, &db);
   if (!s.ok()) return StoreError(s, dir);
   store->dir_ = dir;
+  store->disk_ = std::make_unique<DiskSpaceGuard>(dir, min_free_disk);
   store->db_.reset(db);
   return store;
+}
+
+absl::Status CoordinatorStore::Write(rocksdb::WriteBatch& batch,
+                                     bool adds_data) {
+  if (adds_data) {
+    if (absl::Status room = disk_->Check(); !room.ok()) return room;
+  }
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return StoreError(s, dir_);
+  return absl::OkStatus();
 }
 
 CoordinatorStore::~CoordinatorStore() {
@@ -156,26 +169,23 @@ absl::Status CoordinatorStore::RecordRun(const std::string& suite_name,
   trim(history.mutable_wall_ms());
   trim(history.mutable_peak_rss_kb());
   history.set_updated_at_unix_ms(result.finished_at_unix_ms());
-  rocksdb::Status s =
-      db_->Put(rocksdb::WriteOptions(), key, history.SerializeAsString());
-  if (!s.ok()) return StoreError(s, dir_);
-  return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  batch.Put(key, history.SerializeAsString());
+  return Write(batch);
 }
 
 absl::Status CoordinatorStore::SaveReport(const v1::SuiteReport& report) {
-  rocksdb::Status s =
-      db_->Put(rocksdb::WriteOptions(), handles_[1],
-               ReportKey(report.suite_id()), report.SerializeAsString());
-  if (!s.ok()) return StoreError(s, dir_);
-  return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  batch.Put(handles_[1], ReportKey(report.suite_id()),
+            report.SerializeAsString());
+  return Write(batch);
 }
 
 absl::Status CoordinatorStore::SaveRunningSuite(const v1::RunningSuite& suite) {
-  rocksdb::Status s =
-      db_->Put(rocksdb::WriteOptions(), handles_[2],
-               RunningSuiteKey(suite.suite_id()), suite.SerializeAsString());
-  if (!s.ok()) return StoreError(s, dir_);
-  return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  batch.Put(handles_[2], RunningSuiteKey(suite.suite_id()),
+            suite.SerializeAsString());
+  return Write(batch);
 }
 
 absl::Status CoordinatorStore::SaveFinished(
@@ -186,9 +196,7 @@ absl::Status CoordinatorStore::SaveFinished(
     batch.Put(handles_[2], FinishedKey(test.suite_id, test.index),
               test.result.SerializeAsString());
   }
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return StoreError(s, dir_);
-  return absl::OkStatus();
+  return Write(batch);
 }
 
 absl::Status CoordinatorStore::EndRunningSuite(const std::string& suite_id) {
@@ -198,9 +206,7 @@ absl::Status CoordinatorStore::EndRunningSuite(const std::string& suite_id) {
   // '/' + 1 is '0': the range holds exactly the keys under the prefix.
   batch.DeleteRange(handles_[2], prefix,
                     prefix.substr(0, prefix.size() - 1) + "0");
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return StoreError(s, dir_);
-  return absl::OkStatus();
+  return Write(batch, /*adds_data=*/false);
 }
 
 absl::StatusOr<std::vector<CoordinatorStore::RecoveredSuite>>

@@ -6,11 +6,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/disk_space.h"
 #include "testfleet/v1/testfleet.pb.h"
 
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace testfleet {
@@ -28,8 +30,10 @@ class CoordinatorStore {
   /// How many executed runs of a test the history keeps.
   static constexpr int kHistoryRuns = 20;
 
+  /// Writes of new data are refused while the disk has less than
+  /// `min_free_disk` free (see DiskSpaceGuard); deletes go on.
   static absl::StatusOr<std::unique_ptr<CoordinatorStore>> Open(
-      const std::string& dir);
+      const std::string& dir, int64_t min_free_disk = 128LL << 20);
   ~CoordinatorStore();
 
   /// Medians of the test's recent runs, if it ever ran.
@@ -66,7 +70,10 @@ class CoordinatorStore {
 
  private:
   CoordinatorStore() = default;
+  // `adds_data`: checked against the disk reserve (deletes are not).
+  absl::Status Write(rocksdb::WriteBatch& batch, bool adds_data = true);
   std::string dir_;
+  std::unique_ptr<DiskSpaceGuard> disk_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*>
       handles_;  // [history, reports, running]

@@ -35,8 +35,9 @@ inline std::string ReadFile(const std::string& path) {
   return buffer.str();
 }
 
-/// A real binary started in the background, its output in files. Killed
-/// (SIGKILL) when the handle goes away.
+/// A real binary (of build/bin, or an absolute path) started in the
+/// background, its output in a file. Killed (SIGKILL) when the handle goes
+/// away.
 class Process {
  public:
   Process(const std::string& binary, const std::vector<std::string>& args,
@@ -51,7 +52,8 @@ class Process {
       dup2(null, 0);
       if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
       std::vector<char*> argv;
-      std::string path = BinDir() + "/" + binary;
+      std::string path =
+          binary.front() == '/' ? binary : BinDir() + "/" + binary;
       argv.push_back(path.data());
       std::vector<std::string> copy = args;
       for (auto& a : copy) argv.push_back(a.data());

@@ -1,9 +1,14 @@
 // Whole-system tests: the real coordinator, worker, cache_server and coordctl
 // binaries on loopback ports with RocksDB data in temporary folders.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/disk_space.h"
 #include "common/tests/test_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -54,9 +59,10 @@ class SystemTest : public ::testing::Test {
 
   Process& StartWorker(const std::string& coordinator, const std::string& name,
                        std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--coordinator=" + coordinator,
-                                     "--slots=1", "--workspace=" + dir_.path(),
-                                     "--name=" + name};
+    std::vector<std::string> args = {
+        "--coordinator=" + coordinator, "--slots=1",
+        "--workspace=" + dir_.path(), "--name=" + name,
+        "--spool-dir=" + dir_.Join("spool-" + name)};
     args.insert(args.end(), extra.begin(), extra.end());
     workers_.push_back(std::make_unique<Process>(
         "worker", args, dir_.Join("worker-" + name + ".log")));
@@ -333,7 +339,8 @@ TEST_F(SystemTest, WorkerRefusesInputsThatDifferFromTheSubmittedOnes) {
       "worker",
       std::vector<std::string>{"--coordinator=" + coordinator,
                                "--workspace=" + other_checkout.path(),
-                               "--name=stale"},
+                               "--name=stale",
+                               "--spool-dir=" + dir_.Join("spool-stale")},
       dir_.Join("stale.log")));
   std::string output;
   EXPECT_EQ(Submit(coordinator, suite, dir_.Join("report.json"), &output), 1);
@@ -460,9 +467,10 @@ TEST_F(SystemTest, TwentyRandomWorkerKillsLoseNoTest) {
   auto start = [&] {
     workers.push_back(std::make_unique<Process>(
         "worker",
-        std::vector<std::string>{"--coordinator=" + coordinator, "--slots=2",
-                                 "--workspace=" + dir_.path(),
-                                 "--name=w" + std::to_string(started)},
+        std::vector<std::string>{
+            "--coordinator=" + coordinator, "--slots=2",
+            "--workspace=" + dir_.path(), "--name=w" + std::to_string(started),
+            "--spool-dir=" + dir_.Join(absl::StrCat("spool-", started))},
         dir_.Join("w" + std::to_string(started) + ".log")));
     ++started;
   };
@@ -485,6 +493,76 @@ TEST_F(SystemTest, TwentyRandomWorkerKillsLoseNoTest) {
   }
   ASSERT_EQ(client.Wait(absl::Minutes(3)), 0) << client.Log();
   ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 300);
+}
+
+// A small filesystem of its own for the coordinator's data, unmounted at the
+// end (lazily: the coordinator may still hold files there).
+class SmallDisk {
+ public:
+  SmallDisk(const std::string& path, const std::string& size) : path_(path) {
+    std::filesystem::create_directories(path);
+    mounted_ = geteuid() == 0 && std::system(("mount -t tmpfs -o size=" + size +
+                                              " tmpfs " + path + " 2>/dev/null")
+                                                 .c_str()) == 0;
+  }
+  ~SmallDisk() {
+    if (mounted_) (void)std::system(("umount -l " + path_).c_str());
+  }
+  bool mounted() const { return mounted_; }
+  // Writes a file that leaves about `left` bytes free.
+  bool FillLeaving(int64_t left) {
+    absl::StatusOr<int64_t> free = FreeDiskBytes(path_);
+    if (!free.ok()) return false;
+    std::ofstream filler(path_ + "/filler", std::ios::binary);
+    const std::string chunk(1 << 20, 'x');
+    for (int64_t n = (*free - left) >> 20; n > 0 && filler; --n)
+      filler << chunk;
+    filler.close();
+    return filler.good();
+  }
+  void Free() { std::filesystem::remove(path_ + "/filler"); }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+TEST_F(SystemTest, FullDiskFailsRequestsClearlyAndLosesNothing) {
+  SmallDisk disk(dir_.Join("coordinator"), "256m");
+  if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  const std::string coordinator = StartCoordinator({"--min-free-disk=64MiB"});
+  StartWorker(coordinator, "w");
+  const std::string suite = WriteSuite("a.json", "during", 20, 0.3);
+  Process client(
+      "coordctl",
+      {"submit", suite, "--coordinator=" + coordinator, "--wait",
+       "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
+      dir_.Join("client.log"));
+  ASSERT_FALSE(SuiteIdOf(client).empty());
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(disk.FillLeaving(30 << 20));
+
+  // A new suite is refused with the reason and the fix; the server stays up.
+  std::string output;
+  const std::string other = WriteSuite("b.json", "after", 3);
+  EXPECT_NE(Submit(coordinator, other, dir_.Join("b.json.report"), &output), 0);
+  EXPECT_THAT(output, HasSubstr("nearly full"));
+  EXPECT_THAT(output, HasSubstr("--min-free-disk"));
+  EXPECT_EQ(Coordctl({"workers", "--coordinator=" + coordinator},
+                     dir_.Join("workers.log")),
+            0);
+  absl::SleepFor(absl::Seconds(2));  // results come in and are refused
+  disk.Free();
+
+  // Space is back: the running suite completes with every result, and new
+  // work is taken, without a restart.
+  ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
+  ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 20);
+  EXPECT_EQ(Submit(coordinator, other, dir_.Join("b2.json"), &output), 0)
+      << output;
+  EXPECT_THAT(coordinator_->Log(), HasSubstr("store writes failing"));
+  EXPECT_THAT(coordinator_->Log(), HasSubstr("store writes work again"));
+  EXPECT_THAT(workers_.back()->Log(), HasSubstr("results not saved"));
 }
 
 TEST_F(SystemTest, FiftyConcurrentClientsAllComplete) {

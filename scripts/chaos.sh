@@ -34,7 +34,9 @@ start_coordinator() {
 }
 workers=()
 start_worker() {
-  "$bin/worker" --coordinator="$address" --slots=2 --workspace="$work" --name="w$RANDOM" \
+  local name="w$RANDOM"
+  "$bin/worker" --coordinator="$address" --slots=2 --workspace="$work" --name="$name" \
+    --spool-dir="$work/spool-$name" \
     >>"$work/workers.log" 2>&1 &
   workers+=($!)
 }

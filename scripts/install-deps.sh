@@ -12,6 +12,7 @@ packages=(
   time            # /usr/bin/time, for bench/run_telemetry.sh
   libxml2-utils   # xmllint, validates JUnit reports in the tests
   chromium        # renders the HTML report in the tests
+  iproute2        # ip netns: the network-cut test's second host
 )
 # Extra packages for a caller's purpose, e.g. the benchmark peers.
 packages+=("$@")

@@ -4,6 +4,8 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "cache/result_cache.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
@@ -11,12 +13,41 @@
 #include "spdlog/spdlog.h"
 #include "worker/worker.h"
 
+namespace {
+
+// The named spool, or the default one of this worker name and coordinator: a
+// worker restarted with both finds what its predecessor could not deliver.
+// Workers sharing a name on one host take the next free one.
+absl::StatusOr<std::unique_ptr<testfleet::ResultSpool>> OpenSpool(
+    const std::string& dir, const std::string& name,
+    const std::string& coordinator, int64_t max_bytes) {
+  using testfleet::ResultSpool;
+  if (!dir.empty()) return ResultSpool::Open(dir, max_bytes);
+  const std::string base =
+      "/var/tmp/testfleet-spool/" +
+      absl::StrReplaceAll(absl::StrCat(name, "@", coordinator), {{"/", "_"}});
+  absl::StatusOr<std::unique_ptr<ResultSpool>> opened =
+      absl::FailedPreconditionError("no spool");
+  for (int n = 1; n <= 16; ++n) {
+    opened = ResultSpool::Open(n == 1 ? base : absl::StrCat(base, "-", n),
+                               max_bytes);
+    if (opened.ok() ||
+        opened.status().code() != absl::StatusCode::kFailedPrecondition) {
+      break;
+    }
+  }
+  return opened;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace testfleet;
   BlockTerminationSignals();
   CLI::App app{"Testfleet worker: runs tests for a coordinator."};
   WorkerConfig config;
-  std::string coordinator, cache_dir, idle, sample = "100ms";
+  std::string coordinator, cache_dir, idle, sample = "100ms", spool_dir,
+                                            spool_max = "1GiB";
   char host[256] = "worker";
   gethostname(host, sizeof(host) - 1);
   config.name = host;
@@ -46,6 +77,12 @@ int main(int argc, char** argv) {
   app.add_option("--sample-interval", sample, "memory sampling period")
       ->check(DurationValidator())
       ->capture_default_str();
+  app.add_option("--spool-dir", spool_dir,
+                 "where results wait while the coordinator is unreachable "
+                 "(default: /var/tmp/testfleet-spool/NAME@COORDINATOR)");
+  app.add_option("--spool-max-bytes", spool_max, "bound of the spool")
+      ->check(SizeValidator())
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (app.count("--exit-when-idle") > 0) {
     config.exit_when_idle = DurationFlag(idle.empty() ? "3s" : idle);
@@ -64,7 +101,20 @@ int main(int argc, char** argv) {
     }
     local_cache = std::move(*opened);
   }
-  Worker worker(config, MakeChannel(coordinator), local_cache.get());
+  auto spool =
+      OpenSpool(spool_dir, config.name, coordinator, SizeFlag(spool_max));
+  if (!spool.ok()) {
+    spdlog::error("{}", std::string(spool.status().message()));
+    return 2;
+  }
+  if ((*spool)->batches() > 0) {
+    spdlog::info(
+        "spool {}: {} result batches left by an earlier worker; "
+        "delivering them",
+        (*spool)->dir(), (*spool)->batches());
+  }
+  Worker worker(config, MakeChannel(coordinator), local_cache.get(),
+                *std::move(spool));
   std::thread waiter([&] {
     int signal = WaitForTerminationSignal();
     spdlog::info("signal {}: finishing running shards, then exiting", signal);

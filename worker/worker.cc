@@ -43,12 +43,13 @@ bool Cacheable(const v1::TestSpec& spec, const v1::TestResult& result) {
 }  // namespace
 
 Worker::Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
-               ResultCache* local_cache)
+               ResultCache* local_cache, std::unique_ptr<ResultSpool> spool)
     : config_(std::move(config)),
       channel_(std::move(coordinator)),
       stub_(v1::Coordinator::NewStub(channel_)),
       local_cache_(local_cache),
-      platform_(HostPlatform(config_.platform_tag)) {}
+      platform_(HostPlatform(config_.platform_tag)),
+      spool_(std::move(spool)) {}
 
 Worker::~Worker() { Stop(); }
 
@@ -334,24 +335,34 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
 
 void Worker::ReporterLoop() {
   absl::Duration backoff = absl::Milliseconds(100);
+  // Results not yet delivered nor spooled: a spool that is full or on a full
+  // disk leaves them here until delivery works again.
   std::vector<PendingReport> batch;
+  std::optional<absl::Time> give_up_at;
+  // Something waits for delivery: retry after the backoff even if no new
+  // result arrives (an earlier worker's spooled batches, at start).
+  bool undelivered = spool_ != nullptr && spool_->batches() > 0;
   while (true) {
-    std::string worker_id;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return reporter_done_ || !pending_.empty();
       };
-      mu_.Await(absl::Condition(&ready));
-      if (batch.empty() && pending_.empty() && reporter_done_) return;
+      if (undelivered) {
+        mu_.AwaitWithTimeout(absl::Condition(&ready), backoff);
+      } else {
+        mu_.Await(absl::Condition(&ready));
+      }
       // Gather for a moment: one round trip carries many results.
       auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return reporter_done_;
       };
-      mu_.AwaitWithTimeout(absl::Condition(&done), config_.report_interval);
+      if (!pending_.empty())
+        mu_.AwaitWithTimeout(absl::Condition(&done), config_.report_interval);
       for (auto& p : pending_) batch.push_back(std::move(p));
       pending_.clear();
-      worker_id = worker_id_;
+      if (reporter_done_ && !give_up_at)
+        give_up_at = absl::Now() + config_.final_delivery_timeout;
     }
     // Cache first: a result reported is already reusable.
     CacheEntries entries;
@@ -361,26 +372,92 @@ void Worker::ReporterLoop() {
     }
     if (cache_ && !entries.empty()) (void)cache_->Put(entries);
 
-    v1::ReportResultsRequest request;
-    request.set_worker_id(worker_id);
-    for (const PendingReport& p : batch) *request.add_results() = p.reported;
-    v1::ReportResultsResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(DeadlineIn(absl::Seconds(30)));
-    grpc::Status status = stub_->ReportResults(&context, request, &response);
-    if (status.ok()) {
-      batch.clear();
+    absl::Status delivered = DeliverSpooled();
+    if (!batch.empty()) {
+      v1::ReportResultsRequest request;
+      for (const PendingReport& p : batch) *request.add_results() = p.reported;
+      if (delivered.ok()) delivered = Deliver(request);
+      if (delivered.ok()) {
+        batch.clear();
+      } else if (spool_ != nullptr) {
+        absl::Status spooled = spool_->Append(request);
+        if (spooled.ok()) {
+          batch.clear();
+        } else {
+          spdlog::error("keeping {} results in memory: {}", batch.size(),
+                        spooled.ToString());
+        }
+      }
+    }
+    const size_t spooled = spool_ ? spool_->batches() : 0;
+    if (delivered.ok() && batch.empty() && spooled == 0) {
+      if (undelivered) spdlog::info("all results delivered");
+      undelivered = false;
       backoff = absl::Milliseconds(100);
+      if (give_up_at) return;
       continue;
     }
-    spdlog::warn(
-        "reporting {} results: {}; retrying in {}", batch.size(),
-        FromGrpcStatus(status, "coordinator", config_.coordinator_address)
-            .ToString(),
-        absl::FormatDuration(backoff));
-    absl::SleepFor(backoff);
+    if (give_up_at && absl::Now() >= *give_up_at) {
+      if (spooled > 0) {
+        spdlog::warn(
+            "stopping with {} undelivered result batches in {}; a worker "
+            "started with --spool-dir={} delivers them",
+            spooled, spool_->dir(), spool_->dir());
+      }
+      if (!batch.empty()) {
+        spdlog::error("stopping: {} results were never delivered",
+                      batch.size());
+      }
+      return;
+    }
+    if (!undelivered) {
+      spdlog::warn("delivering results: {}; {} retrying with backoff",
+                   delivered.ToString(),
+                   spool_ ? absl::StrCat("spooled in ", spool_->dir(), ",")
+                          : std::string("kept in memory,"));
+    }
+    undelivered = true;
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
+}
+
+absl::Status Worker::Deliver(v1::ReportResultsRequest& batch) {
+  {
+    absl::MutexLock lock(&mu_);
+    batch.set_worker_id(worker_id_);
+  }
+  v1::ReportResultsResponse response;
+  grpc::ClientContext context;
+  // A report takes milliseconds; one that hangs (a dead link) goes to the
+  // spool soon instead of holding the results in memory.
+  context.set_deadline(DeadlineIn(absl::Seconds(5)));
+  grpc::Status status = stub_->ReportResults(&context, batch, &response);
+  if (!status.ok()) {
+    return FromGrpcStatus(status, "coordinator", config_.coordinator_address);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Worker::DeliverSpooled() {
+  if (spool_ == nullptr) return absl::OkStatus();
+  int delivered_results = 0;
+  absl::Status status;
+  while (std::optional<ResultSpool::Entry> oldest = spool_->Oldest()) {
+    status = Deliver(oldest->batch);
+    if (!status.ok()) break;
+    delivered_results += oldest->batch.results_size();
+    status = spool_->Remove(oldest->sequence);
+    if (!status.ok()) {
+      // Delivering it again later is harmless: duplicates are ignored.
+      spdlog::warn("{}", status.ToString());
+      status = absl::OkStatus();
+      break;
+    }
+  }
+  if (delivered_results > 0) {
+    spdlog::info("delivered {} spooled results", delivered_results);
+  }
+  return status;
 }
 
 void Worker::HeartbeatLoop() {

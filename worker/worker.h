@@ -18,6 +18,7 @@
 #include "grpcpp/channel.h"
 #include "testfleet/v1/services.grpc.pb.h"
 #include "worker/process_launcher.h"
+#include "worker/result_spool.h"
 
 namespace testfleet {
 
@@ -33,6 +34,9 @@ struct WorkerConfig {
   absl::Duration report_interval = absl::Milliseconds(20);
   absl::Duration sample_interval = absl::Milliseconds(100);
   size_t tail_bytes = 64 * 1024;
+  /// How long a stopping worker keeps trying to deliver; what is left stays
+  /// in the spool for the next worker started on it.
+  absl::Duration final_delivery_timeout = absl::Seconds(30);
 };
 
 /// A worker: registers with the coordinator, pulls shards for its free slots,
@@ -45,13 +49,17 @@ struct WorkerConfig {
 class Worker {
  public:
   /// `local_cache` (not owned, may be null) is the first cache tier; the
-  /// coordinator's registration answer names the shared one.
+  /// coordinator's registration answer names the shared one. Results the
+  /// coordinator cannot take wait in `spool`, or in memory without one (an
+  /// embedded coordinator is never unreachable).
   Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
-         ResultCache* local_cache);
+         ResultCache* local_cache,
+         std::unique_ptr<ResultSpool> spool = nullptr);
   ~Worker();
 
   /// Runs until Stop() or the idle limit; then finishes the running shards,
-  /// delivers every result and returns.
+  /// delivers every result (or leaves it in the spool after
+  /// `final_delivery_timeout`) and returns.
   absl::Status Run();
   /// Asks Run to return (safe from any thread, not from a signal handler).
   void Stop();
@@ -78,6 +86,10 @@ class Worker {
                         const std::string& key, ActiveShard& active,
                         Slot& slot);
   void ReporterLoop();
+  // Sends one batch; OK once the coordinator has it durably.
+  absl::Status Deliver(v1::ReportResultsRequest& batch);
+  // Sends spooled batches, oldest first, until one fails.
+  absl::Status DeliverSpooled();
   void HeartbeatLoop();
 
   const WorkerConfig config_;
@@ -102,6 +114,7 @@ class Worker {
   std::map<std::string, std::shared_ptr<ActiveShard>> active_
       ABSL_GUARDED_BY(mu_);
   std::vector<PendingReport> pending_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<ResultSpool> spool_;  // the reporter's alone
   std::atomic<int> running_tests_{0};
 };
 

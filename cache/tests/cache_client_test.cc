@@ -40,6 +40,26 @@ TEST(TieredCacheClientTest, FailingTierIsAMissNotAnError) {
   EXPECT_EQ(local.size(), 1u);  // the healthy tier still got the write
 }
 
+TEST(TieredCacheClientTest, FailingTierRestsThenIsProbedAgain) {
+  FakeCacheClient local, shared;
+  FakeClock clock;
+  shared.FailWith(absl::DeadlineExceededError("hangs"));
+  auto tiered =
+      NewTieredCacheClient({&local, &shared}, &clock, absl::Seconds(10));
+  ASSERT_TRUE(tiered->Lookup({"k1"}).ok());
+  ASSERT_TRUE(tiered->Lookup({"k2"}).ok());
+  clock.Advance(absl::Seconds(9));
+  ASSERT_TRUE(tiered->Lookup({"k3"}).ok());
+  EXPECT_EQ(shared.lookups(), 1);  // one deadline paid, not one per call
+  shared.FailWith(absl::OkStatus());
+  ASSERT_TRUE(shared.Put({{"k4", Result("t4")}}).ok());
+  clock.Advance(absl::Seconds(2));
+  auto results = tiered->Lookup({"k4"});
+  ASSERT_TRUE(results.ok());
+  EXPECT_TRUE((*results)[0].has_value());  // back in use
+  EXPECT_EQ(shared.lookups(), 2);
+}
+
 TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
   TestDir dir;
   ResultCacheOptions options;

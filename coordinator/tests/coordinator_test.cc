@@ -69,7 +69,10 @@ class CoordinatorTest : public ::testing::Test {
       r->mutable_result()->set_attempt(a.attempt());
       r->mutable_result()->set_status(status);
     }
-    return c.ReportResults(request);
+    absl::StatusOr<v1::ReportResultsResponse> response =
+        c.ReportResults(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.value_or(v1::ReportResultsResponse());
   }
   std::vector<std::string> Ids(const v1::Shard& shard) {
     std::vector<std::string> ids;
