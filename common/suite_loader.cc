@@ -15,8 +15,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "common/units.h"
 #include "nlohmann/json.hpp"
@@ -35,6 +37,7 @@ struct TestDefaults {
   std::string cwd = ".";
   std::map<std::string, std::string> env;
   bool cache_failures = false;
+  double regression_tolerance = 0;  // 0: the coordinator's default
 };
 
 class SuiteParser {
@@ -58,6 +61,9 @@ class SuiteParser {
   absl::StatusOr<int64_t> Integer(const json& value, const std::string& field,
                                   int64_t min, int64_t max) const;
   absl::StatusOr<bool> Bool(const json& value, const std::string& field) const;
+  // A fraction: 0.2 or "20%".
+  absl::StatusOr<double> Tolerance(const json& value,
+                                   const std::string& field) const;
   absl::StatusOr<int64_t> DurationMs(const json& value,
                                      const std::string& field) const;
   absl::StatusOr<int64_t> SizeBytes(const json& value,
@@ -143,6 +149,28 @@ absl::StatusOr<bool> SuiteParser::Bool(const json& value,
   return value.get<bool>();
 }
 
+absl::StatusOr<double> SuiteParser::Tolerance(const json& value,
+                                              const std::string& field) const {
+  double fraction = -1;
+  if (value.is_number()) {
+    fraction = value.get<double>();
+  } else if (value.is_string()) {
+    const std::string stored = value.get<std::string>();
+    absl::string_view text = stored;
+    double percent = 0;
+    if (absl::ConsumeSuffix(&text, "%") && absl::SimpleAtod(text, &percent)) {
+      fraction = percent / 100;
+    }
+  }
+  if (!(fraction > 0 && fraction <= 10)) {
+    return Error(field, absl::StrCat(value.dump(),
+                                     " is not a tolerance; write a fraction "
+                                     "such as 0.2 or a percentage such as "
+                                     "\"20%\""));
+  }
+  return fraction;
+}
+
 absl::StatusOr<int64_t> SuiteParser::DurationMs(
     const json& value, const std::string& field) const {
   ASSIGN_OR_RETURN(std::string text, String(value, field));
@@ -203,9 +231,9 @@ absl::Status SuiteParser::Env(const json& value, const std::string& field,
 
 absl::Status SuiteParser::Defaults(const json& value,
                                    TestDefaults& defaults) const {
-  RETURN_IF_ERROR(CheckKeys(
-      value, "defaults",
-      {"timeout", "memory_limit", "retries", "cwd", "env", "cache_failures"}));
+  RETURN_IF_ERROR(CheckKeys(value, "defaults",
+                            {"timeout", "memory_limit", "retries", "cwd", "env",
+                             "cache_failures", "regression_tolerance"}));
   for (const auto& item : value.items()) {
     const std::string field = "defaults." + item.key();
     const json& v = item.value();
@@ -222,6 +250,8 @@ absl::Status SuiteParser::Defaults(const json& value,
       RETURN_IF_ERROR(Env(v, field, defaults.env));
     } else if (item.key() == "cache_failures") {
       ASSIGN_OR_RETURN(defaults.cache_failures, Bool(v, field));
+    } else if (item.key() == "regression_tolerance") {
+      ASSIGN_OR_RETURN(defaults.regression_tolerance, Tolerance(v, field));
     }
   }
   return absl::OkStatus();
@@ -311,10 +341,11 @@ absl::Status SuiteParser::Test(
     const json& value, const std::string& field, const TestDefaults& defaults,
     const std::map<std::string, v1::InputDigest>& suite_inputs,
     v1::TestSpec& spec) {
-  RETURN_IF_ERROR(CheckKeys(
-      value, field,
-      {"id", "cmd", "priority", "timeout", "memory_limit", "retries", "cwd",
-       "env", "inputs", "tags", "cache_failures", "expected"}));
+  RETURN_IF_ERROR(
+      CheckKeys(value, field,
+                {"id", "cmd", "priority", "timeout", "memory_limit", "retries",
+                 "cwd", "env", "inputs", "tags", "cache_failures", "expected",
+                 "regression_tolerance"}));
   if (!value.contains("id")) return Error(field, "missing \"id\"");
   if (!value.contains("cmd")) return Error(field, "missing \"cmd\"");
   spec.set_timeout_ms(defaults.timeout_ms);
@@ -322,6 +353,7 @@ absl::Status SuiteParser::Test(
   spec.set_retries(defaults.retries);
   spec.set_cwd(defaults.cwd);
   spec.set_cache_failures(defaults.cache_failures);
+  spec.set_regression_tolerance(defaults.regression_tolerance);
   std::map<std::string, std::string> env = defaults.env;
   std::map<std::string, v1::InputDigest> inputs = suite_inputs;
   for (const auto& item : value.items()) {
@@ -387,6 +419,9 @@ absl::Status SuiteParser::Test(
     } else if (key == "expected") {
       ASSIGN_OR_RETURN(int64_t ms, DurationMs(v, f));
       spec.set_expected_ms(ms);
+    } else if (key == "regression_tolerance") {
+      ASSIGN_OR_RETURN(double tolerance, Tolerance(v, f));
+      spec.set_regression_tolerance(tolerance);
     }
   }
   spec.mutable_env()->insert(env.begin(), env.end());
@@ -415,9 +450,9 @@ absl::StatusOr<LoadedSuite> SuiteParser::Parse(const std::string& text) {
     return Error("", absl::StrCat("invalid JSON at line ", line, ", column ",
                                   column, ": ", what));
   }
-  RETURN_IF_ERROR(CheckKeys(
-      root, "",
-      {"name", "priority", "defaults", "inputs", "tests", "cache_failures"}));
+  RETURN_IF_ERROR(CheckKeys(root, "",
+                            {"name", "priority", "defaults", "inputs", "tests",
+                             "cache_failures", "regression_tolerance"}));
   LoadedSuite loaded;
   loaded.dir = dir_;
   v1::SuiteSpec& suite = loaded.spec;
@@ -440,6 +475,11 @@ absl::StatusOr<LoadedSuite> SuiteParser::Parse(const std::string& text) {
   if (root.contains("cache_failures")) {
     ASSIGN_OR_RETURN(defaults.cache_failures,
                      Bool(root["cache_failures"], "cache_failures"));
+  }
+  if (root.contains("regression_tolerance")) {
+    ASSIGN_OR_RETURN(
+        defaults.regression_tolerance,
+        Tolerance(root["regression_tolerance"], "regression_tolerance"));
   }
   std::map<std::string, v1::InputDigest> suite_inputs;
   if (root.contains("inputs")) {

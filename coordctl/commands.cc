@@ -136,19 +136,48 @@ absl::Status WriteReports(const v1::SuiteReport& report,
   return absl::OkStatus();
 }
 
-// One unary call to the coordinator at `address` with a deadline; failures
-// become the one-line message users see.
+// A coordinator to call: a server at an address, or the history and reports
+// `coordctl run` keeps under the cache dir, opened in this process.
+struct Connection {
+  std::string address;  // for messages
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<CoordinatorServer> embedded;
+};
+
+Connection Remote(const std::string& address) {
+  return {address, MakeChannel(address), nullptr};
+}
+
+absl::StatusOr<Connection> Connect(const std::string& coordinator,
+                                   const std::string& cache_dir) {
+  if (!coordinator.empty()) return Remote(coordinator);
+  CoordinatorServerConfig config;
+  config.data_dir = CacheRoot(cache_dir);
+  config.cache_service = false;
+  config.coordinator.persist_running = false;
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
+      CoordinatorServer::Start(config);
+  if (!server.ok()) return server.status();
+  Connection connection;
+  connection.address = "the local history in " + config.data_dir;
+  connection.channel = (*server)->InProcessChannel();
+  connection.embedded = *std::move(server);
+  return connection;
+}
+
+// One unary call with a deadline; failures become the one-line message
+// users see.
 template <typename Request, typename Response>
 absl::Status CallCoordinator(
-    const std::string& address,
+    const Connection& connection,
     grpc::Status (v1::Coordinator::Stub::*method)(grpc::ClientContext*,
                                                   const Request&, Response*),
     const Request& request, Response* response) {
-  auto stub = v1::Coordinator::NewStub(MakeChannel(address));
+  auto stub = v1::Coordinator::NewStub(connection.channel);
   grpc::ClientContext context;
   context.set_deadline(DeadlineIn(absl::Seconds(60)));
   return FromGrpcStatus(((*stub).*method)(&context, request, response),
-                        "coordinator", address);
+                        "coordinator", connection.address);
 }
 
 v1::SuiteRef Ref(const std::string& suite_id) {
@@ -196,13 +225,23 @@ absl::StatusOr<v1::SuiteReport> WatchToEnd(v1::Coordinator::Stub& stub,
   return report;
 }
 
-int Finish(const v1::SuiteReport& report, const ReportOutputs& outputs) {
+int Finish(const v1::SuiteReport& report, const ReportOutputs& outputs,
+           bool fail_on_regression = false) {
   std::fputs(SummaryText(report).c_str(), stdout);
   std::fflush(stdout);
   if (absl::Status written = WriteReports(report, outputs); !written.ok()) {
     return Fail(kExitInfrastructure, written);
   }
-  return ExitCodeOf(report);
+  const int code = ExitCodeOf(report);
+  const int regressions = RegressionCount(report);
+  if (code == kExitOk && fail_on_regression && regressions > 0) {
+    std::fprintf(stderr,
+                 "coordctl: %d performance regressions "
+                 "(--fail-on-regression)\n",
+                 regressions);
+    return 1;
+  }
+  return code;
 }
 
 // Ctrl-C while following a suite leaves it running: say so, and how to
@@ -299,7 +338,7 @@ int RunCommand(const RunOptions& options) {
   server->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
   if (!report.ok()) return Fail(CodeFor(report.status()), report.status());
-  return Finish(*report, options.outputs);
+  return Finish(*report, options.outputs, options.fail_on_regression);
 }
 
 int SubmitCommand(const SubmitOptions& options) {
@@ -327,13 +366,14 @@ int SubmitCommand(const SubmitOptions& options) {
   absl::StatusOr<v1::SuiteReport> report =
       WatchToEnd(*stub, submitted.suite_id(), options.coordinator, &printer);
   if (!report.ok()) return Fail(CodeFor(report.status()), report.status());
-  return Finish(*report, options.outputs);
+  return Finish(*report, options.outputs, options.fail_on_regression);
 }
 
 int StatusCommand(const std::string& suite_id, const std::string& coordinator) {
   v1::SuiteProgress progress;
-  absl::Status status = CallCoordinator(
-      coordinator, &v1::Coordinator::Stub::GetStatus, Ref(suite_id), &progress);
+  absl::Status status =
+      CallCoordinator(Remote(coordinator), &v1::Coordinator::Stub::GetStatus,
+                      Ref(suite_id), &progress);
   if (!status.ok()) return Fail(CodeFor(status), status);
   const v1::SuiteSummary& s = progress.summary();
   static const char* kStates[] = {"unknown", "queued", "running", "finished",
@@ -358,7 +398,7 @@ int WatchCommand(const std::string& suite_id, const std::string& coordinator,
 int CancelCommand(const std::string& suite_id, const std::string& coordinator) {
   v1::CancelResponse response;
   absl::Status status =
-      CallCoordinator(coordinator, &v1::Coordinator::Stub::CancelSuite,
+      CallCoordinator(Remote(coordinator), &v1::Coordinator::Stub::CancelSuite,
                       Ref(suite_id), &response);
   if (!status.ok()) return Fail(CodeFor(status), status);
   std::printf("cancelled %d tests of %s\n", response.cancelled(),
@@ -369,8 +409,9 @@ int CancelCommand(const std::string& suite_id, const std::string& coordinator) {
 int ReportCommand(const std::string& suite_id, const std::string& coordinator,
                   const ReportOutputs& outputs) {
   v1::SuiteReport report;
-  absl::Status status = CallCoordinator(
-      coordinator, &v1::Coordinator::Stub::GetReport, Ref(suite_id), &report);
+  absl::Status status =
+      CallCoordinator(Remote(coordinator), &v1::Coordinator::Stub::GetReport,
+                      Ref(suite_id), &report);
   if (!status.ok()) return Fail(CodeFor(status), status);
   return Finish(report, outputs);
 }
@@ -378,7 +419,7 @@ int ReportCommand(const std::string& suite_id, const std::string& coordinator,
 int WorkersCommand(const std::string& coordinator) {
   v1::ListWorkersResponse response;
   absl::Status status =
-      CallCoordinator(coordinator, &v1::Coordinator::Stub::ListWorkers,
+      CallCoordinator(Remote(coordinator), &v1::Coordinator::Stub::ListWorkers,
                       v1::ListWorkersRequest(), &response);
   if (!status.ok()) return Fail(CodeFor(status), status);
   std::printf("%-28s %5s %5s %6s %10s %8s %s\n", "WORKER", "SLOTS", "BUSY",
@@ -401,7 +442,7 @@ int ExplainCommand(const std::string& suite_id, const std::string& test_id,
   request.set_test_id(test_id);
   v1::ExplainResponse response;
   absl::Status status = CallCoordinator(
-      coordinator, &v1::Coordinator::Stub::Explain, request, &response);
+      Remote(coordinator), &v1::Coordinator::Stub::Explain, request, &response);
   if (!status.ok()) return Fail(CodeFor(status), status);
   std::printf("%s %s (key %s)\n", test_id.c_str(),
               response.cached() ? "came from the cache" : "ran",
@@ -421,6 +462,149 @@ int ExplainCommand(const std::string& suite_id, const std::string& test_id,
       std::printf("  %s\n", change.c_str());
     }
   }
+  return kExitOk;
+}
+
+int HistoryCommand(const std::string& suite_name, const std::string& test_id,
+                   const LocalOrRemote& where, const std::string& json_path) {
+  absl::StatusOr<Connection> connection =
+      Connect(where.coordinator, where.cache_dir);
+  if (!connection.ok()) return Fail(kExitInfrastructure, connection.status());
+  v1::HistoryRequest request;
+  request.set_suite_name(suite_name);
+  request.set_test_id(test_id);
+  v1::HistoryResponse response;
+  absl::Status status = CallCoordinator(
+      *connection, &v1::Coordinator::Stub::GetHistory, request, &response);
+  if (!status.ok()) return Fail(CodeFor(status), status);
+  if (!json_path.empty()) {
+    nlohmann::json tests = nlohmann::json::array();
+    for (const auto& entry : response.tests()) {
+      nlohmann::json runs = nlohmann::json::array();
+      for (const v1::RunRecord& run : entry.history().runs()) {
+        runs.push_back({{"finished_at_unix_ms", run.finished_at_unix_ms()},
+                        {"status", StatusName(run.status())},
+                        {"wall_ms", run.wall_ms()},
+                        {"cpu_ms", run.cpu_ms()},
+                        {"peak_rss_kb", run.peak_rss_kb()},
+                        {"memory_slope_kb_per_s", run.memory_slope_kb_per_s()},
+                        {"worker", run.worker()},
+                        {"suite_id", run.suite_id()}});
+      }
+      nlohmann::json test = InsightJson(entry.insight());
+      test["older_runs"] = entry.history().older().runs();
+      test["history"] = std::move(runs);
+      tests.push_back(std::move(test));
+    }
+    nlohmann::json root = {
+        {"suite", suite_name},
+        {"baseline", response.has_baseline()
+                         ? response.baseline().suite_id().empty()
+                               ? std::string("pinned")
+                               : response.baseline().suite_id()
+                         : std::string("rolling")},
+        {"tests", std::move(tests)}};
+    if (absl::Status written = WriteFileAtomically(json_path, root.dump(2));
+        !written.ok()) {
+      return Fail(kExitInfrastructure, written);
+    }
+  }
+  static const char* kTrends[] = {"-", "stable", "improving", "degrading"};
+  if (!test_id.empty()) {
+    const auto& entry = response.tests(0);
+    std::printf("%-20s %-15s %10s %10s %10s %12s  %s\n", "FINISHED", "STATUS",
+                "WALL MS", "CPU MS", "PEAK RSS", "SLOPE KiB/s", "WORKER");
+    for (const v1::RunRecord& run : entry.history().runs()) {
+      std::printf(
+          "%-20s %-15s %10.1f %10.1f %10s %12.1f  %s\n",
+          absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                           absl::FromUnixMillis(run.finished_at_unix_ms()),
+                           absl::LocalTimeZone())
+              .c_str(),
+          StatusName(run.status()).c_str(), run.wall_ms(), run.cpu_ms(),
+          FormatSize(run.peak_rss_kb() * 1024).c_str(),
+          run.memory_slope_kb_per_s(), run.worker().c_str());
+    }
+    if (entry.history().older().runs() > 0) {
+      std::printf("(and %lld older runs, %lld passed)\n",
+                  static_cast<long long>(entry.history().older().runs()),
+                  static_cast<long long>(entry.history().older().passed()));
+    }
+  }
+  std::printf("%-32s %6s %10s %10s %-10s %10s %7s %6s\n", "TEST", "RUNS",
+              "MEDIAN MS", "PEAK RSS", "TREND", "MS/RUN", "FLIPS", "LEAK");
+  for (const auto& entry : response.tests()) {
+    const v1::TestInsight& insight = entry.insight();
+    std::printf("%-32s %6d %10.1f %10s %-10s %+10.2f %6.0f%% %6s\n",
+                insight.test_id().c_str(), insight.runs(),
+                insight.median_wall_ms(),
+                FormatSize(insight.median_peak_rss_kb() * 1024).c_str(),
+                kTrends[insight.trend() < 4 ? insight.trend() : 0],
+                insight.slope_ms_per_run(), insight.flip_rate() * 100,
+                insight.leak_suspected() ? "yes" : "");
+  }
+  return kExitOk;
+}
+
+int RegressionsCommand(const std::string& suite_id,
+                       const LocalOrRemote& where) {
+  absl::StatusOr<Connection> connection =
+      Connect(where.coordinator, where.cache_dir);
+  if (!connection.ok()) return Fail(kExitInfrastructure, connection.status());
+  v1::SuiteReport report;
+  absl::Status status = CallCoordinator(
+      *connection, &v1::Coordinator::Stub::GetReport, Ref(suite_id), &report);
+  if (!status.ok()) return Fail(CodeFor(status), status);
+  if (report.changes_size() == 0) {
+    std::printf("suite %s: no regressions or improvements\n", suite_id.c_str());
+  }
+  for (const v1::PerformanceChange& change : report.changes()) {
+    std::printf("%s %s\n",
+                change.kind() == v1::CHANGE_KIND_REGRESSION ? "REGRESSION"
+                                                            : "improved  ",
+                ChangeLine(change).c_str());
+  }
+  return RegressionCount(report) > 0 ? 1 : kExitOk;
+}
+
+int BaselineCommand(const std::string& operation, const std::string& suite_name,
+                    const std::string& from_suite_id,
+                    const LocalOrRemote& where) {
+  absl::StatusOr<Connection> connection =
+      Connect(where.coordinator, where.cache_dir);
+  if (!connection.ok()) return Fail(kExitInfrastructure, connection.status());
+  v1::Baseline baseline;
+  absl::Status status;
+  if (operation == "show") {
+    v1::HistoryRequest request;
+    request.set_suite_name(suite_name);
+    v1::HistoryResponse response;
+    status = CallCoordinator(*connection, &v1::Coordinator::Stub::GetHistory,
+                             request, &response);
+    baseline = response.baseline();
+  } else {
+    v1::SetBaselineRequest request;
+    request.set_suite_name(suite_name);
+    request.set_from_suite_id(from_suite_id);
+    request.set_clear(operation == "clear");
+    status = CallCoordinator(*connection, &v1::Coordinator::Stub::SetBaseline,
+                             request, &baseline);
+  }
+  if (!status.ok()) return Fail(CodeFor(status), status);
+  if (baseline.until_unix_ms() == 0) {
+    std::printf("%s: rolling baseline (the runs before the latest ones)\n",
+                suite_name.c_str());
+    return kExitOk;
+  }
+  std::printf("%s: baseline pinned to the runs finished by %s%s\n",
+              suite_name.c_str(),
+              absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                               absl::FromUnixMillis(baseline.until_unix_ms()),
+                               absl::LocalTimeZone())
+                  .c_str(),
+              baseline.suite_id().empty()
+                  ? ""
+                  : absl::StrCat(" (suite ", baseline.suite_id(), ")").c_str());
   return kExitOk;
 }
 

@@ -31,7 +31,15 @@ struct RunOptions {
   std::string platform_tag;
   bool terminal = false;                  // progress line in place
   std::string sample_interval = "100ms";  // memory sampling; 0: off
+  bool fail_on_regression = false;        // exit 1 on a regression
   ReportOutputs outputs;
+};
+
+/// Where history commands look: a coordinator, or (without one) the history
+/// `coordctl run` keeps under the cache dir.
+struct LocalOrRemote {
+  std::string coordinator;
+  std::string cache_dir;
 };
 
 struct SubmitOptions {
@@ -42,6 +50,7 @@ struct SubmitOptions {
   std::string cache_dir;
   std::string platform_tag;
   bool terminal = false;
+  bool fail_on_regression = false;
   ReportOutputs outputs;
 };
 
@@ -59,6 +68,17 @@ int ReportCommand(const std::string& suite_id, const std::string& coordinator,
 int WorkersCommand(const std::string& coordinator);
 int ExplainCommand(const std::string& suite_id, const std::string& test_id,
                    const std::string& coordinator);
+/// A suite name's history (or one test's runs), with trends, flip rates and
+/// leak suspicion; `json_path`, when set, gets it all as JSON.
+int HistoryCommand(const std::string& suite_name, const std::string& test_id,
+                   const LocalOrRemote& where, const std::string& json_path);
+/// A suite's regressions and improvements; exit 1 when it has regressions.
+int RegressionsCommand(const std::string& suite_id, const LocalOrRemote& where);
+/// `operation`: "set" (pin now, or `from_suite_id`'s runs), "clear" (back to
+/// rolling) or "show".
+int BaselineCommand(const std::string& operation, const std::string& suite_name,
+                    const std::string& from_suite_id,
+                    const LocalOrRemote& where);
 /// `operation` is "stats" or "gc"; `address` a coordinator or cache_server.
 int CacheCommand(const std::string& operation, const std::string& address);
 /// Writes the suite document of a CTest tree or GoogleTest binary to `output`.

@@ -120,6 +120,76 @@ std::string MemoryCurves(const std::vector<const v1::TestResult*>& heaviest) {
   return i == 0 ? "<p>No test ran long enough to sample its memory.</p>" : svg;
 }
 
+// A small trend chart of a metric over recent runs; the last point (this
+// run's window) in the change's colour.
+std::string Sparkline(const v1::PerformanceChange& change) {
+  const int n = change.recent_size();
+  if (n < 2) return "";
+  double low = change.recent(0), high = change.recent(0);
+  for (double v : change.recent()) {
+    low = std::min(low, v);
+    high = std::max(high, v);
+  }
+  if (high <= low) high = low + 1;
+  const double w = 160, h = 32;
+  std::string points;
+  for (int i = 0; i < n; ++i) {
+    absl::StrAppendFormat(
+        &points, "%.1f,%.1f ", w * i / (n - 1),
+        h - 2 - (h - 4) * (change.recent(i) - low) / (high - low));
+  }
+  const char* color =
+      change.kind() == v1::CHANGE_KIND_REGRESSION ? "#de2d26" : "#31a354";
+  return absl::StrFormat(
+      "<svg width=\"%.0f\" height=\"%.0f\"><polyline fill=\"none\" "
+      "stroke=\"%s\" stroke-width=\"1.5\" points=\"%s\"/></svg>",
+      w, h, color, points);
+}
+
+std::string ChangesSection(const v1::SuiteReport& report) {
+  std::string html =
+      "<h2>Regressions and improvements</h2><p>Against each test's baseline "
+      "(its earlier runs, or a pinned one): a change beyond the tolerance "
+      "that a one-sided Mann-Whitney U test finds significant (p &lt; "
+      "0.01).</p>";
+  if (report.changes_size() == 0) html += "<p>None.</p>";
+  if (report.changes_size() > 0) {
+    html +=
+        "<table><tr><th></th><th>test</th><th>metric</th><th>baseline</th>"
+        "<th>now</th><th>change</th><th>p</th><th>runs</th><th>recent "
+        "runs</th></tr>";
+  }
+  for (const v1::PerformanceChange& change : report.changes()) {
+    const bool regression = change.kind() == v1::CHANGE_KIND_REGRESSION;
+    absl::StrAppendFormat(
+        &html,
+        "<tr><td class=\"%s\">%s</td><td>%s</td><td>%s</td>"
+        "<td class=\"num\">%.1f %s</td><td class=\"num\">%.1f %s</td>"
+        "<td class=\"num\">%+.1f%%</td><td class=\"num\">%.3g</td>"
+        "<td class=\"num\">%d vs %d</td><td>%s</td></tr>",
+        regression ? "bad" : "", regression ? "regression" : "improvement",
+        XmlEscape(change.test_id()), MetricName(change.metric()),
+        change.baseline_median(), MetricUnit(change.metric()),
+        change.current_median(), MetricUnit(change.metric()),
+        (change.ratio() - 1) * 100, change.p_value(), change.baseline_runs(),
+        change.current_runs(), Sparkline(change));
+  }
+  if (report.changes_size() > 0) html += "</table>";
+  int flaky = 0, leaks = 0;
+  for (const v1::TestInsight& insight : report.insights()) {
+    flaky += insight.flip_rate() > 0;
+    leaks += insight.leak_suspected();
+  }
+  if (flaky + leaks > 0) {
+    absl::StrAppendFormat(&html,
+                          "<p>%d tests flip between pass and fail on the same "
+                          "inputs; %d look like they leak memory (see the "
+                          "JSON report's insights).</p>",
+                          flaky, leaks);
+  }
+  return html;
+}
+
 }  // namespace
 
 std::string HtmlReport(const v1::SuiteReport& report) {
@@ -164,6 +234,7 @@ std::string HtmlReport(const v1::SuiteReport& report) {
     }
   }
   if (failures == 0) html += "<p>None.</p>";
+  html += ChangesSection(report);
 
   html +=
       "<h2>Timeline of worker slots</h2><p>Green passed, red failed; hover for "

@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
       ->check(DurationValidator())
       ->capture_default_str();
   AddReportOutputs(run_cmd, run.outputs, true);
+  run_cmd->add_flag("--fail-on-regression", run.fail_on_regression,
+                    "exit 1 when a test got significantly slower or bigger");
 
   SubmitOptions submit;
   submit.terminal = terminal;
@@ -97,6 +99,8 @@ int main(int argc, char** argv) {
   submit_cmd->add_option("--platform-tag", submit.platform_tag,
                          "extra platform key part");
   AddReportOutputs(submit_cmd, submit.outputs, true);
+  submit_cmd->add_flag("--fail-on-regression", submit.fail_on_regression,
+                       "with --wait: exit 1 on a performance regression");
 
   std::string suite_id, coordinator;
   auto suite_command = [&](const char* name, const char* help) {
@@ -139,6 +143,51 @@ int main(int argc, char** argv) {
   workers_cmd->add_option("--coordinator", coordinator, "HOST:PORT")
       ->required();
 
+  // History commands: a coordinator's, or without one the local history of
+  // `coordctl run`.
+  LocalOrRemote where;
+  auto add_where = [&](CLI::App* command) {
+    CLI::Option* remote = command->add_option(
+        "--coordinator", where.coordinator,
+        "HOST:PORT (default: the local history of coordctl run)");
+    command
+        ->add_option("--cache-dir", where.cache_dir,
+                     "coordctl run's cache and history folder")
+        ->excludes(remote);
+  };
+  std::string suite_name, history_json;
+  CLI::App* history_cmd = app.add_subcommand(
+      "history",
+      "a suite's test history: medians, trends, flips, leaks; with TEST_ID, "
+      "its runs\n"
+      "  coordctl history example math.add --coordinator=HOST:PORT");
+  history_cmd->add_option("SUITE_NAME", suite_name, "the suite's name")
+      ->required();
+  history_cmd->add_option("TEST_ID", test_id, "one test's runs");
+  history_cmd->add_option("--json", history_json, "write it all as JSON");
+  add_where(history_cmd);
+  CLI::App* regressions_cmd = app.add_subcommand(
+      "regressions",
+      "a suite's performance regressions and improvements (exit 1 if it has "
+      "regressions)");
+  regressions_cmd->add_option("SUITE_ID", suite_id, "the suite")->required();
+  add_where(regressions_cmd);
+  std::string baseline_operation, baseline_from;
+  CLI::App* baseline_cmd = app.add_subcommand(
+      "baseline",
+      "pin the baseline regressions are measured against\n"
+      "  coordctl baseline set example --from=SUITE_ID   that suite's runs\n"
+      "  coordctl baseline clear example                 back to rolling");
+  baseline_cmd
+      ->add_option("OPERATION", baseline_operation, "set, clear or show")
+      ->required()
+      ->check(CLI::IsMember({"set", "clear", "show"}));
+  baseline_cmd->add_option("SUITE_NAME", suite_name, "the suite's name")
+      ->required();
+  baseline_cmd->add_option("--from", baseline_from,
+                           "pin the history as of this finished suite");
+  add_where(baseline_cmd);
+
   std::string cache_operation, cache_address;
   CLI::App* cache_cmd =
       app.add_subcommand("cache", "result cache statistics and cleanup");
@@ -176,5 +225,12 @@ int main(int argc, char** argv) {
     return ExplainCommand(suite_id, test_id, coordinator);
   if (import_cmd->parsed()) return ImportCommand(import_source, import_output);
   if (cache_cmd->parsed()) return CacheCommand(cache_operation, cache_address);
+  if (history_cmd->parsed())
+    return HistoryCommand(suite_name, test_id, where, history_json);
+  if (regressions_cmd->parsed()) return RegressionsCommand(suite_id, where);
+  if (baseline_cmd->parsed()) {
+    return BaselineCommand(baseline_operation, suite_name, baseline_from,
+                           where);
+  }
   return 2;
 }

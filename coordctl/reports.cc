@@ -115,6 +115,72 @@ std::string StatusName(v1::TestStatus status) {
   }
 }
 
+std::string MetricName(v1::Metric metric) {
+  return metric == v1::METRIC_PEAK_MEMORY ? "peak_memory" : "wall_time";
+}
+
+std::string MetricUnit(v1::Metric metric) {
+  return metric == v1::METRIC_PEAK_MEMORY ? "KiB" : "ms";
+}
+
+std::string ChangeLine(const v1::PerformanceChange& change) {
+  return absl::StrFormat(
+      "%s %s %+.1f%% (%.1f -> %.1f %s, p=%.3g, %d vs %d runs, baseline %s)",
+      change.test_id(), MetricName(change.metric()), (change.ratio() - 1) * 100,
+      change.baseline_median(), change.current_median(),
+      MetricUnit(change.metric()), change.p_value(), change.baseline_runs(),
+      change.current_runs(), change.baseline());
+}
+
+int RegressionCount(const v1::SuiteReport& report) {
+  int regressions = 0;
+  for (const v1::PerformanceChange& change : report.changes())
+    regressions += change.kind() == v1::CHANGE_KIND_REGRESSION;
+  return regressions;
+}
+
+namespace {
+
+const char* TrendName(v1::TrendDirection direction) {
+  switch (direction) {
+    case v1::TREND_DIRECTION_IMPROVING:
+      return "improving";
+    case v1::TREND_DIRECTION_DEGRADING:
+      return "degrading";
+    default:
+      return "stable";
+  }
+}
+
+nlohmann::json ChangeJson(const v1::PerformanceChange& change) {
+  return {{"id", change.test_id()},
+          {"metric", MetricName(change.metric())},
+          {"unit", MetricUnit(change.metric())},
+          {"baseline_median", change.baseline_median()},
+          {"current_median", change.current_median()},
+          {"change_pct", (change.ratio() - 1) * 100},
+          {"p_value", change.p_value()},
+          {"baseline_runs", change.baseline_runs()},
+          {"current_runs", change.current_runs()},
+          {"tolerance_pct", change.tolerance() * 100},
+          {"baseline", change.baseline()},
+          {"recent", change.recent()}};
+}
+
+}  // namespace
+
+nlohmann::json InsightJson(const v1::TestInsight& insight) {
+  return {{"id", insight.test_id()},
+          {"trend", TrendName(insight.trend())},
+          {"slope_ms_per_run", insight.slope_ms_per_run()},
+          {"trend_p_value", insight.trend_p_value()},
+          {"runs", insight.runs()},
+          {"flip_rate", insight.flip_rate()},
+          {"leak_suspected", insight.leak_suspected()},
+          {"median_wall_ms", insight.median_wall_ms()},
+          {"median_peak_rss_kb", insight.median_peak_rss_kb()}};
+}
+
 std::string JsonReport(const v1::SuiteReport& report) {
   using json = nlohmann::json;
   const v1::SuiteSummary& s = report.summary();
@@ -164,6 +230,17 @@ std::string JsonReport(const v1::SuiteReport& report) {
     tests.push_back(std::move(test));
   }
   root["tests"] = std::move(tests);
+  json regressions = json::array(), improvements = json::array(),
+       insights = json::array();
+  for (const v1::PerformanceChange& change : report.changes()) {
+    (change.kind() == v1::CHANGE_KIND_REGRESSION ? regressions : improvements)
+        .push_back(ChangeJson(change));
+  }
+  for (const v1::TestInsight& insight : report.insights())
+    insights.push_back(InsightJson(insight));
+  root["regressions"] = std::move(regressions);
+  root["improvements"] = std::move(improvements);
+  root["insights"] = std::move(insights);
   return root.dump(2) + "\n";
 }
 
@@ -277,6 +354,12 @@ std::string SummaryText(const v1::SuiteReport& report) {
                             r.user_cpu_ms() + r.sys_cpu_ms(),
                             r.peak_rss_kb() / 1024.0, r.worker());
     }
+  }
+  for (const v1::PerformanceChange& change : report.changes()) {
+    absl::StrAppend(&text,
+                    change.kind() == v1::CHANGE_KIND_REGRESSION ? "REGRESSION "
+                                                                : "improved ",
+                    ChangeLine(change), "\n");
   }
   absl::StrAppendFormat(&text,
                         "%s: %d tests, %d passed, %d failed, %d timed out, %d "

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "nlohmann/json.hpp"
 #include "testfleet/v1/testfleet.pb.h"
 
 namespace testfleet {
@@ -21,7 +22,11 @@ int FailedCount(const v1::SuiteSummary& summary);
 /// "passed", "failed", "timed_out", ... as in CONTRACT.md.
 std::string StatusName(v1::TestStatus status);
 
-/// The JSON report of CONTRACT.md ("JSON report").
+/// A test's insight as JSON: trend, slope, flip rate, leak suspicion.
+nlohmann::json InsightJson(const v1::TestInsight& insight);
+
+/// The JSON report of CONTRACT.md ("JSON report"), plus "regressions",
+/// "improvements" and "insights".
 std::string JsonReport(const v1::SuiteReport& report);
 /// JUnit XML (testsuites/testsuite/testcase with failure, skipped,
 /// system-out, system-err, time in seconds); every character XML 1.0 cannot
@@ -34,6 +39,15 @@ absl::Status WriteFileAtomically(const std::string& path,
 
 /// The few lines printed at the end of a run: counts, wall time, failures.
 std::string SummaryText(const v1::SuiteReport& report);
+
+/// "wall_time" or "peak_memory"; the unit of its values ("ms", "KiB").
+std::string MetricName(v1::Metric metric);
+std::string MetricUnit(v1::Metric metric);
+/// One line for a regression or improvement: "t wall_time +50.0% (100.2 ->
+/// 150.3 ms, p=0.004, 5 vs 5 runs, baseline rolling)".
+std::string ChangeLine(const v1::PerformanceChange& change);
+/// How many of the report's changes are regressions.
+int RegressionCount(const v1::SuiteReport& report);
 
 /// CONTRACT.md exit code of a finished suite: 0 all passed (cached or run), 1
 /// anything failed, timed out, exceeded memory or errored.

@@ -9,6 +9,8 @@
 #include "absl/time/clock.h"
 #include "common/action_key.h"
 #include "common/platform.h"
+#include "common/status_macros.h"
+#include "coordinator/perf_analysis.h"
 #include "spdlog/spdlog.h"
 
 namespace testfleet {
@@ -123,6 +125,8 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
     if (expected) known.push_back(expected->wall_ms);
   }
   spec.clear_tests();
+  if (options_.store)
+    suite->baseline = options_.store->GetBaseline(spec.name());
   // Tests without history are expected to take the suite's median.
   double fallback = absl::ToDoubleMilliseconds(options_.default_expected);
   if (!known.empty()) {
@@ -493,9 +497,10 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   if (options_.store && !result.cached()) {
     const v1::ActionKey key =
         ComputeActionKey(test.spec, suite.spec.platform());
-    absl::Status recorded =
-        options_.store->RecordRun(suite.spec.name(), result, &key);
-    NoteStoreWrite(recorded);
+    absl::StatusOr<v1::TestHistory> history =
+        options_.store->RecordRun(suite.spec.name(), suite.id, result, &key);
+    NoteStoreWrite(history.status());
+    if (history.ok()) Analyze(suite, test, *history);
   }
   if (Retriable(result.status()) && test.attempt <= test.spec.retries()) {
     ++test.attempt;
@@ -507,6 +512,21 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   }
   Finish(suite, index, std::move(result), /*persist=*/true);
   return true;
+}
+
+void Coordinator::Analyze(Suite& suite, const Test& test,
+                          const v1::TestHistory& history) {
+  RegressionRule rule;
+  if (test.spec.regression_tolerance() > 0)
+    rule.tolerance = test.spec.regression_tolerance();
+  TestAnalysis analysis =
+      AnalyzeHistory(test.spec.id(), history,
+                     suite.baseline ? &*suite.baseline : nullptr, rule);
+  for (v1::PerformanceChange& change : analysis.changes) {
+    *suite.report.add_changes() = std::move(change);
+  }
+  if (analysis.notable)
+    *suite.report.add_insights() = std::move(analysis.insight);
 }
 
 void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
@@ -777,6 +797,82 @@ absl::StatusOr<v1::SuiteReport> Coordinator::Report(
   }
   if (options_.store) return options_.store->LoadReport(suite_id);
   return absl::NotFoundError(absl::StrCat("no suite with id ", suite_id));
+}
+
+absl::StatusOr<v1::HistoryResponse> Coordinator::History(
+    const v1::HistoryRequest& request) {
+  if (options_.store == nullptr) {
+    return absl::FailedPreconditionError("this coordinator keeps no history");
+  }
+  const std::string& name = request.suite_name();
+  if (name.empty()) {
+    return absl::InvalidArgumentError("name the suite whose history you want");
+  }
+  v1::HistoryResponse response;
+  std::optional<v1::Baseline> baseline = options_.store->GetBaseline(name);
+  if (baseline) *response.mutable_baseline() = *baseline;
+  std::vector<std::pair<std::string, v1::TestHistory>> tests;
+  if (!request.test_id().empty()) {
+    std::optional<v1::TestHistory> history =
+        options_.store->History(name, request.test_id());
+    if (!history) {
+      return absl::NotFoundError(absl::StrCat(
+          "no history for test ", request.test_id(), " of suite \"", name,
+          "\": it has not run here yet (results from the cache do not count)"));
+    }
+    tests.emplace_back(request.test_id(), *std::move(history));
+  } else {
+    ASSIGN_OR_RETURN(tests, options_.store->SuiteHistory(name));
+    if (tests.empty()) {
+      return absl::NotFoundError(
+          absl::StrCat("no history for suite \"", name,
+                       "\": no test of a suite by that name has run here"));
+    }
+  }
+  for (auto& [id, history] : tests) {
+    v1::HistoryResponse::Entry& entry = *response.add_tests();
+    entry.set_test_id(id);
+    *entry.mutable_insight() =
+        AnalyzeHistory(id, history, baseline ? &*baseline : nullptr).insight;
+    *entry.mutable_history() = std::move(history);
+  }
+  return response;
+}
+
+absl::StatusOr<v1::Baseline> Coordinator::SetBaseline(
+    const v1::SetBaselineRequest& request) {
+  if (options_.store == nullptr) {
+    return absl::FailedPreconditionError("this coordinator keeps no history");
+  }
+  if (request.suite_name().empty()) {
+    return absl::InvalidArgumentError("name the suite to set a baseline for");
+  }
+  v1::Baseline baseline;
+  baseline.set_suite_name(request.suite_name());
+  if (request.clear()) {
+    RETURN_IF_ERROR(options_.store->ClearBaseline(request.suite_name()));
+    return baseline;
+  }
+  const int64_t now = absl::ToUnixMillis(Now());
+  baseline.set_pinned_at_unix_ms(now);
+  baseline.set_until_unix_ms(now);
+  if (!request.from_suite_id().empty()) {
+    ASSIGN_OR_RETURN(v1::SuiteReport report, Report(request.from_suite_id()));
+    if (report.name() != request.suite_name()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "suite ", request.from_suite_id(), " is \"", report.name(),
+          "\", not \"", request.suite_name(), "\""));
+    }
+    if (report.state() != v1::SUITE_STATE_FINISHED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "suite ", request.from_suite_id(),
+          " has not finished; pin a baseline from a finished one"));
+    }
+    baseline.set_suite_id(request.from_suite_id());
+    baseline.set_until_unix_ms(report.finished_at_unix_ms());
+  }
+  RETURN_IF_ERROR(options_.store->SetBaseline(baseline));
+  return baseline;
 }
 
 absl::StatusOr<bool> Coordinator::NextEvent(const std::string& suite_id,

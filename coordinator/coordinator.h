@@ -60,6 +60,12 @@ class Coordinator {
   absl::StatusOr<v1::SubmitSuiteResponse> Submit(v1::SuiteSpec suite);
   absl::StatusOr<v1::SuiteProgress> Progress(const std::string& suite_id);
   absl::StatusOr<v1::SuiteReport> Report(const std::string& suite_id);
+  /// A test's history (or every test's of a suite name) with its insight.
+  absl::StatusOr<v1::HistoryResponse> History(
+      const v1::HistoryRequest& request);
+  /// Pins (or clears) the baseline of a suite name.
+  absl::StatusOr<v1::Baseline> SetBaseline(
+      const v1::SetBaselineRequest& request);
   absl::StatusOr<int> Cancel(const std::string& suite_id);
   /// Waits up to `max_wait` for results past `*cursor` (or the suite's end),
   /// fills `event` and advances the cursor. Returns true once the suite has
@@ -118,6 +124,7 @@ class Coordinator {
     double queued_expected_ms = 0;
     v1::SuiteReport report;  // results in completion order
     bool ended = false;
+    std::optional<v1::Baseline> baseline;  // pinned; else rolling
   };
   struct Lease {
     std::string id;
@@ -143,6 +150,9 @@ class Coordinator {
                     bool persist) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Writes the results finished since the last flush, in one batch.
   absl::Status FlushFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Regressions and insights of a test's newest run, into the report.
+  void Analyze(Suite& suite, const Test& test, const v1::TestHistory& history)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteStoreWrite(const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static bool HasQueuedWorkFor(const Suite& suite, const Worker& worker);

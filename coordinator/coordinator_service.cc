@@ -85,6 +85,18 @@ grpc::Status CoordinatorService::PullWork(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status CoordinatorService::GetHistory(grpc::ServerContext*,
+                                            const v1::HistoryRequest* request,
+                                            v1::HistoryResponse* response) {
+  return Answer(coordinator_->History(*request), response);
+}
+
+grpc::Status CoordinatorService::SetBaseline(
+    grpc::ServerContext*, const v1::SetBaselineRequest* request,
+    v1::Baseline* response) {
+  return Answer(coordinator_->SetBaseline(*request), response);
+}
+
 grpc::Status CoordinatorService::ReportResults(
     grpc::ServerContext*, const v1::ReportResultsRequest* request,
     v1::ReportResultsResponse* response) {

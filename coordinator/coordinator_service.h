@@ -28,6 +28,12 @@ class CoordinatorService final : public v1::Coordinator::Service {
                            v1::ListWorkersResponse* response) override;
   grpc::Status Explain(grpc::ServerContext*, const v1::ExplainRequest* request,
                        v1::ExplainResponse* response) override;
+  grpc::Status GetHistory(grpc::ServerContext*,
+                          const v1::HistoryRequest* request,
+                          v1::HistoryResponse* response) override;
+  grpc::Status SetBaseline(grpc::ServerContext*,
+                           const v1::SetBaselineRequest* request,
+                           v1::Baseline* response) override;
   grpc::Status RegisterWorker(grpc::ServerContext*,
                               const v1::RegisterWorkerRequest* request,
                               v1::RegisterWorkerResponse* response) override;

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cache/db_options.h"
+#include "common/status_macros.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -22,6 +24,10 @@ std::string HistoryKey(const std::string& suite_name,
                        const std::string& test_id) {
   // NUL separates the parts: neither a suite name nor a test id contains one.
   return absl::StrCat("h/", suite_name, std::string(1, '\0'), test_id);
+}
+
+std::string BaselineKey(const std::string& suite_name) {
+  return "b/" + suite_name;
 }
 
 std::string RunningSuiteKey(const std::string& suite_id) {
@@ -129,26 +135,29 @@ std::optional<v1::TestHistory> CoordinatorStore::History(
 std::optional<TestExpectation> CoordinatorStore::Expected(
     const std::string& suite_name, const std::string& test_id) const {
   std::optional<v1::TestHistory> found = History(suite_name, test_id);
-  if (!found || found->wall_ms_size() == 0) return std::nullopt;
-  const v1::TestHistory& history = *found;
-  auto median = [](auto values) {
+  if (!found || found->runs_size() == 0) return std::nullopt;
+  // Every status counts: a test that times out takes its timeout.
+  std::vector<double> wall_ms;
+  std::vector<int64_t> peak_rss_kb;
+  for (int i = std::max(0, found->runs_size() - kExpectationRuns);
+       i < found->runs_size(); ++i) {
+    wall_ms.push_back(found->runs(i).wall_ms());
+    peak_rss_kb.push_back(found->runs(i).peak_rss_kb());
+  }
+  auto median = [](auto& values) {
     std::nth_element(values.begin(), values.begin() + values.size() / 2,
                      values.end());
     return values[values.size() / 2];
   };
   TestExpectation expected;
-  expected.wall_ms = median(
-      std::vector<double>(history.wall_ms().begin(), history.wall_ms().end()));
-  if (history.peak_rss_kb_size() > 0) {
-    expected.peak_rss_kb = median(std::vector<int64_t>(
-        history.peak_rss_kb().begin(), history.peak_rss_kb().end()));
-  }
+  expected.wall_ms = median(wall_ms);
+  expected.peak_rss_kb = median(peak_rss_kb);
   return expected;
 }
 
-absl::Status CoordinatorStore::RecordRun(const std::string& suite_name,
-                                         const v1::TestResult& result,
-                                         const v1::ActionKey* action_key) {
+absl::StatusOr<v1::TestHistory> CoordinatorStore::RecordRun(
+    const std::string& suite_name, const std::string& suite_id,
+    const v1::TestResult& result, const v1::ActionKey* action_key) {
   const std::string key = HistoryKey(suite_name, result.test_id());
   v1::TestHistory history =
       History(suite_name, result.test_id()).value_or(v1::TestHistory());
@@ -158,20 +167,86 @@ absl::Status CoordinatorStore::RecordRun(const std::string& suite_name,
       *history.mutable_previous_key() = history.last_key();
     *history.mutable_last_key() = *action_key;
   }
-  history.add_wall_ms(result.wall_ms());
-  history.add_peak_rss_kb(result.peak_rss_kb());
-  auto trim = [](auto* field) {
-    if (field->size() > kHistoryRuns) {
-      field->erase(field->begin(),
-                   field->begin() + (field->size() - kHistoryRuns));
+  v1::RunRecord& run = *history.add_runs();
+  run.set_finished_at_unix_ms(result.finished_at_unix_ms());
+  run.set_wall_ms(result.wall_ms());
+  run.set_cpu_ms(result.user_cpu_ms() + result.sys_cpu_ms());
+  run.set_peak_rss_kb(result.peak_rss_kb());
+  run.set_memory_slope_kb_per_s(result.memory_slope_kb_per_s());
+  run.set_memory_growing(result.memory_growing());
+  run.set_status(result.status());
+  run.set_worker(result.worker());
+  run.set_suite_id(suite_id);
+  const std::string& hex =
+      action_key != nullptr ? action_key->hex() : result.cache_key();
+  uint64_t prefix = 0;
+  if (hex.size() >= 16) absl::SimpleHexAtoi(hex.substr(0, 16), &prefix);
+  run.set_key_prefix(prefix);
+  // Runs beyond the bound fold into one aggregate.
+  const int excess = history.runs_size() - kHistoryRuns;
+  if (excess > 0) {
+    v1::RunAggregate& older = *history.mutable_older();
+    for (int i = 0; i < excess; ++i) {
+      const v1::RunRecord& dropped = history.runs(i);
+      if (older.runs() == 0)
+        older.set_first_at_unix_ms(dropped.finished_at_unix_ms());
+      older.set_runs(older.runs() + 1);
+      older.set_passed(older.passed() +
+                       (dropped.status() == v1::TEST_STATUS_PASSED));
+      older.set_wall_ms_sum(older.wall_ms_sum() + dropped.wall_ms());
+      older.set_peak_rss_kb_max(
+          std::max(older.peak_rss_kb_max(), dropped.peak_rss_kb()));
     }
-  };
-  trim(history.mutable_wall_ms());
-  trim(history.mutable_peak_rss_kb());
+    history.mutable_runs()->DeleteSubrange(0, excess);
+  }
   history.set_updated_at_unix_ms(result.finished_at_unix_ms());
   rocksdb::WriteBatch batch;
   batch.Put(key, history.SerializeAsString());
+  RETURN_IF_ERROR(Write(batch));
+  return history;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::TestHistory>>>
+CoordinatorStore::SuiteHistory(const std::string& suite_name) const {
+  std::vector<std::pair<std::string, v1::TestHistory>> tests;
+  const std::string prefix = HistoryKey(suite_name, "");
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    v1::TestHistory history;
+    if (!history.ParseFromArray(it->value().data(),
+                                static_cast<int>(it->value().size()))) {
+      continue;
+    }
+    tests.emplace_back(it->key().ToString().substr(prefix.size()),
+                       std::move(history));
+  }
+  if (!it->status().ok()) return StoreError(it->status(), dir_);
+  return tests;
+}
+
+std::optional<v1::Baseline> CoordinatorStore::GetBaseline(
+    const std::string& suite_name) const {
+  std::string value;
+  v1::Baseline baseline;
+  if (!db_->Get(rocksdb::ReadOptions(), BaselineKey(suite_name), &value).ok() ||
+      !baseline.ParseFromString(value)) {
+    return std::nullopt;
+  }
+  return baseline;
+}
+
+absl::Status CoordinatorStore::SetBaseline(const v1::Baseline& baseline) {
+  rocksdb::WriteBatch batch;
+  batch.Put(BaselineKey(baseline.suite_name()), baseline.SerializeAsString());
   return Write(batch);
+}
+
+absl::Status CoordinatorStore::ClearBaseline(const std::string& suite_name) {
+  rocksdb::WriteBatch batch;
+  batch.Delete(BaselineKey(suite_name));
+  return Write(batch, /*adds_data=*/false);
 }
 
 absl::Status CoordinatorStore::SaveReport(const v1::SuiteReport& report) {

@@ -24,11 +24,16 @@ struct TestExpectation {
 };
 
 /// The coordinator's durable state in RocksDB (its --data-dir): per-test
-/// history, which orders work longest first, and finished suites' reports.
+/// history (longest-first ordering, regressions, trends), pinned baselines,
+/// running suites and finished suites' reports.
 class CoordinatorStore {
  public:
-  /// How many executed runs of a test the history keeps.
-  static constexpr int kHistoryRuns = 20;
+  /// How many executed runs of a test the history keeps; older ones fold
+  /// into an aggregate. Enough for the trend (50 runs) and the regression
+  /// windows (5 + 20), at about 10 KiB a test.
+  static constexpr int kHistoryRuns = 100;
+  /// How many recent runs the scheduling expectation is the median of.
+  static constexpr int kExpectationRuns = 20;
 
   /// Writes of new data are refused while the disk has less than
   /// `min_free_disk` free (see DiskSpaceGuard); deletes go on.
@@ -42,11 +47,20 @@ class CoordinatorStore {
   /// The test's stored history, if it ever ran.
   std::optional<v1::TestHistory> History(const std::string& suite_name,
                                          const std::string& test_id) const;
-  /// Adds an executed run; `action_key`, for a passing run, becomes the
-  /// test's last key (the one before it is kept for `coordctl explain`).
-  absl::Status RecordRun(const std::string& suite_name,
-                         const v1::TestResult& result,
-                         const v1::ActionKey* action_key = nullptr);
+  /// Adds an executed run and returns the history with it; `action_key`,
+  /// for a passing run, becomes the test's last key (the one before it is
+  /// kept for `coordctl explain`).
+  absl::StatusOr<v1::TestHistory> RecordRun(
+      const std::string& suite_name, const std::string& suite_id,
+      const v1::TestResult& result, const v1::ActionKey* action_key = nullptr);
+  /// Every test's history under a suite name, by test id.
+  absl::StatusOr<std::vector<std::pair<std::string, v1::TestHistory>>>
+  SuiteHistory(const std::string& suite_name) const;
+
+  /// The pinned baseline of a suite name; nullopt: rolling.
+  std::optional<v1::Baseline> GetBaseline(const std::string& suite_name) const;
+  absl::Status SetBaseline(const v1::Baseline& baseline);
+  absl::Status ClearBaseline(const std::string& suite_name);
 
   absl::Status SaveReport(const v1::SuiteReport& report);
 

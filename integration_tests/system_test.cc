@@ -412,6 +412,86 @@ TEST_F(SystemTest, ExplainNamesTheInputThatChanged) {
   EXPECT_THAT(output, HasSubstr("has no test \"nope\""));
 }
 
+TEST_F(SystemTest, SlowerProbeIsReportedAsARegressionWithItsNumbers) {
+  const std::string coordinator = StartCoordinator();
+  StartWorker(coordinator, "timer");
+  // The probe sleeps as long as its input file says; the file also names the
+  // run, so every run has a new cache key and really executes.
+  const json suite = {
+      {"name", "perf"},
+      {"tests",
+       {{{"id", "probe"},
+         {"cmd", {BinDir() + "/tf_probe", "--sleep-ms-from=duration.txt"}},
+         {"inputs", {"duration.txt"}}}}}};
+  const std::string suite_path = dir_.Write("perf.json", suite.dump());
+  std::string output, fifth_suite;
+  for (int run = 1; run <= 10; ++run) {
+    dir_.Write("duration.txt",
+               absl::StrCat(run <= 5 ? 100 : 150, " ms, run ", run));
+    const std::string report = dir_.Join(absl::StrCat("run", run, ".json"));
+    const int code =
+        Coordctl({"submit", suite_path, "--coordinator=" + coordinator,
+                  "--wait", "--fail-on-regression", "--json=" + report,
+                  "--cache-dir=" + dir_.Join("cc")},
+                 dir_.Join(absl::StrCat("run", run, ".log")), &output);
+    if (run == 5) fifth_suite = ReadJson(report)["suite_id"];
+    // Runs 6 to 9 mix both speeds in their window: a verdict may come early
+    // or not, depending on noise; by run 10 it must.
+    if (run <= 5) {
+      ASSERT_EQ(code, 0) << "run " << run << ": " << output;
+    }
+    if (run == 10) {
+      EXPECT_EQ(code, 1) << output;
+    }
+  }
+  EXPECT_THAT(output, HasSubstr("REGRESSION probe wall_time +"));
+  EXPECT_THAT(output,
+              HasSubstr("1 performance regressions (--fail-on-regression)"));
+  const json report = ReadJson(dir_.Join("run10.json"));
+  ASSERT_EQ(report["regressions"].size(), 1u) << report.dump(2);
+  const json& regression = report["regressions"][0];
+  EXPECT_EQ(regression["id"], "probe");
+  EXPECT_EQ(regression["metric"], "wall_time");
+  EXPECT_NEAR(regression["baseline_median"].get<double>(), 100, 20);
+  EXPECT_NEAR(regression["current_median"].get<double>(), 150, 20);
+  EXPECT_NEAR(regression["change_pct"].get<double>(), 50, 15);
+  EXPECT_LT(regression["p_value"].get<double>(), 0.01);
+  EXPECT_EQ(regression["baseline_runs"], 5);
+  EXPECT_EQ(regression["current_runs"], 5);
+  EXPECT_EQ(regression["recent"].size(), 10u);
+  const std::string tenth_suite = report["suite_id"];
+
+  ASSERT_EQ(
+      Coordctl({"regressions", tenth_suite, "--coordinator=" + coordinator},
+               dir_.Join("regressions.log"), &output),
+      1);
+  EXPECT_THAT(output, HasSubstr("REGRESSION probe wall_time"));
+  ASSERT_EQ(
+      Coordctl({"history", "perf", "probe", "--coordinator=" + coordinator,
+                "--json=" + dir_.Join("history.json")},
+               dir_.Join("history.log"), &output),
+      0)
+      << output;
+  EXPECT_EQ(ReadJson(dir_.Join("history.json"))["tests"][0]["history"].size(),
+            10u);
+  // Pinned to run 5, the baseline no longer rolls onto the slow runs.
+  ASSERT_EQ(Coordctl({"baseline", "set", "perf", "--from=" + fifth_suite,
+                      "--coordinator=" + coordinator},
+                     dir_.Join("baseline.log"), &output),
+            0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("suite " + fifth_suite));
+  dir_.Write("duration.txt", "150 ms, run 11");
+  EXPECT_EQ(Coordctl({"submit", suite_path, "--coordinator=" + coordinator,
+                      "--wait", "--json=" + dir_.Join("run11.json"),
+                      "--cache-dir=" + dir_.Join("cc")},
+                     dir_.Join("run11.log")),
+            0);
+  const json eleventh = ReadJson(dir_.Join("run11.json"));
+  ASSERT_EQ(eleventh["regressions"].size(), 1u);
+  EXPECT_EQ(eleventh["regressions"][0]["baseline"], fifth_suite);
+}
+
 TEST_F(SystemTest, InterruptingWaitDetachesWithoutCancelling) {
   const std::string coordinator =
       StartCoordinator();  // no worker: the suite stays queued

@@ -143,6 +143,26 @@ TEST_F(SuiteLoaderTest, ContractErrorsNameTheField) {
               HasSubstr("expected an object, found array"));
 }
 
+TEST_F(SuiteLoaderTest, RegressionToleranceComesFromSuiteDefaultsOrTest) {
+  auto loaded = Load(R"({"regression_tolerance": "30%", "tests": [
+      {"id": "a", "cmd": ["true"]},
+      {"id": "b", "cmd": ["true"], "regression_tolerance": 0.5}]})");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_DOUBLE_EQ(loaded->spec.tests(0).regression_tolerance(), 0.3);
+  EXPECT_DOUBLE_EQ(loaded->spec.tests(1).regression_tolerance(), 0.5);
+  loaded = Load(R"({"defaults": {"regression_tolerance": "10%"},
+                    "tests": [{"id": "a", "cmd": ["true"]}]})");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_DOUBLE_EQ(loaded->spec.tests(0).regression_tolerance(), 0.1);
+  EXPECT_THAT(ErrorOf(R"({"tests": [{"id": "a", "cmd": ["x"],
+                             "regression_tolerance": "fast"}]})"),
+              HasSubstr("tests[0].regression_tolerance: \"fast\" is not a "
+                        "tolerance; write a fraction such as 0.2"));
+  EXPECT_THAT(ErrorOf(R"({"regression_tolerance": -1, "tests": [{"id": "a",
+                          "cmd": ["x"]}]})"),
+              HasSubstr("regression_tolerance: -1 is not a tolerance"));
+}
+
 TEST_F(SuiteLoaderTest, MissingSuiteFileSaysSo) {
   auto loaded = LoadSuiteFile(dir_.Join("absent.json"), digester_);
   EXPECT_THAT(std::string(loaded.status().message()),

@@ -124,5 +124,49 @@ TEST(ReportsTest, SummaryNamesFailuresAndCounts) {
   EXPECT_THAT(text, HasSubstr("1 cached"));
 }
 
+TEST(ReportsTest, RegressionsAndImprovementsReachEveryFormat) {
+  v1::SuiteReport report = SampleReport();
+  v1::PerformanceChange* slower = report.add_changes();
+  slower->set_test_id("math.add");
+  slower->set_metric(v1::METRIC_WALL_TIME);
+  slower->set_kind(v1::CHANGE_KIND_REGRESSION);
+  slower->set_baseline_median(100);
+  slower->set_current_median(150);
+  slower->set_ratio(1.5);
+  slower->set_p_value(0.004);
+  slower->set_baseline_runs(5);
+  slower->set_current_runs(5);
+  slower->set_tolerance(0.2);
+  slower->set_baseline("rolling");
+  for (double v : {100, 101, 150, 151}) slower->add_recent(v);
+  v1::PerformanceChange* smaller = report.add_changes();
+  smaller->set_test_id("io.read");
+  smaller->set_metric(v1::METRIC_PEAK_MEMORY);
+  smaller->set_kind(v1::CHANGE_KIND_IMPROVEMENT);
+  smaller->set_ratio(0.5);
+  v1::TestInsight* insight = report.add_insights();
+  insight->set_test_id("io.flaky");
+  insight->set_flip_rate(0.25);
+  insight->set_trend(v1::TREND_DIRECTION_DEGRADING);
+
+  const auto json = nlohmann::json::parse(JsonReport(report));
+  ASSERT_EQ(json["regressions"].size(), 1u);
+  EXPECT_EQ(json["regressions"][0]["id"], "math.add");
+  EXPECT_EQ(json["regressions"][0]["unit"], "ms");
+  EXPECT_DOUBLE_EQ(json["regressions"][0]["change_pct"].get<double>(), 50);
+  ASSERT_EQ(json["improvements"].size(), 1u);
+  EXPECT_EQ(json["improvements"][0]["metric"], "peak_memory");
+  EXPECT_EQ(json["insights"][0]["trend"], "degrading");
+  EXPECT_EQ(RegressionCount(report), 1);
+
+  EXPECT_THAT(SummaryText(report),
+              HasSubstr("REGRESSION math.add wall_time +50.0% (100.0 -> 150.0 "
+                        "ms, p=0.004, 5 vs 5 runs, baseline rolling)"));
+  const std::string html = HtmlReport(report);
+  EXPECT_THAT(html, HasSubstr("<h2>Regressions and improvements</h2>"));
+  EXPECT_THAT(html, HasSubstr("<polyline"));
+  EXPECT_THAT(html, HasSubstr("1 tests flip between pass and fail"));
+}
+
 }  // namespace
 }  // namespace testfleet

@@ -137,7 +137,7 @@ TEST_F(CoordinatorTest, LongestExpectedTestsGoFirstAndTestPriorityBeforeThat) {
        {std::pair{"s.t0", 10.0}, {"s.t1", 5000.0}, {"s.t2", 300.0}}) {
     run.set_test_id(id);
     run.set_wall_ms(ms);
-    ASSERT_TRUE((*store)->RecordRun("s", run).ok());
+    ASSERT_TRUE((*store)->RecordRun("s", "s-1", run).ok());
   }
   auto c = Make();
   v1::SuiteSpec suite =
@@ -319,7 +319,7 @@ TEST_F(CoordinatorTest, MemoryHungryTestsGoToWorkersWithRoom) {
   run.set_test_id("s.t0");
   run.set_wall_ms(100);
   run.set_peak_rss_kb(4 << 20);  // 4 GiB
-  ASSERT_TRUE((*store)->RecordRun("s", run).ok());
+  ASSERT_TRUE((*store)->RecordRun("s", "s-1", run).ok());
   auto c = Make();
   ASSERT_TRUE(c->Submit(MakeSuite("s", 1)).ok());
   auto beat = [&](const std::string& worker, int64_t free_kb) {

@@ -4,6 +4,7 @@
 //   --child-alloc-mib=N  fork a child that touches N MiB and holds it
 //   --spin-ms=N          burn N ms of CPU
 //   --sleep-ms=N         sleep N ms
+//   --sleep-ms-from=FILE sleep as many ms as the number FILE starts with
 //   --write-mib=N        write N MiB to stdout
 //   --orphan             fork a child that sleeps 1000 s in the background
 //   --stderr=TEXT        print TEXT on stderr
@@ -88,6 +89,11 @@ int main(int argc, char** argv) {
       fflush(stdout);
     }
     if (strncmp(a, "--stderr=", 9) == 0) fprintf(stderr, "%s\n", a + 9);
+    if (strncmp(a, "--sleep-ms-from=", 16) == 0) {
+      FILE* file = fopen(a + 16, "r");
+      if (file == nullptr || fscanf(file, "%ld", &sleep_ms) != 1) return 99;
+      fclose(file);
+    }
   }
   double end = NowMs() + static_cast<double>(sleep_ms);
   while (NowMs() < end) {
