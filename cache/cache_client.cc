@@ -4,8 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/digest.h"
 #include "common/grpc_util.h"
 #include "common/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "spdlog/spdlog.h"
 #include "testfleet/v1/services.grpc.pb.h"
 
@@ -26,7 +29,9 @@ class LocalCacheClient : public CacheClient {
     return absl::OkStatus();
   }
   absl::StatusOr<v1::CacheStats> Stats() override { return cache_->Stats(); }
-  absl::StatusOr<v1::CacheGcResponse> Gc() override { return cache_->Gc(); }
+  absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer) override {
+    return cache_->Gc(writer);
+  }
   std::string Describe() const override {
     return absl::StrCat("local cache ", cache_->options().dir);
   }
@@ -86,12 +91,13 @@ class GrpcCacheClient : public CacheClient {
         Check(stub_->Stats(&context, v1::CacheStatsRequest(), &stats)));
     return stats;
   }
-  absl::StatusOr<v1::CacheGcResponse> Gc() override {
+  absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer) override {
+    v1::CacheGcRequest request;
+    request.set_writer(writer);
     v1::CacheGcResponse response;
     grpc::ClientContext context;
     context.set_deadline(DeadlineIn(absl::Minutes(5)));
-    RETURN_IF_ERROR(
-        Check(stub_->Gc(&context, v1::CacheGcRequest(), &response)));
+    RETURN_IF_ERROR(Check(stub_->Gc(&context, request, &response)));
     return response;
   }
   std::string Describe() const override {
@@ -153,8 +159,8 @@ class TieredCacheClient : public CacheClient {
   absl::StatusOr<v1::CacheStats> Stats() override {
     return tiers_.front()->Stats();
   }
-  absl::StatusOr<v1::CacheGcResponse> Gc() override {
-    return tiers_.front()->Gc();
+  absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer) override {
+    return tiers_.front()->Gc(writer);
   }
   std::string Describe() const override {
     std::vector<std::string> names;
@@ -190,7 +196,75 @@ class TieredCacheClient : public CacheClient {
   std::vector<std::atomic<int64_t>> skip_until_ms_;
 };
 
+class SigningCacheClient : public CacheClient {
+ public:
+  SigningCacheClient(CacheClient* inner, std::string key)
+      : inner_(inner), key_(std::move(key)) {}
+
+  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
+      const std::vector<std::string>& keys) override {
+    auto found = inner_->Lookup(keys);
+    if (!found.ok()) return found;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      std::optional<v1::CachedResult>& entry = (*found)[i];
+      if (!entry ||
+          entry->signature() == CacheEntrySignature(key_, keys[i], *entry)) {
+        continue;
+      }
+      if (!warned_.exchange(true)) {
+        spdlog::warn(
+            "cache entry {} (writer \"{}\") is {}: treated as a miss, as are "
+            "later ones (not logged)",
+            keys[i], entry->writer(),
+            entry->signature().empty() ? "unsigned" : "wrongly signed");
+      }
+      entry.reset();
+    }
+    return found;
+  }
+  absl::Status Put(const CacheEntries& entries) override {
+    CacheEntries signed_entries = entries;
+    for (auto& [key, entry] : signed_entries) {
+      entry.set_signature(CacheEntrySignature(key_, key, entry));
+    }
+    return inner_->Put(signed_entries);
+  }
+  absl::StatusOr<v1::CacheStats> Stats() override { return inner_->Stats(); }
+  absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer) override {
+    return inner_->Gc(writer);
+  }
+  std::string Describe() const override {
+    return absl::StrCat(inner_->Describe(), " (signed)");
+  }
+
+ private:
+  CacheClient* inner_;
+  const std::string key_;
+  std::atomic<bool> warned_{false};
+};
+
 }  // namespace
+
+std::string CacheEntrySignature(const std::string& fleet_key,
+                                const std::string& key_hex,
+                                const v1::CachedResult& entry) {
+  // The result, deterministically serialized, under the key it answers;
+  // writer and store time are the store's business, not the test's.
+  std::string bytes = key_hex;
+  bytes.push_back('\0');
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    entry.result().SerializeToCodedStream(&coded);
+  }
+  return HmacSha256(fleet_key, bytes);
+}
+
+std::unique_ptr<CacheClient> NewSigningCacheClient(CacheClient* inner,
+                                                   std::string key) {
+  return std::make_unique<SigningCacheClient>(inner, std::move(key));
+}
 
 std::unique_ptr<CacheClient> NewLocalCacheClient(ResultCache* cache) {
   return std::make_unique<LocalCacheClient>(cache);

@@ -28,7 +28,9 @@ class CacheClient {
       const std::vector<std::string>& keys) = 0;
   virtual absl::Status Put(const CacheEntries& entries) = 0;
   virtual absl::StatusOr<v1::CacheStats> Stats() = 0;
-  virtual absl::StatusOr<v1::CacheGcResponse> Gc() = 0;
+  /// Removes expired entries, and every entry of `writer` when set.
+  virtual absl::StatusOr<v1::CacheGcResponse> Gc(
+      const std::string& writer = "") = 0;
   /// "local cache /path" or "cache service at host:port", for messages.
   virtual std::string Describe() const = 0;
 };
@@ -40,6 +42,18 @@ std::unique_ptr<CacheClient> NewLocalCacheClient(ResultCache* cache);
 std::unique_ptr<CacheClient> NewGrpcCacheClient(const std::string& address);
 std::unique_ptr<CacheClient> NewGrpcCacheClient(
     std::shared_ptr<grpc::Channel> channel, const std::string& address);
+
+/// Signs what it writes and checks what it reads, with HMAC-SHA256 under a
+/// fleet key over the action key and the result: a shared cache (or anyone
+/// who can write its disk) cannot make a test "pass". An unsigned or
+/// tampered entry is a miss, logged once with its writer. `inner` is not
+/// owned.
+std::unique_ptr<CacheClient> NewSigningCacheClient(CacheClient* inner,
+                                                   std::string key);
+/// The signature NewSigningCacheClient expects on `entry` under `key_hex`.
+std::string CacheEntrySignature(const std::string& fleet_key,
+                                const std::string& key_hex,
+                                const v1::CachedResult& entry);
 
 /// Looks keys up tier by tier (a hit in a later tier is copied into the
 /// earlier ones) and writes to every tier. A failing tier counts as a miss and

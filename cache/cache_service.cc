@@ -5,9 +5,11 @@
 
 namespace testfleet {
 
-grpc::Status ResultCacheService::Lookup(grpc::ServerContext*,
+grpc::Status ResultCacheService::Lookup(grpc::ServerContext* context,
                                         const v1::CacheLookupRequest* request,
                                         v1::CacheLookupResponse* response) {
+  auto caller = auth_->Authorize(*context, Role::kCacheRead);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   std::vector<std::string> keys(request->keys().begin(), request->keys().end());
   auto results = cache_->BatchLookup(keys);
   if (!results.ok()) return ToGrpcStatus(results.status());
@@ -19,33 +21,47 @@ grpc::Status ResultCacheService::Lookup(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ResultCacheService::Put(grpc::ServerContext*,
+grpc::Status ResultCacheService::Put(grpc::ServerContext* context,
                                      const v1::CachePutRequest* request,
                                      v1::CachePutResponse* response) {
+  auto caller = auth_->Authorize(*context, Role::kCacheWrite);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (request->keys_size() != request->results_size()) {
     return ToGrpcStatus(absl::InvalidArgumentError(
         absl::StrCat("put has ", request->keys_size(), " keys but ",
                      request->results_size(), " results")));
   }
   for (int i = 0; i < request->keys_size(); ++i) {
-    absl::Status put = cache_->Put(request->keys(i), request->results(i));
+    absl::Status put;
+    if (caller->anonymous()) {
+      put = cache_->Put(request->keys(i), request->results(i));
+    } else {
+      // The writer is who the token says, not what the entry claims.
+      v1::CachedResult entry = request->results(i);
+      entry.set_writer(caller->name);
+      put = cache_->Put(request->keys(i), entry);
+    }
     if (!put.ok()) return ToGrpcStatus(put);
     response->set_stored(response->stored() + 1);
   }
   return grpc::Status::OK;
 }
 
-grpc::Status ResultCacheService::Stats(grpc::ServerContext*,
+grpc::Status ResultCacheService::Stats(grpc::ServerContext* context,
                                        const v1::CacheStatsRequest*,
                                        v1::CacheStats* response) {
+  auto caller = auth_->Authorize(*context, Role::kCacheRead);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   *response = cache_->Stats();
   return grpc::Status::OK;
 }
 
-grpc::Status ResultCacheService::Gc(grpc::ServerContext*,
-                                    const v1::CacheGcRequest*,
+grpc::Status ResultCacheService::Gc(grpc::ServerContext* context,
+                                    const v1::CacheGcRequest* request,
                                     v1::CacheGcResponse* response) {
-  auto gc = cache_->Gc();
+  auto caller = auth_->Authorize(*context, Role::kAdmin);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  auto gc = cache_->Gc(request->writer());
   if (!gc.ok()) return ToGrpcStatus(gc.status());
   *response = *std::move(gc);
   return grpc::Status::OK;

@@ -1,15 +1,21 @@
 #pragma once
 
 #include "cache/result_cache.h"
+#include "common/security.h"
 #include "testfleet/v1/services.grpc.pb.h"
 
 namespace testfleet {
 
-/// The ResultCache gRPC service: translates requests into calls on a
-/// ResultCache (not owned) and statuses back.
+/// The ResultCache gRPC service: checks the caller's token (`auth`, not
+/// owned; null: everyone allowed), translates requests into calls on a
+/// ResultCache (not owned) and statuses back. Lookups and stats need
+/// cache-read, puts cache-write (the entry records the token's name as its
+/// writer), gc admin.
 class ResultCacheService final : public v1::ResultCache::Service {
  public:
-  explicit ResultCacheService(ResultCache* cache) : cache_(cache) {}
+  explicit ResultCacheService(ResultCache* cache,
+                              const TokenAuthority* auth = nullptr)
+      : cache_(cache), auth_(auth != nullptr ? auth : &open_) {}
 
   grpc::Status Lookup(grpc::ServerContext* context,
                       const v1::CacheLookupRequest* request,
@@ -26,6 +32,8 @@ class ResultCacheService final : public v1::ResultCache::Service {
 
  private:
   ResultCache* cache_;
+  const TokenAuthority open_;
+  const TokenAuthority* auth_;
 };
 
 }  // namespace testfleet

@@ -32,7 +32,24 @@ int main(int argc, char** argv) {
                  "refuse puts while the disk has less free (0: never)")
       ->check(SizeValidator())
       ->capture_default_str();
+  TlsConfig tls;
+  std::string token_file;
+  AddServerSecurityFlags(app, tls, token_file);
   CLI11_PARSE(app, argc, argv);
+  std::unique_ptr<TokenAuthority> tokens;
+  if (!token_file.empty()) {
+    auto loaded = TokenAuthority::Load(token_file);
+    if (!loaded.ok()) {
+      spdlog::error("{}", std::string(loaded.status().message()));
+      return 2;
+    }
+    tokens = *std::move(loaded);
+  }
+  auto credentials = MakeServerCredentials(tls);
+  if (!credentials.ok()) {
+    spdlog::error("{}", std::string(credentials.status().message()));
+    return 2;
+  }
   options.min_free_disk = SizeFlag(min_free_disk);
   options.ttl = DurationFlag(ttl);
   options.max_bytes = SizeFlag(max_bytes);
@@ -42,11 +59,11 @@ int main(int argc, char** argv) {
     spdlog::error("{}", std::string(cache.status().message()));
     return 2;
   }
-  ResultCacheService service(cache->get());
+  ResultCacheService service(cache->get(), tokens.get());
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, *credentials, &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -58,7 +75,9 @@ int main(int argc, char** argv) {
                options.dir);
   absl::Notification stopping;
   std::thread waiter([&] {
-    WaitForTerminationSignal();
+    WaitForTerminationSignal([&] {
+      if (tokens != nullptr) tokens->ReloadAndLog();
+    });
     stopping.Notify();
     server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   });

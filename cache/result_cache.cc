@@ -513,10 +513,42 @@ absl::StatusOr<int64_t> ResultCache::SweepExpired() {
   return static_cast<int64_t>(expired.size());
 }
 
-absl::StatusOr<v1::CacheGcResponse> ResultCache::Gc() {
+absl::StatusOr<int64_t> ResultCache::PurgeWriter(const std::string& writer) {
+  std::vector<RawKey> written;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    rocksdb::Slice value = it->value();
+    v1::CachedResult entry;
+    if (it->key().size() != sizeof(RawKey) || value.size() < kValueHeader ||
+        !entry.ParseFromArray(value.data() + kValueHeader,
+                              static_cast<int>(value.size() - kValueHeader)) ||
+        entry.writer() != writer) {
+      continue;
+    }
+    RawKey key;
+    std::memcpy(key.data(), it->key().data(), sizeof(RawKey));
+    written.push_back(key);
+  }
+  if (!it->status().ok()) return DbError(it->status(), options_.dir);
+  {
+    absl::MutexLock lock(&mu_);
+    for (const RawKey& key : written) EraseLocked(key);
+  }
+  RETURN_IF_ERROR(DeleteFromDisk(written));
+  spdlog::info("result cache {}: removed {} entries written by {}",
+               options_.dir, written.size(), writer);
+  return static_cast<int64_t>(written.size());
+}
+
+absl::StatusOr<v1::CacheGcResponse> ResultCache::Gc(const std::string& writer) {
   v1::CacheGcResponse response;
   ASSIGN_OR_RETURN(int64_t removed, SweepExpired());
   response.set_expired_removed(removed);
+  if (!writer.empty()) {
+    ASSIGN_OR_RETURN(int64_t purged, PurgeWriter(writer));
+    response.set_writer_removed(purged);
+  }
   *response.mutable_stats() = Stats();
   return response;
 }

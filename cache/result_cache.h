@@ -73,8 +73,11 @@ class ResultCache {
   absl::Status Put(const std::string& key, const v1::CachedResult& value);
   /// Removes every expired entry; returns how many.
   absl::StatusOr<int64_t> SweepExpired();
-  /// SweepExpired, answered with the stats after it.
-  absl::StatusOr<v1::CacheGcResponse> Gc();
+  /// Removes every entry `writer` stored (one full scan); returns how many.
+  absl::StatusOr<int64_t> PurgeWriter(const std::string& writer);
+  /// SweepExpired (and PurgeWriter when `writer` is set), answered with the
+  /// stats after it.
+  absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer = "");
   /// Writes the pending metadata (new entries, refreshed access times) in
   /// one batch; returns how many entries it wrote.
   absl::StatusOr<int64_t> FlushMetadata();

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,6 +42,15 @@ std::string Sha256Hex(absl::string_view bytes) {
   Sha256Hasher hasher;
   hasher.Update(bytes);
   return hasher.FinishHex();
+}
+
+std::string HmacSha256(absl::string_view key, absl::string_view bytes) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), out,
+       &len);
+  return std::string(reinterpret_cast<char*>(out), len);
 }
 
 absl::StatusOr<std::string> Sha256FileHex(const std::string& path) {

@@ -32,6 +32,9 @@ class Sha256Hasher {
 /// SHA-256 of `bytes` as lowercase hex.
 std::string Sha256Hex(absl::string_view bytes);
 
+/// HMAC-SHA256 of `bytes` under `key`, raw (32 bytes).
+std::string HmacSha256(absl::string_view key, absl::string_view bytes);
+
 /// SHA-256 of a file's contents, streamed in fixed-size blocks so files of any
 /// size hash in constant memory.
 absl::StatusOr<std::string> Sha256FileHex(const std::string& path);

@@ -2,8 +2,47 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/security.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/support/client_interceptor.h"
+#include "spdlog/spdlog.h"
 
 namespace testfleet {
+namespace {
+
+// Adds "authorization: Bearer TOKEN" to every call of a channel.
+class BearerToken : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerToken(const std::string* header) : header_(header) {}
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::
+                PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", *header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* header_;
+};
+
+class BearerTokenFactory
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerTokenFactory(std::string header)
+      : header_(std::move(header)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerToken(&header_);
+  }
+
+ private:
+  std::string header_;
+};
+
+}  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -43,8 +82,29 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   args);
+  const ClientSecurity& security = GetClientSecurity();
+  // Checked by SetClientSecurity already; a failure here cannot happen.
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      MakeChannelCredentials(security.tls)
+          .value_or(grpc::InsecureChannelCredentials());
+  if (security.token.empty()) {
+    return grpc::CreateCustomChannel(address, credentials, args);
+  }
+  const bool plaintext =
+      security.tls.ca_file.empty() && security.tls.cert_file.empty();
+  if (plaintext && !IsLoopbackAddress(address)) {
+    spdlog::error(
+        "not sending the token in plaintext to {}: connect with --tls-ca",
+        address);
+    return grpc::CreateCustomChannel(address, credentials, args);
+  }
+  std::vector<
+      std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      std::make_unique<BearerTokenFactory>("Bearer " + security.token));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, credentials, args, std::move(interceptors));
 }
 
 void ConfigureServerBuilder(grpc::ServerBuilder& builder) {

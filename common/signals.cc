@@ -29,4 +29,10 @@ int WaitForTerminationSignal() {
   return signal;
 }
 
+int WaitForTerminationSignal(const std::function<void()>& on_hangup) {
+  int signal = WaitForTerminationSignal();
+  for (; signal == SIGHUP; signal = WaitForTerminationSignal()) on_hangup();
+  return signal;
+}
+
 }  // namespace testfleet

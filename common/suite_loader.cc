@@ -42,10 +42,12 @@ struct TestDefaults {
 
 class SuiteParser {
  public:
-  SuiteParser(std::string display_name, std::string dir, FileDigester& digester)
+  SuiteParser(std::string display_name, std::string dir, FileDigester& digester,
+              const SuiteLoadOptions& options)
       : display_(std::move(display_name)),
         dir_(std::move(dir)),
-        digester_(digester) {}
+        digester_(digester),
+        options_(options) {}
 
   absl::StatusOr<LoadedSuite> Parse(const std::string& text);
 
@@ -68,6 +70,10 @@ class SuiteParser {
                                      const std::string& field) const;
   absl::StatusOr<int64_t> SizeBytes(const json& value,
                                     const std::string& field) const;
+  // `normal` (a normalized path) stays inside the suite folder, or the
+  // options allow it not to.
+  absl::Status CheckInside(const std::string& normal, const std::string& text,
+                           const std::string& field) const;
   absl::StatusOr<std::string> RelativeDir(const json& value,
                                           const std::string& field) const;
   absl::Status Env(const json& value, const std::string& field,
@@ -83,6 +89,7 @@ class SuiteParser {
   std::string display_;
   std::string dir_;
   FileDigester& digester_;
+  const SuiteLoadOptions options_;
 };
 
 std::string TypeName(const json& value) {
@@ -195,12 +202,25 @@ std::string NormalizeRelative(const std::string& path) {
   return normal;
 }
 
+absl::Status SuiteParser::CheckInside(const std::string& normal,
+                                      const std::string& text,
+                                      const std::string& field) const {
+  if (options_.allow_outside_paths) return absl::OkStatus();
+  if (normal[0] == '/' || normal == ".." || absl::StartsWith(normal, "../")) {
+    return Error(field, absl::StrCat("\"", text,
+                                     "\" is outside the suite folder; move it "
+                                     "in, or pass --allow-outside-paths"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> SuiteParser::RelativeDir(
     const json& value, const std::string& field) const {
   ASSIGN_OR_RETURN(std::string text, String(value, field));
   if (text.empty())
     return Error(field, "is empty (use \".\" for the suite folder)");
   std::string normal = NormalizeRelative(text);
+  RETURN_IF_ERROR(CheckInside(normal, text, field));
   std::string full =
       normal[0] == '/' ? normal : absl::StrCat(dir_, "/", normal);
   struct stat st {};
@@ -286,6 +306,7 @@ absl::Status SuiteParser::Inputs(const json& value, const std::string& field,
     ASSIGN_OR_RETURN(std::string pattern, String(value[i], item_field));
     if (pattern.empty()) return Error(item_field, "is an empty path");
     std::string normal = NormalizeRelative(pattern);
+    RETURN_IF_ERROR(CheckInside(normal, pattern, item_field));
     std::vector<std::string> candidates;
     if (pattern.find_first_of("*?[") != std::string::npos) {
       std::string full =
@@ -449,6 +470,10 @@ absl::StatusOr<LoadedSuite> SuiteParser::Parse(const std::string& text) {
     if (colon != std::string::npos) what = what.substr(colon + 2);
     return Error("", absl::StrCat("invalid JSON at line ", line, ", column ",
                                   column, ": ", what));
+  } catch (const json::exception& e) {
+    // Not a syntax error but a value nlohmann cannot hold, such as a number
+    // beyond a double (found by fuzz_suite_parser).
+    return Error("", absl::StrCat("invalid JSON: ", e.what()));
   }
   RETURN_IF_ERROR(CheckKeys(root, "",
                             {"name", "priority", "defaults", "inputs", "tests",
@@ -512,12 +537,14 @@ absl::StatusOr<LoadedSuite> SuiteParser::Parse(const std::string& text) {
 absl::StatusOr<LoadedSuite> ParseSuite(const std::string& json_text,
                                        const std::string& display_name,
                                        const std::string& dir,
-                                       FileDigester& digester) {
-  return SuiteParser(display_name, dir, digester).Parse(json_text);
+                                       FileDigester& digester,
+                                       const SuiteLoadOptions& options) {
+  return SuiteParser(display_name, dir, digester, options).Parse(json_text);
 }
 
 absl::StatusOr<LoadedSuite> LoadSuiteFile(const std::string& path,
-                                          FileDigester& digester) {
+                                          FileDigester& digester,
+                                          const SuiteLoadOptions& options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -528,7 +555,7 @@ absl::StatusOr<LoadedSuite> LoadSuiteFile(const std::string& path,
   std::error_code ec;
   fs::path absolute = fs::absolute(path, ec);
   std::string dir = fs::weakly_canonical(absolute.parent_path(), ec).string();
-  return ParseSuite(buffer.str(), path, dir, digester);
+  return ParseSuite(buffer.str(), path, dir, digester, options);
 }
 
 }  // namespace testfleet

@@ -20,17 +20,27 @@ struct LoadedSuite {
                     // relative to it
 };
 
+struct SuiteLoadOptions {
+  /// Inputs and cwd may name absolute paths or climb out of the suite folder
+  /// with "..". Off by default: such a suite reads files a remote worker
+  /// does not have in its workspace, and one from an untrusted change could
+  /// make workers hash whatever it names.
+  bool allow_outside_paths = false;
+};
+
 /// Reads the suite file at `path` (CONTRACT.md, "Suite file"). Every error is
 /// InvalidArgument with one line naming the file and the bad field, e.g.
 /// `suite.json: tests[3].timeout: "-1s" is not a duration (...)`.
 absl::StatusOr<LoadedSuite> LoadSuiteFile(const std::string& path,
-                                          FileDigester& digester);
+                                          FileDigester& digester,
+                                          const SuiteLoadOptions& options = {});
 
 /// The same for suite JSON already in memory; `display_name` prefixes errors
 /// and `dir` is the folder that inputs and cwd are relative to.
 absl::StatusOr<LoadedSuite> ParseSuite(const std::string& json_text,
                                        const std::string& display_name,
                                        const std::string& dir,
-                                       FileDigester& digester);
+                                       FileDigester& digester,
+                                       const SuiteLoadOptions& options = {});
 
 }  // namespace testfleet

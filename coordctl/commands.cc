@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -103,14 +104,27 @@ absl::StatusOr<LoadedSuite> LoadForSubmit(const SuiteSource& source,
                              : !source.from_ctest.empty()
                                  ? "ctest " + source.from_ctest
                                  : "gtest " + source.from_gtest;
+  // An importer's suite comes from this machine's own build tree, whose
+  // tests may well use the source tree beside it.
+  SuiteLoadOptions options;
+  options.allow_outside_paths =
+      source.allow_outside_paths || imported->has_value();
   absl::StatusOr<LoadedSuite> suite =
-      imported->has_value()
-          ? ParseSuite((*imported)->dump(), origin, import_dir, digester)
-          : LoadSuiteFile(source.suite, digester);
+      imported->has_value() ? ParseSuite((*imported)->dump(), origin,
+                                         import_dir, digester, options)
+                            : LoadSuiteFile(source.suite, digester, options);
   if (!suite.ok()) return suite;
   if (absl::Status kept = FilterTests(source.filter, suite->spec); !kept.ok())
     return kept;
   *suite->spec.mutable_platform() = HostPlatform(platform_tag);
+  // Said here, in our words, rather than as gRPC's RESOURCE_EXHAUSTED.
+  const size_t bytes = suite->spec.ByteSizeLong();
+  if (bytes > static_cast<size_t>(kMaxMessageBytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        origin, ": the suite is ", bytes >> 20, " MiB as a message, over the ",
+        kMaxMessageBytes >> 20,
+        " MiB limit of one request; split it into smaller suites"));
+  }
   char host[256] = "";
   gethostname(host, sizeof(host) - 1);
   suite->spec.set_submitted_from(absl::StrCat(host, ":", origin));
@@ -261,8 +275,12 @@ void DetachOnInterrupt(const std::string& suite_id,
   });
 }
 
+// Bad input and missing rights are the user's to fix (2); the rest is
+// infrastructure (3).
 int CodeFor(const absl::Status& status) {
-  return absl::IsInvalidArgument(status) || absl::IsNotFound(status)
+  return absl::IsInvalidArgument(status) || absl::IsNotFound(status) ||
+                 absl::IsPermissionDenied(status) ||
+                 absl::IsUnauthenticated(status)
              ? kExitUsage
              : kExitInfrastructure;
 }
@@ -278,6 +296,11 @@ int RunCommand(const RunOptions& options) {
   CoordinatorServerConfig config;
   config.data_dir = cache_root;
   config.remote_cache = options.remote_cache;
+  if (!options.signing_key_file.empty()) {
+    absl::StatusOr<std::string> key = ReadSigningKey(options.signing_key_file);
+    if (!key.ok()) return Fail(kExitUsage, key.status());
+    config.cache_signing_key = *key;
+  }
   config.coordinator.lease = absl::Seconds(30);
   config.coordinator.persist_running = false;  // this run's suite ends with it
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
@@ -310,6 +333,7 @@ int RunCommand(const RunOptions& options) {
     worker_config.coordinator_address = "the embedded coordinator";
     worker_config.pull_wait = absl::Milliseconds(500);
     worker_config.sample_interval = DurationFlag(options.sample_interval);
+    worker_config.cache_signing_key = config.cache_signing_key;
     workers.push_back(std::make_unique<Worker>(
         worker_config, (*server)->InProcessChannel(), nullptr));
     threads.emplace_back([w = workers.back().get()] {
@@ -629,8 +653,10 @@ int ImportCommand(const SuiteSource& source, const std::string& output) {
     // Filter through the loader's own view of the tests, keeping the
     // document's form (relative paths, durations) for people to edit.
     FileDigester digester;
+    SuiteLoadOptions options;
+    options.allow_outside_paths = true;
     absl::StatusOr<LoadedSuite> loaded =
-        ParseSuite(document.dump(), output, suite_dir, digester);
+        ParseSuite(document.dump(), output, suite_dir, digester, options);
     if (!loaded.ok()) return Fail(kExitUsage, loaded.status());
     if (absl::Status kept = FilterTests(source.filter, loaded->spec);
         !kept.ok()) {
@@ -652,17 +678,33 @@ int ImportCommand(const SuiteSource& source, const std::string& output) {
   }
   std::printf("wrote %zu tests to %s\n", document["tests"].size(),
               output.c_str());
+  // Say now, not at the first run, when the suite leaves its folder.
+  FileDigester digester;
+  absl::StatusOr<LoadedSuite> strict =
+      ParseSuite(document.dump(), output, suite_dir, digester);
+  if (!strict.ok() && absl::StrContains(strict.status().message(),
+                                        "outside the suite folder")) {
+    std::printf(
+        "note: it names paths outside its folder (%s); run it with "
+        "--allow-outside-paths, or write it inside the build tree\n",
+        std::string(strict.status().message()).c_str());
+  }
   return kExitOk;
 }
 
-int CacheCommand(const std::string& operation, const std::string& address) {
+int CacheCommand(const std::string& operation, const std::string& address,
+                 const std::string& writer) {
   std::unique_ptr<CacheClient> cache = NewGrpcCacheClient(address);
   v1::CacheStats stats;
   if (operation == "gc") {
-    absl::StatusOr<v1::CacheGcResponse> gc = cache->Gc();
+    absl::StatusOr<v1::CacheGcResponse> gc = cache->Gc(writer);
     if (!gc.ok()) return Fail(CodeFor(gc.status()), gc.status());
     std::printf("removed %lld expired entries\n",
                 static_cast<long long>(gc->expired_removed()));
+    if (!writer.empty()) {
+      std::printf("removed %lld entries written by %s\n",
+                  static_cast<long long>(gc->writer_removed()), writer.c_str());
+    }
     stats = gc->stats();
   } else {
     absl::StatusOr<v1::CacheStats> got = cache->Stats();

@@ -21,6 +21,7 @@ struct SuiteSource {
   std::string from_ctest;
   std::string from_gtest;
   TestFilter filter;
+  bool allow_outside_paths = false;  // see SuiteLoadOptions
 };
 
 struct RunOptions {
@@ -32,6 +33,7 @@ struct RunOptions {
   bool terminal = false;                  // progress line in place
   std::string sample_interval = "100ms";  // memory sampling; 0: off
   bool fail_on_regression = false;        // exit 1 on a regression
+  std::string signing_key_file;           // fleet key for cache entries
   ReportOutputs outputs;
 };
 
@@ -80,7 +82,9 @@ int BaselineCommand(const std::string& operation, const std::string& suite_name,
                     const std::string& from_suite_id,
                     const LocalOrRemote& where);
 /// `operation` is "stats" or "gc"; `address` a coordinator or cache_server.
-int CacheCommand(const std::string& operation, const std::string& address);
+/// `writer`: gc also removes every entry that writer stored.
+int CacheCommand(const std::string& operation, const std::string& address,
+                 const std::string& writer);
 /// Writes the suite document of a CTest tree or GoogleTest binary to `output`.
 int ImportCommand(const SuiteSource& source, const std::string& output);
 

@@ -32,6 +32,10 @@ void AddSuiteSource(CLI::App* command, testfleet::SuiteSource& source,
                       "keep tests whose id matches this glob");
   command->add_option("--exclude", source.filter.excludes,
                       "drop tests whose id matches this glob");
+  if (suite_file) {
+    command->add_flag("--allow-outside-paths", source.allow_outside_paths,
+                      "let inputs and cwd leave the suite's folder");
+  }
 }
 
 }  // namespace
@@ -48,6 +52,11 @@ int main(int argc, char** argv) {
       "3 infrastructure error."};
   app.set_version_flag("--version", "coordctl (Testfleet) 0.1.0");
   app.require_subcommand(1);
+  // Security flags belong to the program; they may follow any subcommand.
+  app.fallthrough();
+  ClientSecurity security;
+  std::string token_file;
+  AddClientSecurityFlags(app, security, token_file);
   const bool terminal = isatty(STDERR_FILENO) == 1;
 
   RunOptions run;
@@ -76,6 +85,9 @@ int main(int argc, char** argv) {
       ->check(DurationValidator())
       ->capture_default_str();
   AddReportOutputs(run_cmd, run.outputs, true);
+  run_cmd->add_option("--cache-signing-key", run.signing_key_file,
+                      "fleet key file: sign cache entries, ignore unsigned "
+                      "ones (also those of --remote-cache)");
   run_cmd->add_flag("--fail-on-regression", run.fail_on_regression,
                     "exit 1 when a test got significantly slower or bigger");
 
@@ -198,6 +210,9 @@ int main(int argc, char** argv) {
       "--coordinator", cache_address, "a coordinator serving the cache");
   cache_cmd->add_option("--cache", cache_address, "a cache_server")
       ->excludes(via_coordinator);
+  std::string gc_writer;
+  cache_cmd->add_option("--writer", gc_writer,
+                        "gc: also remove every entry this writer stored");
 
   try {
     app.parse(argc, argv);
@@ -212,6 +227,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (priority_option->count() > 0) submit.priority = priority;
+  if (absl::Status installed = InstallClientSecurity(security, token_file);
+      !installed.ok()) {
+    std::fprintf(stderr, "coordctl: %s\n",
+                 std::string(installed.message()).c_str());
+    return 2;
+  }
 
   if (run_cmd->parsed()) return RunCommand(run);
   if (submit_cmd->parsed()) return SubmitCommand(submit);
@@ -224,7 +245,8 @@ int main(int argc, char** argv) {
   if (explain_cmd->parsed())
     return ExplainCommand(suite_id, test_id, coordinator);
   if (import_cmd->parsed()) return ImportCommand(import_source, import_output);
-  if (cache_cmd->parsed()) return CacheCommand(cache_operation, cache_address);
+  if (cache_cmd->parsed())
+    return CacheCommand(cache_operation, cache_address, gc_writer);
   if (history_cmd->parsed())
     return HistoryCommand(suite_name, test_id, where, history_json);
   if (regressions_cmd->parsed()) return RegressionsCommand(suite_id, where);

@@ -54,9 +54,15 @@ void Count(v1::SuiteSummary& summary, const v1::TestResult& result) {
   if (result.flaky()) summary.set_flaky(summary.flaky() + 1);
 }
 
-absl::Status ValidateSuite(const v1::SuiteSpec& suite) {
+absl::Status ValidateSuite(const v1::SuiteSpec& suite, int max_tests) {
   if (suite.tests_size() == 0) {
     return absl::InvalidArgumentError("the suite has no tests");
+  }
+  if (max_tests > 0 && suite.tests_size() > max_tests) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the suite has ", suite.tests_size(),
+                     " tests, over this coordinator's limit of ", max_tests,
+                     " (--max-suite-tests); split it into smaller suites"));
   }
   std::set<std::string> ids;
   for (int i = 0; i < suite.tests_size(); ++i) {
@@ -160,6 +166,7 @@ Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
   report.set_suite_id(id);
   report.set_name(suite->spec.name());
   report.set_priority(suite->spec.priority());
+  report.set_owner(suite->spec.owner());
   report.set_state(v1::SUITE_STATE_QUEUED);
   report.set_submitted_at_unix_ms(submitted_at_ms);
   report.mutable_summary()->set_total(static_cast<int>(suite->tests.size()));
@@ -180,10 +187,25 @@ void Coordinator::FinishQueued(Suite& suite, int index, v1::TestResult result,
 
 absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     v1::SuiteSpec spec) {
-  if (absl::Status valid = ValidateSuite(spec); !valid.ok()) return valid;
+  if (absl::Status valid = ValidateSuite(spec, options_.max_suite_tests);
+      !valid.ok()) {
+    return valid;
+  }
   v1::RunningSuite running;
   {
     absl::MutexLock lock(&mu_);
+    if (options_.max_suites_per_owner > 0 && !spec.owner().empty()) {
+      int unfinished = 0;
+      for (const auto& [id, suite] : suites_) {
+        unfinished += !suite->ended && suite->spec.owner() == spec.owner();
+      }
+      if (unfinished >= options_.max_suites_per_owner) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat(spec.owner(), " already has ", unfinished,
+                         " unfinished suites, this coordinator's limit "
+                         "(--max-suites-per-token); wait for one to end"));
+      }
+    }
     running.set_suite_id(absl::StrCat(id_prefix_, "-", next_id_));
     running.set_sequence(next_id_++);
   }
@@ -394,6 +416,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     shard_ms += test.expected_ms;
     test.phase = Phase::kLeased;
     test.lease_id = lease.id;
+    test.leased_to.push_back(lease.worker_id);
     --suite.queued;
     ++suite.leased;
     suite.queued_expected_ms -= test.expected_ms;
@@ -415,9 +438,10 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
 }
 
 v1::RegisterWorkerResponse Coordinator::RegisterWorker(
-    const v1::RegisterWorkerRequest& request) {
+    const v1::RegisterWorkerRequest& request, const std::string& owner) {
   absl::MutexLock lock(&mu_);
   Worker worker;
+  worker.info.set_owner(owner);
   const std::string name = request.name().empty() ? "worker" : request.name();
   worker.info.set_worker_id(absl::StrCat(name, "#", next_id_++));
   worker.info.set_name(name);
@@ -476,6 +500,13 @@ v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
 }
 
 bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
+  // A worker's output tails are bounded by its own setting; a hostile or
+  // misconfigured one is bounded here, keeping the end (where errors are).
+  for (std::string* tail :
+       {result.mutable_stdout_tail(), result.mutable_stderr_tail()}) {
+    const size_t limit = options_.max_output_tail_bytes;
+    if (limit > 0 && tail->size() > limit) tail->erase(0, tail->size() - limit);
+  }
   auto found = suite.index_of.find(result.test_id());
   if (found == suite.index_of.end()) return false;
   const int index = found->second;
@@ -600,6 +631,43 @@ void Coordinator::ReleaseLease(const std::string& lease_id) {
   leases_.erase(it);
 }
 
+bool Coordinator::HeldBy(const Lease* lease, const Suite* suite,
+                         const v1::ReportedResult& reported,
+                         const std::string& worker_id) const {
+  if (lease != nullptr) return lease->worker_id == worker_id;
+  // An expired lease: a slow worker's late result still counts, so the test
+  // remembers every worker it was given to. One nobody remembers (after a
+  // restart) is taken from any worker.
+  if (suite == nullptr) return true;
+  auto found = suite->index_of.find(reported.result().test_id());
+  if (found == suite->index_of.end()) return true;
+  const std::vector<std::string>& leased_to =
+      suite->tests[found->second].leased_to;
+  return leased_to.empty() || std::find(leased_to.begin(), leased_to.end(),
+                                        worker_id) != leased_to.end();
+}
+
+absl::Status Coordinator::CheckWorkerOwner(const std::string& worker_id,
+                                           const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second.info.owner() == owner) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("worker ", worker_id, " was registered by another token"));
+}
+
+absl::StatusOr<std::string> Coordinator::OwnerOf(const std::string& suite_id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = suites_.find(suite_id);
+    if (it != suites_.end()) return it->second->spec.owner();
+  }
+  ASSIGN_OR_RETURN(v1::SuiteReport report, Report(suite_id));
+  return report.owner();
+}
+
 absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     const v1::ReportResultsRequest& request) {
   v1::ReportResultsResponse response;
@@ -610,6 +678,17 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     auto suite = suites_.find(reported.suite_id());
     auto lease = leases_.find(reported.lease_id());
     Lease* lease_ptr = lease == leases_.end() ? nullptr : &lease->second;
+    if (!HeldBy(lease_ptr,
+                suite == suites_.end() ? nullptr : suite->second.get(),
+                reported, request.worker_id())) {
+      spdlog::warn(
+          "worker {} reported {} of lease {}, which it does not hold; "
+          "rejected",
+          request.worker_id(), reported.result().test_id(),
+          reported.lease_id());
+      response.set_rejected(response.rejected() + 1);
+      continue;
+    }
     if (lease_ptr != nullptr) lease_ptr->deadline = Now() + options_.lease;
     bool accepted = suite != suites_.end() && !suite->second->ended &&
                     Accept(*suite->second, lease_ptr, reported.result());

@@ -41,6 +41,10 @@ struct CoordinatorOptions {
   absl::Duration max_shard_duration = absl::Seconds(10);
   /// Expected duration of a test with no history in a suite with none.
   absl::Duration default_expected = absl::Seconds(1);
+  /// Limits against runaway or hostile clients (0: none).
+  int max_suite_tests = 1'000'000;
+  int max_suites_per_owner = 0;            // unfinished suites of one token
+  size_t max_output_tail_bytes = 1 << 20;  // per stream, in reports
 };
 
 /// The scheduler and bookkeeper behind the Coordinator service, free of gRPC
@@ -80,8 +84,16 @@ class Coordinator {
                                               const std::string& test_id);
 
   // ---- workers ----
+  /// `owner`: the registering token's name (empty without tokens); only
+  /// that token may then act as this worker.
   v1::RegisterWorkerResponse RegisterWorker(
-      const v1::RegisterWorkerRequest& request);
+      const v1::RegisterWorkerRequest& request, const std::string& owner = "");
+  /// PERMISSION_DENIED when `worker_id` was registered by another token than
+  /// `owner` (an unknown worker passes: it is told to register).
+  absl::Status CheckWorkerOwner(const std::string& worker_id,
+                                const std::string& owner);
+  /// The name of the token that submitted the suite ("" without tokens).
+  absl::StatusOr<std::string> OwnerOf(const std::string& suite_id);
   /// Blocks up to the request's wait_ms while no work is queued for it.
   v1::PullWorkResponse PullWork(const v1::PullWorkRequest& request);
   absl::StatusOr<v1::ReportResultsResponse> ReportResults(
@@ -109,6 +121,7 @@ class Coordinator {
     bool failed_before = false;
     Phase phase = Phase::kQueued;
     std::string lease_id;
+    std::vector<std::string> leased_to;  // every worker given it, in order
   };
   struct Suite {
     std::string id;
@@ -150,6 +163,12 @@ class Coordinator {
                     bool persist) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Writes the results finished since the last flush, in one batch.
   absl::Status FlushFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `worker_id` may report this result: the lease it names is its
+  // own, or it was given the test under a lease since expired.
+  bool HeldBy(const Lease* lease, const Suite* suite,
+              const v1::ReportedResult& reported,
+              const std::string& worker_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Regressions and insights of a test's newest run, into the report.
   void Analyze(Suite& suite, const Test& test, const v1::TestHistory& history)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

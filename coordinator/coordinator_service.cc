@@ -1,6 +1,8 @@
 #include "coordinator/coordinator_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_util.h"
+#include "common/status_macros.h"
 
 namespace testfleet {
 namespace {
@@ -15,15 +17,33 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
 
 }  // namespace
 
+absl::StatusOr<Principal> CoordinatorService::Caller(
+    grpc::ServerContext* context, Role role, const std::string& worker_id) {
+  absl::StatusOr<Principal> caller = auth_->Authorize(*context, role);
+  if (caller.ok() && !worker_id.empty() && !caller->Has(Role::kAdmin)) {
+    RETURN_IF_ERROR(coordinator_->CheckWorkerOwner(worker_id, caller->name));
+  }
+  return caller;
+}
+
+// Every handler starts by naming the role it needs.
+#define TF_AUTHORIZE(caller, ...)                         \
+  absl::StatusOr<Principal> caller = Caller(__VA_ARGS__); \
+  if (!caller.ok()) return ToGrpcStatus(caller.status())
+
 grpc::Status CoordinatorService::SubmitSuite(
-    grpc::ServerContext*, const v1::SubmitSuiteRequest* request,
+    grpc::ServerContext* context, const v1::SubmitSuiteRequest* request,
     v1::SubmitSuiteResponse* response) {
-  return Answer(coordinator_->Submit(request->suite()), response);
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
+  v1::SuiteSpec spec = request->suite();
+  spec.set_owner(caller->name);
+  return Answer(coordinator_->Submit(std::move(spec)), response);
 }
 
 grpc::Status CoordinatorService::WatchSuite(
     grpc::ServerContext* context, const v1::SuiteRef* request,
     grpc::ServerWriter<v1::WatchEvent>* writer) {
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
   size_t cursor = 0;
   while (!context->IsCancelled()) {
     v1::WatchEvent event;
@@ -36,76 +56,97 @@ grpc::Status CoordinatorService::WatchSuite(
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::GetStatus(grpc::ServerContext*,
+grpc::Status CoordinatorService::GetStatus(grpc::ServerContext* context,
                                            const v1::SuiteRef* request,
                                            v1::SuiteProgress* response) {
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
   return Answer(coordinator_->Progress(request->suite_id()), response);
 }
 
-grpc::Status CoordinatorService::CancelSuite(grpc::ServerContext*,
+grpc::Status CoordinatorService::CancelSuite(grpc::ServerContext* context,
                                              const v1::SuiteRef* request,
                                              v1::CancelResponse* response) {
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
+  if (!caller->Has(Role::kAdmin)) {
+    absl::StatusOr<std::string> owner =
+        coordinator_->OwnerOf(request->suite_id());
+    if (!owner.ok()) return ToGrpcStatus(owner.status());
+    if (*owner != caller->name) {
+      return ToGrpcStatus(absl::PermissionDeniedError(
+          absl::StrCat("suite ", request->suite_id(), " belongs to ", *owner,
+                       "; only its owner or an admin may cancel it")));
+    }
+  }
   absl::StatusOr<int> cancelled = coordinator_->Cancel(request->suite_id());
   if (!cancelled.ok()) return ToGrpcStatus(cancelled.status());
   response->set_cancelled(*cancelled);
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::GetReport(grpc::ServerContext*,
+grpc::Status CoordinatorService::GetReport(grpc::ServerContext* context,
                                            const v1::SuiteRef* request,
                                            v1::SuiteReport* response) {
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
   return Answer(coordinator_->Report(request->suite_id()), response);
 }
 
 grpc::Status CoordinatorService::ListWorkers(
-    grpc::ServerContext*, const v1::ListWorkersRequest*,
+    grpc::ServerContext* context, const v1::ListWorkersRequest*,
     v1::ListWorkersResponse* response) {
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
   *response = coordinator_->ListWorkers();
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::Explain(grpc::ServerContext*,
+grpc::Status CoordinatorService::Explain(grpc::ServerContext* context,
                                          const v1::ExplainRequest* request,
                                          v1::ExplainResponse* response) {
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
   return Answer(coordinator_->Explain(request->suite_id(), request->test_id()),
                 response);
 }
 
 grpc::Status CoordinatorService::RegisterWorker(
-    grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
+    grpc::ServerContext* context, const v1::RegisterWorkerRequest* request,
     v1::RegisterWorkerResponse* response) {
-  *response = coordinator_->RegisterWorker(*request);
+  TF_AUTHORIZE(caller, context, Role::kWorker);
+  *response = coordinator_->RegisterWorker(*request, caller->name);
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::PullWork(grpc::ServerContext*,
+grpc::Status CoordinatorService::PullWork(grpc::ServerContext* context,
                                           const v1::PullWorkRequest* request,
                                           v1::PullWorkResponse* response) {
+  TF_AUTHORIZE(caller, context, Role::kWorker, request->worker_id());
   *response = coordinator_->PullWork(*request);
   return grpc::Status::OK;
 }
 
-grpc::Status CoordinatorService::GetHistory(grpc::ServerContext*,
+grpc::Status CoordinatorService::GetHistory(grpc::ServerContext* context,
                                             const v1::HistoryRequest* request,
                                             v1::HistoryResponse* response) {
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
   return Answer(coordinator_->History(*request), response);
 }
 
 grpc::Status CoordinatorService::SetBaseline(
-    grpc::ServerContext*, const v1::SetBaselineRequest* request,
+    grpc::ServerContext* context, const v1::SetBaselineRequest* request,
     v1::Baseline* response) {
+  TF_AUTHORIZE(caller, context, Role::kSubmit);
   return Answer(coordinator_->SetBaseline(*request), response);
 }
 
 grpc::Status CoordinatorService::ReportResults(
-    grpc::ServerContext*, const v1::ReportResultsRequest* request,
+    grpc::ServerContext* context, const v1::ReportResultsRequest* request,
     v1::ReportResultsResponse* response) {
+  TF_AUTHORIZE(caller, context, Role::kWorker, request->worker_id());
   return Answer(coordinator_->ReportResults(*request), response);
 }
 
-grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext*,
+grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
                                            const v1::HeartbeatRequest* request,
                                            v1::HeartbeatResponse* response) {
+  TF_AUTHORIZE(caller, context, Role::kWorker, request->worker_id());
   *response = coordinator_->Heartbeat(*request);
   return grpc::Status::OK;
 }

@@ -1,16 +1,23 @@
 #pragma once
 
+#include "common/security.h"
 #include "coordinator/coordinator.h"
 #include "testfleet/v1/services.grpc.pb.h"
 
 namespace testfleet {
 
-/// The Coordinator gRPC service: unpacks requests, calls Coordinator (not
+/// The Coordinator gRPC service: checks the caller's token (`auth`, not
+/// owned; null: everyone allowed), unpacks requests, calls Coordinator (not
 /// owned), packs answers and statuses.
+///
+/// Roles: submit for suites, their progress and reports, history and
+/// baselines (cancel: own suites only, or admin); worker for registering,
+/// pulling, reporting and heartbeats, as the worker it registered.
 class CoordinatorService final : public v1::Coordinator::Service {
  public:
-  explicit CoordinatorService(Coordinator* coordinator)
-      : coordinator_(coordinator) {}
+  explicit CoordinatorService(Coordinator* coordinator,
+                              const TokenAuthority* auth = nullptr)
+      : coordinator_(coordinator), auth_(auth != nullptr ? auth : &open_) {}
 
   grpc::Status SubmitSuite(grpc::ServerContext*,
                            const v1::SubmitSuiteRequest* request,
@@ -48,7 +55,13 @@ class CoordinatorService final : public v1::Coordinator::Service {
                          v1::HeartbeatResponse* response) override;
 
  private:
+  // The caller when it holds `role`, acting as `worker_id` if one is named.
+  absl::StatusOr<Principal> Caller(grpc::ServerContext* context, Role role,
+                                   const std::string& worker_id = "");
+
   Coordinator* coordinator_;
+  const TokenAuthority open_;
+  const TokenAuthority* auth_;
 };
 
 }  // namespace testfleet

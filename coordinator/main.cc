@@ -44,7 +44,36 @@ int main(int argc, char** argv) {
                  "refuse new data while the disk has less free (0: never)")
       ->check(SizeValidator())
       ->capture_default_str();
+  std::string signing_key_file;
+  app.add_option("--cache-signing-key", signing_key_file,
+                 "fleet key file: cache entries used at submit must be signed "
+                 "with it");
+  app.add_option("--max-suite-tests", config.coordinator.max_suite_tests,
+                 "refuse suites with more tests (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-suites-per-token",
+                 config.coordinator.max_suites_per_owner,
+                 "unfinished suites one token may have (0: no limit)")
+      ->capture_default_str();
+  AddServerSecurityFlags(app, config.tls, config.token_file);
   CLI11_PARSE(app, argc, argv);
+  // Calls this coordinator makes (to a cache_server) use the same CA and
+  // certificate, and the token in TESTFLEET_TOKEN.
+  if (absl::Status client = InstallClientSecurity(
+          {{config.tls.cert_file, config.tls.key_file, config.tls.ca_file}, ""},
+          "");
+      !client.ok()) {
+    spdlog::error("{}", std::string(client.message()));
+    return 2;
+  }
+  if (!signing_key_file.empty()) {
+    absl::StatusOr<std::string> key = ReadSigningKey(signing_key_file);
+    if (!key.ok()) {
+      spdlog::error("{}", std::string(key.status().message()));
+      return 2;
+    }
+    config.cache_signing_key = *key;
+  }
   config.min_free_disk = SizeFlag(min_free_disk);
   config.cache_ttl = DurationFlag(ttl);
   config.cache_max_bytes = SizeFlag(max_bytes);
@@ -60,7 +89,9 @@ int main(int argc, char** argv) {
   spdlog::info("coordinator listening on port {} (data in {})",
                (*server)->port(), config.data_dir);
   std::thread waiter([&] {
-    int signal = WaitForTerminationSignal();
+    const int signal = WaitForTerminationSignal([&] {
+      if ((*server)->tokens() != nullptr) (*server)->tokens()->ReloadAndLog();
+    });
     spdlog::info("signal {}: shutting down", signal);
     (*server)->Shutdown();
   });

@@ -32,7 +32,7 @@ struct RegressionRule {
   // tests thousands of tests at once: at 0.05 a clean run of 1,000 tests
   // would flag dozens by chance.
   double alpha = 0.01;
-  size_t min_runs = 3;     // per side: one or two samples never alarm
+  size_t min_runs = 3;  // per side: one or two samples never alarm
 };
 
 /// A regression when the current median exceeds the baseline's by more than

@@ -17,6 +17,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   ASSIGN_OR_RETURN(
       server->store_,
       CoordinatorStore::Open(config.data_dir + "/state", config.min_free_disk));
+  if (!config.token_file.empty()) {
+    ASSIGN_OR_RETURN(server->auth_, TokenAuthority::Load(config.token_file));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   MakeServerCredentials(config.tls));
   std::vector<CacheClient*> tiers;
   if (config.cache_service) {
     ResultCacheOptions cache_options;
@@ -28,8 +33,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     ASSIGN_OR_RETURN(server->cache_, ResultCache::Open(cache_options));
     server->local_client_ = NewLocalCacheClient(server->cache_.get());
     tiers.push_back(server->local_client_.get());
-    server->cache_service_ =
-        std::make_unique<ResultCacheService>(server->cache_.get());
+    server->cache_service_ = std::make_unique<ResultCacheService>(
+        server->cache_.get(), server->auth_.get());
   }
   const std::string& external = !config.remote_cache.empty()
                                     ? config.remote_cache
@@ -38,10 +43,15 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     server->remote_client_ = NewGrpcCacheClient(external);
     tiers.push_back(server->remote_client_.get());
   }
-  if (!tiers.empty()) server->lookup_client_ = NewTieredCacheClient(tiers);
+  if (!tiers.empty()) server->tiered_client_ = NewTieredCacheClient(tiers);
+  if (server->tiered_client_ && !config.cache_signing_key.empty()) {
+    server->signing_client_ = NewSigningCacheClient(
+        server->tiered_client_.get(), config.cache_signing_key);
+  }
 
   CoordinatorOptions options = config.coordinator;
-  options.cache = server->lookup_client_.get();
+  options.cache = server->signing_client_ ? server->signing_client_.get()
+                                          : server->tiered_client_.get();
   options.store = server->store_.get();
   options.cache_service =
       config.cache_service || !config.cache_endpoint.empty();
@@ -49,14 +59,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   server->coordinator_ = std::make_unique<Coordinator>(options);
   ASSIGN_OR_RETURN(int resumed, server->coordinator_->Recover());
   if (resumed > 0) spdlog::info("resumed {} unfinished suites", resumed);
-  server->coordinator_service_ =
-      std::make_unique<CoordinatorService>(server->coordinator_.get());
+  server->coordinator_service_ = std::make_unique<CoordinatorService>(
+      server->coordinator_.get(), server->auth_.get());
 
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
   if (!config.listen.empty()) {
-    builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                             &server->port_);
+    builder.AddListeningPort(config.listen, credentials, &server->port_);
   }
   builder.RegisterService(server->coordinator_service_.get());
   if (server->cache_service_)

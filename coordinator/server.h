@@ -28,6 +28,10 @@ struct CoordinatorServerConfig {
   absl::Duration cache_ttl = absl::Hours(1);
   int64_t cache_max_bytes = 1LL << 30;
   int64_t min_free_disk = 128LL << 20;  // writes stop short of a full disk
+  TlsConfig tls;           // serve TLS / mutual TLS; empty: plaintext
+  std::string token_file;  // tokens and roles; empty: no tokens needed
+  // Fleet key: cache entries looked up at submit must carry its signature.
+  std::string cache_signing_key;
   CoordinatorOptions
       coordinator;  // scheduling knobs; cache and store are set here
 };
@@ -42,6 +46,9 @@ class CoordinatorServer {
   static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(
       CoordinatorServerConfig config);
   ~CoordinatorServer();
+
+  /// The token table (SIGHUP reloads it); null without --token-file.
+  TokenAuthority* tokens() { return auth_.get(); }
 
   int port() const { return port_; }
   /// A channel to this server that never leaves the process.
@@ -61,7 +68,9 @@ class CoordinatorServer {
   std::unique_ptr<ResultCache> cache_;
   std::unique_ptr<CacheClient> local_client_;
   std::unique_ptr<CacheClient> remote_client_;
-  std::unique_ptr<CacheClient> lookup_client_;
+  std::unique_ptr<CacheClient> tiered_client_;
+  std::unique_ptr<CacheClient> signing_client_;  // over the tiers, with a key
+  std::unique_ptr<TokenAuthority> auth_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<CoordinatorService> coordinator_service_;
   std::unique_ptr<ResultCacheService> cache_service_;

@@ -126,17 +126,21 @@ TEST_F(ImporterTest, ImportWritesAnEditableSuiteFileAndFiltersApply) {
             0)
       << output;
   EXPECT_THAT(output, HasSubstr("wrote 2 tests"));
+  // The test binary lives in the build tree, outside the suite's folder.
+  EXPECT_THAT(output, HasSubstr("run it with --allow-outside-paths"));
   json document = ReadJson(suite);
   ASSERT_EQ(document["tests"].size(), 2u);
   ASSERT_EQ(Coordctl({"run", suite, "--cache-dir=" + dir_.Join("cache"),
-                      "--exclude=*Broken", "--json=" + dir_.Join("r.json")},
+                      "--exclude=*Broken", "--json=" + dir_.Join("r.json"),
+                      "--allow-outside-paths"},
                      dir_.Join("run.log"), &output),
             0)
       << output;
   json report = ReadJson(dir_.Join("r.json"));
   ASSERT_EQ(report["tests"].size(), 1u);
   EXPECT_EQ(report["tests"][0]["id"], "Math.Adds");
-  EXPECT_EQ(Coordctl({"run", suite, "--tag=nothing-has-this"},
+  EXPECT_EQ(Coordctl({"run", suite, "--tag=nothing-has-this",
+                      "--allow-outside-paths"},
                      dir_.Join("none.log"), &output),
             2);
   EXPECT_THAT(output,

@@ -13,6 +13,8 @@ packages=(
   libxml2-utils   # xmllint, validates JUnit reports in the tests
   chromium        # renders the HTML report in the tests
   iproute2        # ip netns: the network-cut test's second host
+  openssl         # certificates for the TLS tests
+  clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
 )
 # Extra packages for a caller's purpose, e.g. the benchmark peers.
 packages+=("$@")

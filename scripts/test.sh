@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs dependencies, builds, runs every unit and
-# integration test with CTest.
+# integration test with CTest, then the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 600
+# The parsers and the coordinator's request handlers under libFuzzer, 60 s each.
+scripts/fuzz.sh --seconds="${FUZZ_SECONDS:-60}"

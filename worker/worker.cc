@@ -87,7 +87,13 @@ absl::Status Worker::Register() {
                   : NewGrpcCacheClient(response.cache_endpoint());
           tiers.push_back(shared_client_.get());
         }
-        if (!tiers.empty()) cache_ = NewTieredCacheClient(tiers);
+        if (!tiers.empty() && config_.cache_signing_key.empty()) {
+          cache_ = NewTieredCacheClient(tiers);
+        } else if (!tiers.empty()) {
+          tiered_ = NewTieredCacheClient(tiers);
+          cache_ =
+              NewSigningCacheClient(tiered_.get(), config_.cache_signing_key);
+        }
         spdlog::info("worker {}: {} slots, {}, cache: {}", worker_id_,
                      config_.slots, PlatformString(platform_),
                      cache_ ? cache_->Describe() : "none");

@@ -37,6 +37,9 @@ struct WorkerConfig {
   /// How long a stopping worker keeps trying to deliver; what is left stays
   /// in the spool for the next worker started on it.
   absl::Duration final_delivery_timeout = absl::Seconds(30);
+  /// Fleet key: cache entries are signed with it, and unsigned or forged
+  /// ones are misses. Empty: entries are neither signed nor checked.
+  std::string cache_signing_key;
 };
 
 /// A worker: registers with the coordinator, pulls shards for its free slots,
@@ -101,7 +104,8 @@ class Worker {
 
   std::unique_ptr<CacheClient> local_client_;
   std::unique_ptr<CacheClient> shared_client_;
-  std::unique_ptr<CacheClient> cache_;  // the tiers together
+  std::unique_ptr<CacheClient> tiered_;
+  std::unique_ptr<CacheClient> cache_;  // the tiers together, maybe signed
 
   absl::Mutex mu_;
   absl::CondVar changed_;

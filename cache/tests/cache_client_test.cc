@@ -60,6 +60,41 @@ TEST(TieredCacheClientTest, FailingTierRestsThenIsProbedAgain) {
   EXPECT_EQ(shared.lookups(), 2);
 }
 
+TEST(SigningCacheClientTest, ForgedTamperedAndUnsignedEntriesAreMisses) {
+  FakeCacheClient store;
+  auto fleet = NewSigningCacheClient(&store, "fleet key");
+  v1::CachedResult passed = Result("t1");
+  passed.mutable_result()->set_status(v1::TEST_STATUS_PASSED);
+  ASSERT_TRUE(fleet->Put({{"k1", passed}}).ok());
+  auto found = fleet->Lookup({"k1"});
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE((*found)[0].has_value());
+  EXPECT_EQ((*found)[0]->result().test_id(), "t1");
+
+  // Someone with write access to the store turns a failure into a pass,
+  // keeping the old signature: a miss.
+  v1::CachedResult failed = *(*found)[0];
+  failed.mutable_result()->set_status(v1::TEST_STATUS_FAILED);
+  ASSERT_TRUE(fleet->Put({{"k2", failed}}).ok());
+  v1::CachedResult forged = failed;
+  forged.mutable_result()->set_status(v1::TEST_STATUS_PASSED);
+  store.Tamper("k2", forged);
+  // Unsigned, or signed with another key, or moved to another action key.
+  store.Tamper("k3", Result("t3"));
+  auto other = NewSigningCacheClient(&store, "another key");
+  ASSERT_TRUE(other->Put({{"k4", passed}}).ok());
+  store.Tamper("k5", *(*found)[0]);
+  auto looked_up = fleet->Lookup({"k2", "k3", "k4", "k5"});
+  ASSERT_TRUE(looked_up.ok());
+  for (const auto& entry : *looked_up) EXPECT_FALSE(entry.has_value());
+  // The store's own bookkeeping (who wrote it, when) is not signed.
+  v1::CachedResult restamped = *(*found)[0];
+  restamped.set_writer("cache-server");
+  restamped.set_stored_at_unix_ms(42);
+  store.Tamper("k1", restamped);
+  EXPECT_TRUE((*fleet->Lookup({"k1"}))[0].has_value());
+}
+
 TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
   TestDir dir;
   ResultCacheOptions options;

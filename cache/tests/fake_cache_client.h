@@ -40,11 +40,16 @@ class FakeCacheClient : public CacheClient {
     stats.set_entries(static_cast<int64_t>(entries_.size()));
     return stats;
   }
-  absl::StatusOr<v1::CacheGcResponse> Gc() override {
+  absl::StatusOr<v1::CacheGcResponse> Gc(const std::string&) override {
     return v1::CacheGcResponse();
   }
   std::string Describe() const override { return "fake cache"; }
 
+  /// Replaces a stored entry behind the client's back.
+  void Tamper(const std::string& key, const v1::CachedResult& value) {
+    absl::MutexLock lock(&mu_);
+    entries_[key] = value;
+  }
   size_t size() {
     absl::MutexLock lock(&mu_);
     return entries_.size();

@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "cache/db_options.h"
 #include "common/digest.h"
 #include "common/tests/test_dir.h"
@@ -62,6 +63,21 @@ TEST_F(ResultCacheTest, PutThenLookupRoundTrips) {
   EXPECT_EQ(stats.misses(), 1);
   EXPECT_EQ(stats.entries(), 1);
   EXPECT_GT(stats.bytes(), 100);
+}
+
+TEST_F(ResultCacheTest, GcPurgesEveryEntryOfOneWriter) {
+  auto cache = Open();
+  for (int i = 0; i < 5; ++i) {
+    v1::CachedResult entry = Result(absl::StrCat("t", i));
+    entry.set_writer(i < 3 ? "compromised-runner" : "ci");
+    ASSERT_TRUE(cache->Put(Key(i), entry).ok());
+  }
+  auto gc = cache->Gc("compromised-runner");
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_EQ(gc->writer_removed(), 3);
+  EXPECT_EQ(gc->stats().entries(), 2);
+  EXPECT_FALSE(cache->Lookup(Key(0))->has_value());
+  EXPECT_TRUE(cache->Lookup(Key(4))->has_value());
 }
 
 TEST_F(ResultCacheTest, BadKeyIsRejected) {

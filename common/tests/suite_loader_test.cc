@@ -141,6 +141,9 @@ TEST_F(SuiteLoaderTest, ContractErrorsNameTheField) {
               HasSubstr("suite.json: invalid JSON at line 3, column 12"));
   EXPECT_THAT(ErrorOf(R"([1, 2])"),
               HasSubstr("expected an object, found array"));
+  // Found by fuzz_suite_parser: a number no double holds used to throw.
+  EXPECT_THAT(ErrorOf(R"({"priority": 400000000002e113061, "tests": []})"),
+              HasSubstr("suite.json: invalid JSON: "));
 }
 
 TEST_F(SuiteLoaderTest, RegressionToleranceComesFromSuiteDefaultsOrTest) {
@@ -161,6 +164,31 @@ TEST_F(SuiteLoaderTest, RegressionToleranceComesFromSuiteDefaultsOrTest) {
   EXPECT_THAT(ErrorOf(R"({"regression_tolerance": -1, "tests": [{"id": "a",
                           "cmd": ["x"]}]})"),
               HasSubstr("regression_tolerance: -1 is not a tolerance"));
+}
+
+TEST_F(SuiteLoaderTest, PathsOutsideTheSuiteFolderNeedPermission) {
+  EXPECT_THAT(
+      ErrorOf(
+          R"({"tests": [{"id": "a", "cmd": ["x"], "inputs": ["/etc/hostname"]}]})"),
+      HasSubstr("tests[0].inputs[0]: \"/etc/hostname\" is outside the suite "
+                "folder; move it in, or pass --allow-outside-paths"));
+  EXPECT_THAT(
+      ErrorOf(
+          R"({"tests": [{"id": "a", "cmd": ["x"], "inputs": ["a/../../x"]}]})"),
+      HasSubstr("is outside the suite folder"));
+  EXPECT_THAT(ErrorOf(R"({"tests": [{"id": "a", "cmd": ["x"], "cwd": ".."}]})"),
+              HasSubstr("tests[0].cwd: \"..\" is outside the suite folder"));
+  // Inside after normalisation is fine; so is outside when allowed.
+  dir_.Write("data/in.txt", "x");
+  EXPECT_TRUE(Load(R"({"tests": [{"id": "a", "cmd": ["x"],
+                                   "inputs": ["data/../data/in.txt"]}]})")
+                  .ok());
+  dir_.Write("suite.json", R"({"tests": [{"id": "a", "cmd": ["x"],
+                                          "inputs": ["/etc/hostname"]}]})");
+  SuiteLoadOptions options;
+  options.allow_outside_paths = true;
+  auto allowed = LoadSuiteFile(dir_.Join("suite.json"), digester_, options);
+  EXPECT_TRUE(allowed.ok()) << allowed.status();
 }
 
 TEST_F(SuiteLoaderTest, MissingSuiteFileSaysSo) {

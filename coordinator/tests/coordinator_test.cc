@@ -177,6 +177,31 @@ TEST_F(CoordinatorTest, EqualPrioritySuitesShareWorkers) {
   EXPECT_EQ(per_suite["b"], 2);
 }
 
+TEST_F(CoordinatorTest, ResultsForAnotherWorkersLeaseAreRejected) {
+  auto c = Make();
+  auto submitted = c->Submit(MakeSuite("s", 2));
+  const std::string holder = Register(*c);
+  const std::string forger = Register(*c);
+  auto pulled = Pull(*c, holder, 2);
+  ASSERT_EQ(pulled.shards_size(), 1);
+  v1::ReportResultsRequest forged;
+  forged.set_worker_id(forger);
+  for (const v1::TestAssignment& a : pulled.shards(0).tests()) {
+    v1::ReportedResult* r = forged.add_results();
+    r->set_suite_id(pulled.shards(0).suite_id());
+    r->set_lease_id(pulled.shards(0).lease_id());
+    r->mutable_result()->set_test_id(a.spec().id());
+    r->mutable_result()->set_attempt(1);
+    r->mutable_result()->set_status(v1::TEST_STATUS_PASSED);
+  }
+  const int n = pulled.shards(0).tests_size();
+  auto answer = c->ReportResults(forged);
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(answer->rejected(), n);
+  EXPECT_EQ(answer->accepted(), 0);
+  EXPECT_EQ(ReportShard(*c, holder, pulled.shards(0)).accepted(), n);
+}
+
 TEST_F(CoordinatorTest, ExpiredLeaseIsRequeuedAndALateReportCountsOnce) {
   auto c = Make();
   auto submitted = c->Submit(MakeSuite("s", 3));
