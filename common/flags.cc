@@ -76,6 +76,7 @@ absl::Status InstallClientSecurity(ClientSecurity security,
 }
 
 absl::StatusOr<std::string> ReadSigningKey(const std::string& path) {
+  if (path.empty()) return std::string();
   std::ifstream in(path, std::ios::binary);
   std::stringstream key;
   key << in.rdbuf();

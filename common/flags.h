@@ -27,7 +27,8 @@ void AddClientSecurityFlags(CLI::App& app, ClientSecurity& security,
 /// security for every channel of the process.
 absl::Status InstallClientSecurity(ClientSecurity security,
                                    const std::string& token_file);
-/// The fleet key for signing cache entries, from --cache-signing-key's file.
+/// The fleet key for signing cache entries, from --cache-signing-key's file
+/// ("" when no file is named).
 absl::StatusOr<std::string> ReadSigningKey(const std::string& path);
 
 /// Parse values that already passed the validators above.

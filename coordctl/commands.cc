@@ -296,11 +296,9 @@ int RunCommand(const RunOptions& options) {
   CoordinatorServerConfig config;
   config.data_dir = cache_root;
   config.remote_cache = options.remote_cache;
-  if (!options.signing_key_file.empty()) {
-    absl::StatusOr<std::string> key = ReadSigningKey(options.signing_key_file);
-    if (!key.ok()) return Fail(kExitUsage, key.status());
-    config.cache_signing_key = *key;
-  }
+  absl::StatusOr<std::string> key = ReadSigningKey(options.signing_key_file);
+  if (!key.ok()) return Fail(kExitUsage, key.status());
+  config.cache_signing_key = *key;
   config.coordinator.lease = absl::Seconds(30);
   config.coordinator.persist_running = false;  // this run's suite ends with it
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =

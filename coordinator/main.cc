@@ -59,21 +59,19 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   // Calls this coordinator makes (to a cache_server) use the same CA and
   // certificate, and the token in TESTFLEET_TOKEN.
-  if (absl::Status client = InstallClientSecurity(
-          {{config.tls.cert_file, config.tls.key_file, config.tls.ca_file}, ""},
-          "");
-      !client.ok()) {
-    spdlog::error("{}", std::string(client.message()));
+  absl::StatusOr<std::string> key = ReadSigningKey(signing_key_file);
+  absl::Status ready =
+      key.ok()
+          ? InstallClientSecurity({{config.tls.cert_file, config.tls.key_file,
+                                    config.tls.ca_file},
+                                   ""},
+                                  "")
+          : key.status();
+  if (!ready.ok()) {
+    spdlog::error("{}", std::string(ready.message()));
     return 2;
   }
-  if (!signing_key_file.empty()) {
-    absl::StatusOr<std::string> key = ReadSigningKey(signing_key_file);
-    if (!key.ok()) {
-      spdlog::error("{}", std::string(key.status().message()));
-      return 2;
-    }
-    config.cache_signing_key = *key;
-  }
+  config.cache_signing_key = *key;
   config.min_free_disk = SizeFlag(min_free_disk);
   config.cache_ttl = DurationFlag(ttl);
   config.cache_max_bytes = SizeFlag(max_bytes);

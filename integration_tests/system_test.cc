@@ -77,6 +77,19 @@ class SystemTest : public ::testing::Test {
         dir_.Join("submit-" + std::to_string(submits_++) + ".log"), output);
   }
 
+  // `coordctl submit --wait` in the background; its JSON report goes to
+  // report.json, its output to client.log.
+  std::unique_ptr<Process> SubmitInBackground(const std::string& coordinator,
+                                              const std::string& suite) {
+    return std::make_unique<Process>(
+        "coordctl",
+        std::vector<std::string>{"submit", suite,
+                                 "--coordinator=" + coordinator, "--wait",
+                                 "--json=" + dir_.Join("report.json"),
+                                 "--cache-dir=" + dir_.Join("cc")},
+        dir_.Join("client.log"));
+  }
+
   // The suite id a background `coordctl submit` prints first; empty if it
   // did not within 30 s.
   static std::string SuiteIdOf(const Process& client) {
@@ -197,11 +210,7 @@ TEST_F(SystemTest, WorkerKilledMidSuiteLosesNoTest) {
   Process& victim = StartWorker(coordinator, "victim");
   StartWorker(coordinator, "survivor");
   const std::string suite = WriteSuite("suite.json", "kill", 40, 0.1);
-  Process client(
-      "coordctl",
-      {"submit", suite, "--coordinator=" + coordinator, "--wait",
-       "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
-      dir_.Join("client.log"));
+  auto client = SubmitInBackground(coordinator, suite);
   // Kill the victim while it holds a shard.
   ASSERT_TRUE(WaitFor(
       [&] { return coordinator_->Log().find("suite") != std::string::npos; },
@@ -209,7 +218,7 @@ TEST_F(SystemTest, WorkerKilledMidSuiteLosesNoTest) {
   absl::SleepFor(
       absl::Milliseconds(800));  // 40 x 0.1 s over two workers: mid-suite
   victim.Kill(SIGKILL);
-  ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
+  ASSERT_EQ(client->Wait(absl::Minutes(2)), 0) << client->Log();
   ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 40);
   EXPECT_THAT(coordinator_->Log(), HasSubstr("expired"));
 }
@@ -519,12 +528,8 @@ TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
   StartWorker(first, "w1");
   StartWorker(first, "w2");
   const std::string suite = WriteSuite("suite.json", "restart", 40, 0.1);
-  Process client(
-      "coordctl",
-      {"submit", suite, "--coordinator=" + first, "--wait",
-       "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
-      dir_.Join("client.log"));
-  ASSERT_FALSE(SuiteIdOf(client).empty());
+  auto client = SubmitInBackground(first, suite);
+  ASSERT_FALSE(SuiteIdOf(*client).empty());
   absl::SleepFor(absl::Milliseconds(900));  // some tests done, others in flight
   coordinator_->Kill(SIGKILL);
   // The same address and data: workers and the waiting client reconnect.
@@ -535,7 +540,7 @@ TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
                                "--lease=2s"},
       dir_.Join("coordinator-2.log"));
   ASSERT_GT(ListeningPort(*coordinator_), 0) << coordinator_->Log();
-  ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
+  ASSERT_EQ(client->Wait(absl::Minutes(2)), 0) << client->Log();
   EXPECT_THAT(coordinator_->Log(), HasSubstr("resumed"));
   ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 40);
 }
@@ -556,13 +561,9 @@ TEST_F(SystemTest, TwentyRandomWorkerKillsLoseNoTest) {
   };
   for (int i = 0; i < 3; ++i) start();
   const std::string suite = WriteSuite("suite.json", "chaos", 300, 0.05);
-  Process client(
-      "coordctl",
-      {"submit", suite, "--coordinator=" + coordinator, "--wait",
-       "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
-      dir_.Join("client.log"));
+  auto client = SubmitInBackground(coordinator, suite);
   std::mt19937 random(20261123);  // seeded: the same kill points every run
-  for (int kill = 0; kill < 20 && !client.Wait(absl::ZeroDuration()); ++kill) {
+  for (int kill = 0; kill < 20 && !client->Wait(absl::ZeroDuration()); ++kill) {
     absl::SleepFor(absl::Milliseconds(
         std::uniform_int_distribution<int>(100, 400)(random)));
     const size_t victim =
@@ -571,7 +572,7 @@ TEST_F(SystemTest, TwentyRandomWorkerKillsLoseNoTest) {
     workers.erase(workers.begin() + static_cast<long>(victim));
     start();
   }
-  ASSERT_EQ(client.Wait(absl::Minutes(3)), 0) << client.Log();
+  ASSERT_EQ(client->Wait(absl::Minutes(3)), 0) << client->Log();
   ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 300);
 }
 
@@ -613,12 +614,8 @@ TEST_F(SystemTest, FullDiskFailsRequestsClearlyAndLosesNothing) {
   const std::string coordinator = StartCoordinator({"--min-free-disk=64MiB"});
   StartWorker(coordinator, "w");
   const std::string suite = WriteSuite("a.json", "during", 20, 0.3);
-  Process client(
-      "coordctl",
-      {"submit", suite, "--coordinator=" + coordinator, "--wait",
-       "--json=" + dir_.Join("report.json"), "--cache-dir=" + dir_.Join("cc")},
-      dir_.Join("client.log"));
-  ASSERT_FALSE(SuiteIdOf(client).empty());
+  auto client = SubmitInBackground(coordinator, suite);
+  ASSERT_FALSE(SuiteIdOf(*client).empty());
   absl::SleepFor(absl::Milliseconds(500));
   ASSERT_TRUE(disk.FillLeaving(30 << 20));
 
@@ -636,7 +633,7 @@ TEST_F(SystemTest, FullDiskFailsRequestsClearlyAndLosesNothing) {
 
   // Space is back: the running suite completes with every result, and new
   // work is taken, without a restart.
-  ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
+  ASSERT_EQ(client->Wait(absl::Minutes(2)), 0) << client->Log();
   ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 20);
   EXPECT_EQ(Submit(coordinator, other, dir_.Join("b2.json"), &output), 0)
       << output;

@@ -89,19 +89,14 @@ int main(int argc, char** argv) {
   app.add_option("--cache-signing-key", signing_key_file,
                  "fleet key file: sign cache entries, ignore unsigned ones");
   CLI11_PARSE(app, argc, argv);
-  if (absl::Status installed = InstallClientSecurity(security, token_file);
-      !installed.ok()) {
-    spdlog::error("{}", std::string(installed.message()));
+  absl::StatusOr<std::string> key = ReadSigningKey(signing_key_file);
+  absl::Status ready =
+      key.ok() ? InstallClientSecurity(security, token_file) : key.status();
+  if (!ready.ok()) {
+    spdlog::error("{}", std::string(ready.message()));
     return 2;
   }
-  if (!signing_key_file.empty()) {
-    absl::StatusOr<std::string> key = ReadSigningKey(signing_key_file);
-    if (!key.ok()) {
-      spdlog::error("{}", std::string(key.status().message()));
-      return 2;
-    }
-    config.cache_signing_key = *key;
-  }
+  config.cache_signing_key = *key;
   if (app.count("--exit-when-idle") > 0) {
     config.exit_when_idle = DurationFlag(idle.empty() ? "3s" : idle);
   }
