@@ -5,10 +5,12 @@
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "cache/cache_metrics.h"
 #include "cache/cache_service.h"
 #include "cache/result_cache.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
+#include "common/metrics.h"
 #include "common/signals.h"
 #include "spdlog/spdlog.h"
 
@@ -35,6 +37,9 @@ int main(int argc, char** argv) {
   TlsConfig tls;
   std::string token_file;
   AddServerSecurityFlags(app, tls, token_file);
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "HOST:PORT to serve Prometheus metrics on (/metrics)");
   CLI11_PARSE(app, argc, argv);
   std::unique_ptr<TokenAuthority> tokens;
   if (!token_file.empty()) {
@@ -60,8 +65,28 @@ int main(int argc, char** argv) {
     return 2;
   }
   ResultCacheService service(cache->get(), tokens.get());
+  auto registry = std::make_shared<prometheus::Registry>();
+  CacheMetrics cache_metrics(*registry);
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
+  std::unique_ptr<MetricsServer> metrics;
+  if (!metrics_listen.empty()) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(RpcErrorCounter(*registry));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+    auto started = MetricsServer::Start(metrics_listen, registry, [&] {
+      cache_metrics.Update((*cache)->Stats());
+    });
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      return 2;
+    }
+    metrics = *std::move(started);
+    spdlog::info("metrics on port {}", metrics->port());
+  }
   int port = 0;
   builder.AddListeningPort(listen, *credentials, &port);
   builder.RegisterService(&service);

@@ -171,8 +171,10 @@ Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
   report.set_submitted_at_unix_ms(submitted_at_ms);
   report.mutable_summary()->set_total(static_cast<int>(suite->tests.size()));
   suite->queued = static_cast<int>(suite->tests.size());
-  for (const Test& test : suite->tests)
+  for (Test& test : suite->tests) {
     suite->queued_expected_ms += test.expected_ms;
+    test.queued_at = Now();
+  }
   Suite& installed = *suite;
   suites_[id] = std::move(suite);
   return installed;
@@ -358,6 +360,7 @@ void Coordinator::Requeue(Suite& suite, int index, bool first) {
   Test& test = suite.tests[index];
   test.phase = Phase::kQueued;
   test.lease_id.clear();
+  test.queued_at = Now();
   ++suite.queued;
   suite.queued_expected_ms += test.expected_ms;
   if (first) {
@@ -417,6 +420,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     test.phase = Phase::kLeased;
     test.lease_id = lease.id;
     test.leased_to.push_back(lease.worker_id);
+    if (options_.metrics) options_.metrics->Dispatched(Now() - test.queued_at);
     --suite.queued;
     ++suite.leased;
     suite.queued_expected_ms -= test.expected_ms;
@@ -570,6 +574,7 @@ void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
                    result.status() == v1::TEST_STATUS_PASSED);
   if (result.cache_key().empty()) result.set_cache_key(test.cache_key);
   Count(*suite.report.mutable_summary(), result);
+  if (options_.metrics) options_.metrics->Finished(result);
   if (persist && options_.store && options_.persist_running) {
     unsaved_.push_back({suite.id, index, result});
   }
@@ -1033,6 +1038,29 @@ absl::StatusOr<v1::ExplainResponse> Coordinator::Explain(
     response.add_differences(std::move(change));
   }
   return response;
+}
+
+CoordinatorSnapshot Coordinator::Snapshot() {
+  absl::MutexLock lock(&mu_);
+  CoordinatorSnapshot snapshot;
+  for (const auto& [id, suite] : suites_) {
+    if (suite->ended) continue;
+    ++snapshot.unfinished_suites;
+    snapshot.queued_by_priority[suite->spec.priority()] += suite->queued;
+    snapshot.running_tests += suite->leased;
+    snapshot.queued_expected_ms += suite->queued_expected_ms;
+    for (const Test& test : suite->tests) {
+      if (test.phase == Phase::kLeased)
+        snapshot.running_expected_ms += test.expected_ms;
+    }
+  }
+  for (const auto& [id, worker] : workers_) {
+    ++snapshot.workers;
+    snapshot.slots += worker.info.slots();
+    snapshot.free_slots +=
+        std::max(0, worker.info.slots() - worker.info.busy_slots());
+  }
+  return snapshot;
 }
 
 v1::ListWorkersResponse Coordinator::ListWorkers() {

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "cache/cache_client.h"
 #include "common/clock.h"
+#include "coordinator/metrics.h"
 #include "coordinator/store.h"
 #include "testfleet/v1/services.pb.h"
 
@@ -45,6 +46,8 @@ struct CoordinatorOptions {
   int max_suite_tests = 1'000'000;
   int max_suites_per_owner = 0;            // unfinished suites of one token
   size_t max_output_tail_bytes = 1 << 20;  // per stream, in reports
+  /// Dispatch waits and results are observed here. Not owned; may be null.
+  CoordinatorMetrics* metrics = nullptr;
 };
 
 /// The scheduler and bookkeeper behind the Coordinator service, free of gRPC
@@ -92,6 +95,8 @@ class Coordinator {
   /// `owner` (an unknown worker passes: it is told to register).
   absl::Status CheckWorkerOwner(const std::string& worker_id,
                                 const std::string& owner);
+  /// Queue, workers and work left, for metrics and autoscaling.
+  CoordinatorSnapshot Snapshot();
   /// The name of the token that submitted the suite ("" without tokens).
   absl::StatusOr<std::string> OwnerOf(const std::string& suite_id);
   /// Blocks up to the request's wait_ms while no work is queued for it.
@@ -122,6 +127,7 @@ class Coordinator {
     Phase phase = Phase::kQueued;
     std::string lease_id;
     std::vector<std::string> leased_to;  // every worker given it, in order
+    absl::Time queued_at;                // for the dispatch latency
   };
   struct Suite {
     std::string id;

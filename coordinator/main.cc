@@ -56,6 +56,14 @@ int main(int argc, char** argv) {
                  "unfinished suites one token may have (0: no limit)")
       ->capture_default_str();
   AddServerSecurityFlags(app, config.tls, config.token_file);
+  std::string target_drain = "10m";
+  app.add_option("--metrics-listen", config.metrics_listen,
+                 "HOST:PORT to serve Prometheus metrics on (/metrics)");
+  app.add_option("--target-drain", target_drain,
+                 "testfleet_desired_workers: workers to finish the queue "
+                 "within this")
+      ->check(DurationValidator())
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   // Calls this coordinator makes (to a cache_server) use the same CA and
   // certificate, and the token in TESTFLEET_TOKEN.
@@ -73,6 +81,7 @@ int main(int argc, char** argv) {
   }
   config.cache_signing_key = *key;
   config.min_free_disk = SizeFlag(min_free_disk);
+  config.target_drain = DurationFlag(target_drain);
   config.cache_ttl = DurationFlag(ttl);
   config.cache_max_bytes = SizeFlag(max_bytes);
   config.cache_service = !no_cache_service;
@@ -86,6 +95,9 @@ int main(int argc, char** argv) {
   }
   spdlog::info("coordinator listening on port {} (data in {})",
                (*server)->port(), config.data_dir);
+  if ((*server)->metrics_port() > 0) {
+    spdlog::info("metrics on port {}", (*server)->metrics_port());
+  }
   std::thread waiter([&] {
     const int signal = WaitForTerminationSignal([&] {
       if ((*server)->tokens() != nullptr) (*server)->tokens()->ReloadAndLog();

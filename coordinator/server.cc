@@ -50,6 +50,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   }
 
   CoordinatorOptions options = config.coordinator;
+  if (!config.metrics_listen.empty()) {
+    server->registry_ = std::make_shared<prometheus::Registry>();
+    server->metrics_ = std::make_unique<CoordinatorMetrics>(
+        *server->registry_, config.target_drain);
+    if (server->cache_) {
+      server->cache_metrics_ =
+          std::make_unique<CacheMetrics>(*server->registry_);
+    }
+    options.metrics = server->metrics_.get();
+  }
   options.cache = server->signing_client_ ? server->signing_client_.get()
                                           : server->tiered_client_.get();
   options.store = server->store_.get();
@@ -62,8 +72,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   server->coordinator_service_ = std::make_unique<CoordinatorService>(
       server->coordinator_.get(), server->auth_.get());
 
+  // grpc.health.v1 for load balancers and Kubernetes probes.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
+  if (server->registry_) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(RpcErrorCounter(*server->registry_));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   if (!config.listen.empty()) {
     builder.AddListeningPort(config.listen, credentials, &server->port_);
   }
@@ -76,6 +95,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", config.listen,
         " (in use or not a local address?); choose another --listen"));
+  }
+  if (server->registry_) {
+    CoordinatorServer* s = server.get();
+    ASSIGN_OR_RETURN(
+        server->metrics_server_,
+        MetricsServer::Start(config.metrics_listen, server->registry_, [s] {
+          s->metrics_->Update(s->coordinator_->Snapshot());
+          if (s->cache_metrics_) {
+            s->cache_metrics_->Update(s->cache_->Stats());
+          }
+        }));
   }
   server->config_ = std::move(config);
   server->housekeeping_ =
@@ -116,6 +146,7 @@ void CoordinatorServer::Shutdown() {
     if (stopping_) return;
     stopping_ = true;
   }
+  metrics_server_.reset();  // its refresher reads the coordinator
   // Wake long polls and watchers first so the server can drain quickly.
   coordinator_->Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));

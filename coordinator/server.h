@@ -6,8 +6,10 @@
 
 #include "absl/status/statusor.h"
 #include "cache/cache_client.h"
+#include "cache/cache_metrics.h"
 #include "cache/cache_service.h"
 #include "cache/result_cache.h"
+#include "common/metrics.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/store.h"
@@ -32,6 +34,9 @@ struct CoordinatorServerConfig {
   std::string token_file;  // tokens and roles; empty: no tokens needed
   // Fleet key: cache entries looked up at submit must carry its signature.
   std::string cache_signing_key;
+  std::string metrics_listen;  // HOST:PORT of /metrics; empty: none
+  // testfleet_desired_workers: enough workers to drain the queue this fast.
+  absl::Duration target_drain = absl::Minutes(10);
   CoordinatorOptions
       coordinator;  // scheduling knobs; cache and store are set here
 };
@@ -51,6 +56,10 @@ class CoordinatorServer {
   TokenAuthority* tokens() { return auth_.get(); }
 
   int port() const { return port_; }
+  /// The /metrics port (0 without --metrics-listen).
+  int metrics_port() const {
+    return metrics_server_ ? metrics_server_->port() : 0;
+  }
   /// A channel to this server that never leaves the process.
   std::shared_ptr<grpc::Channel> InProcessChannel();
   ResultCache* cache() { return cache_.get(); }
@@ -71,6 +80,10 @@ class CoordinatorServer {
   std::unique_ptr<CacheClient> tiered_client_;
   std::unique_ptr<CacheClient> signing_client_;  // over the tiers, with a key
   std::unique_ptr<TokenAuthority> auth_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<CoordinatorMetrics> metrics_;
+  std::unique_ptr<CacheMetrics> cache_metrics_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<CoordinatorService> coordinator_service_;
   std::unique_ptr<ResultCacheService> cache_service_;

@@ -9,8 +9,10 @@
 #include "cache/result_cache.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
+#include "common/metrics.h"
 #include "common/signals.h"
 #include "spdlog/spdlog.h"
+#include "worker/metrics.h"
 #include "worker/worker.h"
 
 namespace {
@@ -88,6 +90,12 @@ int main(int argc, char** argv) {
   AddClientSecurityFlags(app, security, token_file);
   app.add_option("--cache-signing-key", signing_key_file,
                  "fleet key file: sign cache entries, ignore unsigned ones");
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "HOST:PORT to serve Prometheus metrics on (/metrics)");
+  app.add_option("--max-tests", config.max_tests,
+                 "stop pulling after this many tests, finish and exit")
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   absl::StatusOr<std::string> key = ReadSigningKey(signing_key_file);
   absl::Status ready =
@@ -128,6 +136,20 @@ int main(int argc, char** argv) {
   }
   Worker worker(config, MakeChannel(coordinator), local_cache.get(),
                 *std::move(spool));
+  auto registry = std::make_shared<prometheus::Registry>();
+  WorkerMetrics worker_metrics(*registry);
+  std::unique_ptr<MetricsServer> metrics;
+  if (!metrics_listen.empty()) {
+    auto started = MetricsServer::Start(metrics_listen, registry, [&] {
+      worker_metrics.Update(worker.Stats());
+    });
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      return 2;
+    }
+    metrics = *std::move(started);
+    spdlog::info("metrics on port {}", metrics->port());
+  }
   std::thread waiter([&] {
     int signal = WaitForTerminationSignal();
     spdlog::info("signal {}: finishing running shards, then exiting", signal);

@@ -53,6 +53,18 @@ Worker::Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
 
 Worker::~Worker() { Stop(); }
 
+WorkerStats Worker::Stats() {
+  WorkerStats stats;
+  stats.slots = config_.slots;
+  stats.running_tests = running_tests_.load();
+  stats.spooled_bytes = spooled_bytes_.load();
+  absl::MutexLock lock(&mu_);
+  stats.busy_slots = busy_slots_;
+  stats.finished = finished_;
+  stats.cached = cached_;
+  return stats;
+}
+
 void Worker::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
@@ -265,6 +277,13 @@ void Worker::RunShard(ActiveShard& active, Slot& slot) {
     result.set_attempt(assignment.attempt());
     result.set_cache_key(keys[i]);
     absl::MutexLock lock(&mu_);
+    ++finished_[result.status()];
+    cached_ += result.cached();
+    if (config_.max_tests > 0 && ++tests_done_ == config_.max_tests) {
+      spdlog::info("worker {}: {} tests done (--max-tests); finishing",
+                   worker_id_, tests_done_);
+      stopping_ = true;
+    }
     pending_.push_back(std::move(pending));
     changed_.SignalAll();
   }
@@ -396,6 +415,7 @@ void Worker::ReporterLoop() {
       }
     }
     const size_t spooled = spool_ ? spool_->batches() : 0;
+    spooled_bytes_ = spool_ ? spool_->bytes() : 0;
     if (delivered.ok() && batch.empty() && spooled == 0) {
       if (undelivered) spdlog::info("all results delivered");
       undelivered = false;

@@ -37,6 +37,9 @@ struct WorkerConfig {
   /// How long a stopping worker keeps trying to deliver; what is left stays
   /// in the spool for the next worker started on it.
   absl::Duration final_delivery_timeout = absl::Seconds(30);
+  /// Stop pulling work after this many tests (0: never), finish what is
+  /// held and exit: a CI job's worker that must end.
+  int64_t max_tests = 0;
   /// Fleet key: cache entries are signed with it, and unsigned or forged
   /// ones are misses. Empty: entries are neither signed nor checked.
   std::string cache_signing_key;
@@ -49,6 +52,16 @@ struct WorkerConfig {
 ///
 ///   Worker worker(config, MakeChannel("coord:7070"), local_cache.get());
 ///   absl::Status status = worker.Run();  // until Stop() or idle
+/// What a worker is doing, for its metrics.
+struct WorkerStats {
+  int slots = 0;
+  int busy_slots = 0;
+  int running_tests = 0;
+  std::map<v1::TestStatus, int64_t> finished;  // tests done, by status
+  int64_t cached = 0;                          // of them, from the cache
+  int64_t spooled_bytes = 0;  // results waiting for the coordinator
+};
+
 class Worker {
  public:
   /// `local_cache` (not owned, may be null) is the first cache tier; the
@@ -66,6 +79,7 @@ class Worker {
   absl::Status Run();
   /// Asks Run to return (safe from any thread, not from a signal handler).
   void Stop();
+  WorkerStats Stats();
 
  private:
   struct ActiveShard {
@@ -120,6 +134,10 @@ class Worker {
   std::vector<PendingReport> pending_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<ResultSpool> spool_;  // the reporter's alone
   std::atomic<int> running_tests_{0};
+  std::map<v1::TestStatus, int64_t> finished_ ABSL_GUARDED_BY(mu_);
+  int64_t cached_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t tests_done_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int64_t> spooled_bytes_{0};
 };
 
 }  // namespace testfleet

@@ -1,0 +1,127 @@
+#include "coordinator/metrics.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
+
+namespace testfleet {
+namespace {
+
+// 1 ms to about 30 min, for dispatch waits and test durations alike.
+prometheus::Histogram::BucketBoundaries SecondsBuckets() {
+  return {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800};
+}
+
+// "TEST_STATUS_TIMED_OUT" -> "timed_out", as in the reports.
+std::string StatusLabel(v1::TestStatus status) {
+  absl::string_view name = v1::TestStatus_Name(status);
+  absl::ConsumePrefix(&name, "TEST_STATUS_");
+  return absl::AsciiStrToLower(name);
+}
+
+}  // namespace
+
+int DesiredWorkers(const CoordinatorSnapshot& snapshot,
+                   absl::Duration target_drain) {
+  const double work_ms =
+      snapshot.queued_expected_ms + snapshot.running_expected_ms;
+  if (work_ms <= 0 && snapshot.running_tests == 0) return 0;
+  const double slots_per_worker =
+      snapshot.workers > 0
+          ? static_cast<double>(snapshot.slots) / snapshot.workers
+          : 1.0;
+  const double drain_ms =
+      std::max(1.0, absl::ToDoubleMilliseconds(target_drain));
+  return std::max(
+      1, static_cast<int>(std::ceil(work_ms / (drain_ms * slots_per_worker))));
+}
+
+CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry,
+                                       absl::Duration target_drain)
+    : target_drain_(target_drain),
+      queue_depth_(prometheus::BuildGauge()
+                       .Name("testfleet_queue_depth")
+                       .Help("Queued tests, by suite priority")
+                       .Register(registry)),
+      running_(prometheus::BuildGauge()
+                   .Name("testfleet_running_tests")
+                   .Help("Tests leased to workers")
+                   .Register(registry)
+                   .Add({})),
+      workers_(prometheus::BuildGauge()
+                   .Name("testfleet_workers")
+                   .Help("Registered workers")
+                   .Register(registry)
+                   .Add({})),
+      free_slots_(prometheus::BuildGauge()
+                      .Name("testfleet_free_slots")
+                      .Help("Slots of registered workers without a shard")
+                      .Register(registry)
+                      .Add({})),
+      suites_(prometheus::BuildGauge()
+                  .Name("testfleet_unfinished_suites")
+                  .Help("Suites queued or running")
+                  .Register(registry)
+                  .Add({})),
+      queued_work_(prometheus::BuildGauge()
+                       .Name("testfleet_queued_work_seconds")
+                       .Help("Expected duration of the queued tests, from "
+                             "their history")
+                       .Register(registry)
+                       .Add({})),
+      desired_workers_(prometheus::BuildGauge()
+                           .Name("testfleet_desired_workers")
+                           .Help("Workers needed to finish the queued and "
+                                 "running work within --target-drain")
+                           .Register(registry)
+                           .Add({})),
+      dispatch_latency_(prometheus::BuildHistogram()
+                            .Name("testfleet_dispatch_latency_seconds")
+                            .Help("Time a test waited in the queue")
+                            .Register(registry)
+                            .Add({}, SecondsBuckets())),
+      durations_(prometheus::BuildHistogram()
+                     .Name("testfleet_test_duration_seconds")
+                     .Help("Wall time of executed tests, by status")
+                     .Register(registry)),
+      tests_(prometheus::BuildCounter()
+                 .Name("testfleet_tests_total")
+                 .Help("Finished tests, by status and whether cached")
+                 .Register(registry)) {}
+
+void CoordinatorMetrics::Dispatched(absl::Duration waited) {
+  dispatch_latency_.Observe(absl::ToDoubleSeconds(waited));
+}
+
+void CoordinatorMetrics::Finished(const v1::TestResult& result) {
+  const std::string status = StatusLabel(result.status());
+  tests_
+      .Add({{"status", status}, {"cached", result.cached() ? "true" : "false"}})
+      .Increment();
+  if (!result.cached()) {
+    durations_.Add({{"status", status}}, SecondsBuckets())
+        .Observe(result.wall_ms() / 1000.0);
+  }
+}
+
+void CoordinatorMetrics::Update(const CoordinatorSnapshot& snapshot) {
+  // Priorities seen before and now empty read 0, not their last value.
+  for (auto& [priority, gauge] : queue_by_priority_) gauge->Set(0);
+  for (const auto& [priority, queued] : snapshot.queued_by_priority) {
+    prometheus::Gauge*& gauge = queue_by_priority_[priority];
+    if (gauge == nullptr) {
+      gauge = &queue_depth_.Add({{"priority", std::to_string(priority)}});
+    }
+    gauge->Set(queued);
+  }
+  running_.Set(snapshot.running_tests);
+  workers_.Set(snapshot.workers);
+  free_slots_.Set(snapshot.free_slots);
+  suites_.Set(snapshot.unfinished_suites);
+  queued_work_.Set(snapshot.queued_expected_ms / 1000.0);
+  desired_workers_.Set(DesiredWorkers(snapshot, target_drain_));
+}
+
+}  // namespace testfleet

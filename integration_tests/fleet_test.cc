@@ -1,0 +1,321 @@
+// What a fleet runs on: Prometheus metrics, the gRPC health service, and a
+// coordinator, cache server and workers on separate hosts (network
+// namespaces on a bridge).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/tests/test_dir.h"
+#include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "integration_tests/harness.h"
+
+namespace testfleet {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+// GET http://127.0.0.1:PORT/metrics; empty on any failure.
+std::string Scrape(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
+      0) {
+    const std::string request = "GET /metrics HTTP/1.0\r\n\r\n";
+    if (write(fd, request.data(), request.size()) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[65536];
+      ssize_t n;
+      while ((n = read(fd, buffer, sizeof(buffer))) > 0)
+        response.append(buffer, n);
+    }
+  }
+  close(fd);
+  return response;
+}
+
+// The value of a sample of the text format, e.g.
+// Sample(text, "testfleet_queue_depth{priority=\"0\"}"); -1 when absent.
+double Sample(const std::string& text, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.size() > series.size() &&
+        line.substr(0, series.size()) == series && line[series.size()] == ' ') {
+      double value = 0;
+      if (absl::SimpleAtod(line.substr(series.size() + 1), &value))
+        return value;
+    }
+  }
+  return -1;
+}
+
+int MetricsPort(const Process& process) {
+  int port = 0;
+  WaitFor(
+      [&] {
+        std::smatch match;
+        const std::string log = process.Log();
+        if (std::regex_search(log, match, std::regex("metrics on port (\\d+)")))
+          port = std::stoi(match[1]);
+        return port > 0;
+      },
+      absl::Seconds(20));
+  return port;
+}
+
+TEST(FleetTest, MetricsFollowASuiteAndHealthAnswers) {
+  TestDir dir;
+  Process coordinator("coordinator",
+                      {"--listen=127.0.0.1:0", "--data-dir=" + dir.Join("data"),
+                       "--metrics-listen=127.0.0.1:0", "--target-drain=1s"},
+                      dir.Join("coordinator.log"));
+  const int port = ListeningPort(coordinator);
+  const int metrics_port = MetricsPort(coordinator);
+  ASSERT_GT(port, 0) << coordinator.Log();
+  ASSERT_GT(metrics_port, 0) << coordinator.Log();
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+
+  {  // grpc.health.v1.Health/Check for "": SERVING (field 1 = 1).
+    grpc::GenericStub health(
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    grpc::ByteBuffer request, response;
+    grpc::Slice empty("");
+    request = grpc::ByteBuffer(&empty, 1);
+    std::mutex mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    grpc::Status status;
+    health.UnaryCall(&context, "/grpc.health.v1.Health/Check",
+                     grpc::StubOptions(), &request, &response,
+                     [&](grpc::Status s) {
+                       std::lock_guard<std::mutex> lock(mu);
+                       status = s;
+                       done = true;
+                       done_cv.notify_all();
+                     });
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(
+        done_cv.wait_for(lock, std::chrono::seconds(10), [&] { return done; }));
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(response.Dump(&slices).ok());
+    std::string bytes;
+    for (const auto& slice : slices)
+      bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+  }
+
+  // Before any work: nobody is needed.
+  EXPECT_EQ(Sample(Scrape(metrics_port), "testfleet_desired_workers"), 0);
+  json tests = json::array();
+  for (int i = 0; i < 12; ++i) {
+    tests.push_back({{"id", absl::StrCat("t", i)},
+                     {"cmd", {"sh", "-c", "sleep 0.4", absl::StrCat("t", i)}}});
+  }
+  const std::string suite = dir.Write(
+      "suite.json", json({{"name", "metrics"}, {"tests", tests}}).dump());
+  Process worker(
+      "worker",
+      {"--coordinator=" + address, "--slots=2", "--workspace=" + dir.path(),
+       "--name=w", "--spool-dir=" + dir.Join("spool"),
+       "--metrics-listen=127.0.0.1:0"},
+      dir.Join("worker.log"));
+  const int worker_metrics = MetricsPort(worker);
+  ASSERT_GT(worker_metrics, 0) << worker.Log();
+  Process client("coordctl",
+                 {"submit", suite, "--coordinator=" + address, "--wait",
+                  "--cache-dir=" + dir.Join("cc")},
+                 dir.Join("client.log"));
+
+  // While it runs: tests queued and running, more workers wanted.
+  bool saw_queue = false, saw_running = false, saw_demand = false;
+  WaitFor(
+      [&] {
+        const std::string text = Scrape(metrics_port);
+        saw_queue |= Sample(text, "testfleet_queue_depth{priority=\"0\"}") > 0;
+        saw_running |= Sample(text, "testfleet_running_tests") > 0;
+        saw_demand |= Sample(text, "testfleet_desired_workers") > 1;
+        return saw_queue && saw_running && saw_demand;
+      },
+      absl::Seconds(20));
+  EXPECT_TRUE(saw_queue);
+  EXPECT_TRUE(saw_running);
+  EXPECT_TRUE(saw_demand);
+  ASSERT_EQ(client.Wait(absl::Minutes(2)), 0) << client.Log();
+
+  // After it: the queue is empty and every test was counted.
+  std::string text;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        text = Scrape(metrics_port);
+        return Sample(text, "testfleet_desired_workers") == 0;
+      },
+      absl::Seconds(5)))
+      << text;
+  EXPECT_EQ(Sample(text, "testfleet_queue_depth{priority=\"0\"}"), 0);
+  EXPECT_EQ(
+      Sample(text, "testfleet_tests_total{cached=\"false\",status=\"passed\"}"),
+      12)
+      << text;
+  EXPECT_EQ(Sample(text, "testfleet_dispatch_latency_seconds_count"), 12);
+  EXPECT_EQ(Sample(text, "testfleet_workers"), 1);
+  EXPECT_GT(Sample(text, "testfleet_cache_puts_total"), 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Sample(Scrape(worker_metrics),
+                      "testfleet_worker_tests_total{status=\"passed\"}") == 12;
+      },
+      absl::Seconds(5)));
+}
+
+constexpr char kIp[] = "/usr/sbin/ip";
+
+// A bridge on this host and one namespace ("host") per name, each with an
+// address on the bridge's subnet; all removed at the end.
+class Hosts {
+ public:
+  explicit Hosts(const std::vector<std::string>& names) {
+    const int n = static_cast<int>(getpid() % 200) + 20;
+    bridge_ = absl::StrCat("tfbr", getpid() % 100000);
+    subnet_ = absl::StrCat("10.252.", n, ".");
+    Run(absl::StrCat(kIp, " link add ", bridge_, " type bridge"));
+    Run(absl::StrCat(kIp, " addr add ", subnet_, "1/24 dev ", bridge_));
+    Run(absl::StrCat(kIp, " link set ", bridge_, " up"));
+    int host = 2;
+    for (const std::string& name : names) {
+      const std::string ns = absl::StrCat("tf", getpid() % 100000, name);
+      const std::string outside = absl::StrCat("tfv", getpid() % 100000, host);
+      const std::string inside = outside + "i";
+      Run(absl::StrCat(kIp, " netns add ", ns));
+      Run(absl::StrCat(kIp, " link add ", outside, " type veth peer name ",
+                       inside));
+      Run(absl::StrCat(kIp, " link set ", inside, " netns ", ns));
+      Run(absl::StrCat(kIp, " link set ", outside, " master ", bridge_));
+      Run(absl::StrCat(kIp, " link set ", outside, " up"));
+      Run(absl::StrCat(kIp, " -n ", ns, " addr add ", subnet_, host, "/24 dev ",
+                       inside));
+      Run(absl::StrCat(kIp, " -n ", ns, " link set ", inside, " up"));
+      Run(absl::StrCat(kIp, " -n ", ns, " link set lo up"));
+      hosts_[name] = {ns, absl::StrCat(subnet_, host)};
+      links_.push_back(outside);
+      ++host;
+    }
+  }
+  ~Hosts() {
+    for (const auto& [name, host] : hosts_) {
+      (void)std::system(
+          absl::StrCat(kIp, " netns del ", host.ns, " 2>/dev/null").c_str());
+    }
+    for (const std::string& link : links_) {
+      (void)std::system(
+          absl::StrCat(kIp, " link del ", link, " 2>/dev/null").c_str());
+    }
+    (void)std::system(
+        absl::StrCat(kIp, " link del ", bridge_, " 2>/dev/null").c_str());
+  }
+  const std::string& error() const { return error_; }
+  const std::string& address(const std::string& name) {
+    return hosts_[name].address;
+  }
+  // Runs build/bin/`binary` on host `name`.
+  std::unique_ptr<Process> Start(const std::string& name,
+                                 const std::string& binary,
+                                 std::vector<std::string> args,
+                                 const std::string& log) {
+    args.insert(args.begin(),
+                {"netns", "exec", hosts_[name].ns, BinDir() + "/" + binary});
+    return std::make_unique<Process>(kIp, args, log);
+  }
+
+ private:
+  struct Host {
+    std::string ns, address;
+  };
+  void Run(const std::string& command) {
+    if (error_.empty() && std::system((command + " 2>/dev/null").c_str()) != 0)
+      error_ = command;
+  }
+  std::string bridge_, subnet_, error_;
+  std::map<std::string, Host> hosts_;
+  std::vector<std::string> links_;
+};
+
+TEST(FleetTest, CoordinatorCacheAndWorkersOnSeparateHosts) {
+  if (geteuid() != 0 || !std::filesystem::exists(kIp)) {
+    GTEST_SKIP() << "needs root and iproute2 (ip netns) for separate hosts";
+  }
+  Hosts hosts({"coord", "cache", "w1", "w2", "w3"});
+  if (!hosts.error().empty()) {
+    GTEST_SKIP() << "ip netns is not available here (" << hosts.error()
+                 << " failed); the multi-host test needs it";
+  }
+  TestDir dir;
+  auto cache = hosts.Start("cache", "cache_server",
+                           {"--listen=" + hosts.address("cache") + ":7071",
+                            "--data-dir=" + dir.Join("cache")},
+                           dir.Join("cache.log"));
+  ASSERT_GT(ListeningPort(*cache), 0) << cache->Log();
+  const std::string cache_address = hosts.address("cache") + ":7071";
+  auto coordinator =
+      hosts.Start("coord", "coordinator",
+                  {"--listen=" + hosts.address("coord") + ":7070",
+                   "--data-dir=" + dir.Join("coordinator"),
+                   "--no-cache-service", "--cache=" + cache_address},
+                  dir.Join("coordinator.log"));
+  ASSERT_GT(ListeningPort(*coordinator), 0) << coordinator->Log();
+  const std::string address = hosts.address("coord") + ":7070";
+  std::vector<std::unique_ptr<Process>> workers;
+  for (const std::string name : {"w1", "w2", "w3"}) {
+    workers.push_back(hosts.Start(
+        name, "worker",
+        {"--coordinator=" + address, "--slots=2", "--workspace=" + dir.path(),
+         "--name=" + name, "--spool-dir=" + dir.Join("spool-" + name)},
+        dir.Join(name + ".log")));
+  }
+  json tests = json::array();
+  for (int i = 0; i < 30; ++i) {
+    tests.push_back({{"id", absl::StrCat("t", i)},
+                     {"cmd", {"sh", "-c", "sleep 0.2", absl::StrCat("t", i)}}});
+  }
+  const std::string suite = dir.Write(
+      "suite.json", json({{"name", "hosts"}, {"tests", tests}}).dump());
+  // The client too runs on a host of its own (the cache's, here).
+  auto client = hosts.Start(
+      "cache", "coordctl",
+      {"submit", suite, "--coordinator=" + address, "--wait",
+       "--json=" + dir.Join("report.json"), "--cache-dir=" + dir.Join("cc")},
+      dir.Join("client.log"));
+  ASSERT_EQ(client->Wait(absl::Minutes(2)), 0)
+      << client->Log() << coordinator->Log();
+  const json report = ReadJson(dir.Join("report.json"));
+  ASSERT_EQ(report["tests"].size(), 30u);
+  EXPECT_EQ(report["summary"]["passed"], 30);
+  std::set<std::string> used;
+  for (const json& test : report["tests"]) used.insert(test["worker"]);
+  EXPECT_EQ(used, (std::set<std::string>{"w1", "w2", "w3"}));
+  // Results went to the cache server across the bridge: a rerun is all hits.
+  auto rerun = hosts.Start(
+      "w1", "coordctl",
+      {"submit", suite, "--coordinator=" + address, "--wait",
+       "--json=" + dir.Join("rerun.json"), "--cache-dir=" + dir.Join("cc2")},
+      dir.Join("rerun.log"));
+  ASSERT_EQ(rerun->Wait(absl::Minutes(1)), 0) << rerun->Log();
+  EXPECT_EQ(ReadJson(dir.Join("rerun.json"))["summary"]["cached"], 30);
+}
+
+}  // namespace
+}  // namespace testfleet

@@ -1,0 +1,48 @@
+#include "worker/metrics.h"
+
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
+
+namespace testfleet {
+namespace {
+
+prometheus::Gauge& Gauge(prometheus::Registry& registry,
+                         const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add(
+      {});
+}
+
+}  // namespace
+
+WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
+    : slots_(Gauge(registry, "testfleet_worker_slots", "Tests run at once")),
+      busy_slots_(Gauge(registry, "testfleet_worker_busy_slots",
+                        "Slots running a shard")),
+      running_(Gauge(registry, "testfleet_worker_running_tests",
+                     "Test processes running")),
+      spooled_(Gauge(registry, "testfleet_worker_spooled_bytes",
+                     "Results on disk waiting for the coordinator")),
+      tests_(prometheus::BuildCounter()
+                 .Name("testfleet_worker_tests_total")
+                 .Help("Tests this worker finished, by status")
+                 .Register(registry)) {}
+
+void WorkerMetrics::Update(const WorkerStats& stats) {
+  slots_.Set(stats.slots);
+  busy_slots_.Set(stats.busy_slots);
+  running_.Set(stats.running_tests);
+  spooled_.Set(static_cast<double>(stats.spooled_bytes));
+  for (const auto& [status, count] : stats.finished) {
+    int64_t& seen = seen_[status];
+    if (count <= seen) continue;
+    absl::string_view name = v1::TestStatus_Name(status);
+    absl::ConsumePrefix(&name, "TEST_STATUS_");
+    tests_.Add({{"status", absl::AsciiStrToLower(name)}})
+        .Increment(static_cast<double>(count - seen));
+    seen = count;
+  }
+}
+
+}  // namespace testfleet
