@@ -3,18 +3,24 @@
 # when everything is present it changes nothing and does not touch the network.
 set -euo pipefail
 
+# --build-only: what building needs, nothing the tests need (container images).
+build_only=false
+if [ "${1:-}" = "--build-only" ]; then build_only=true; shift; fi
 packages=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libabsl-dev libssl-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev prometheus-cpp-dev
+)
+$build_only || packages+=(
   time            # /usr/bin/time, for bench/run_telemetry.sh
   libxml2-utils   # xmllint, validates JUnit reports in the tests
   chromium        # renders the HTML report in the tests
   iproute2        # ip netns: the network-cut test's second host
   openssl         # certificates for the TLS tests
   clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
+  python3 python3-yaml      # checks the Kubernetes manifests in docker/k8s
 )
 # Extra packages for a caller's purpose, e.g. the benchmark peers.
 packages+=("$@")
