@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Growth with suite size (workload 5): for each size, a fresh coordinator
+# takes a suite of `true` tests, first with no worker connected (so the whole
+# suite sits in its queue), then with one 2-slot worker that runs it. Prints a
+# Markdown table; --json=FILE also writes the figures.
+#
+#   bench/run_growth.sh                       # 500, 5,000, 50,000, 100,000 tests
+#   bench/run_growth.sh --quick               # 500 and 2,000: CI smoke
+#   bench/run_growth.sh --sizes=1000,10000 --json=growth.json
+#   bench/run_growth.sh --no-cache-service    # the coordinator schedules only
+#
+# Columns: submit (coordctl submit, no --wait: read, hash, send, stored),
+# queued RSS growth per test (coordinator VmRSS with the suite queued minus
+# before, over the tests), run (submit to the end of the last test), the
+# coordinator's CPU per test over the whole run (utime+stime from /proc), its
+# peak RSS (VmHWM), and the size of the JSON report. Fails only on a broken
+# run, never on a time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sizes="500,5000,50000,100000" json="" coordinator_flags=()
+for arg in "$@"; do
+  case "$arg" in
+    # Scheduling alone: workers then run uncached, the coordinator serves no puts.
+    --no-cache-service) coordinator_flags+=(--no-cache-service) ;;
+    --quick) sizes="500,2000" ;;
+    --sizes=*) sizes="${arg#*=}" ;;
+    --json=*) json="${arg#*=}" ;;
+    *) echo "unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+bin="$PWD/build/bin"
+[ -x "$bin/coordctl" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
+work=$(mktemp -d)
+pids=()
+trap 'kill -9 "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+now() { date +%s.%N; }
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+wait_port() {
+  for _ in $(seq 200); do
+    local p
+    p=$(grep -o 'listening on port [0-9]*' "$1" | grep -o '[0-9]*$' || true)
+    [ -n "$p" ] && { echo "$p"; return; }
+    sleep 0.05
+  done
+  echo "no port in $1" >&2; exit 1
+}
+
+rows=() records=()
+IFS=, read -ra list <<<"$sizes"
+for n in "${list[@]}"; do
+  dir="$work/$n"
+  mkdir -p "$dir"
+  awk -v n="$n" 'BEGIN {
+    printf "{\"name\": \"growth\", \"tests\": ["
+    for (i = 0; i < n; i++) printf "%s{\"id\": \"t%d\", \"cmd\": [\"true\", \"%d\"]}", (i ? ", " : ""), i, i
+    print "]}" }' >"$dir/suite.json"
+  "$bin/coordinator" --listen=127.0.0.1:0 --data-dir="$dir/data" --max-suite-tests=1000000 \
+    "${coordinator_flags[@]}" >"$dir/coordinator.log" 2>&1 &
+  coordinator=$!
+  pids+=("$coordinator")
+  address="127.0.0.1:$(wait_port "$dir/coordinator.log")"
+  rss_before=$(status_kb "$coordinator" VmRSS)
+  cpu_before=$(cpu_s "$coordinator")
+
+  start=$(now)
+  suite_id=$("$bin/coordctl" submit "$dir/suite.json" --coordinator="$address" \
+    --cache-dir="$dir/cc" 2>"$dir/submit.log") || { cat "$dir/submit.log" >&2; exit 1; }
+  submitted=$(now)
+  rss_queued=$(status_kb "$coordinator" VmRSS)
+
+  "$bin/worker" --coordinator="$address" --slots=2 --workspace="$dir" --name=w \
+    --spool-dir="$dir/spool" >"$dir/worker.log" 2>&1 &
+  pids+=("$!")
+  "$bin/coordctl" watch "$suite_id" --coordinator="$address" >"$dir/watch.log" 2>&1 ||
+    { tail "$dir/watch.log" >&2; exit 1; }
+  finished=$(now)
+  cpu_after=$(cpu_s "$coordinator")
+  peak=$(status_kb "$coordinator" VmHWM)
+  "$bin/coordctl" report "$suite_id" --coordinator="$address" --json="$dir/report.json" \
+    >/dev/null 2>&1 || { echo "report of $n tests failed" >&2; exit 1; }
+  grep -q "\"passed\": $n" "$dir/report.json" || { echo "not all $n passed" >&2; exit 1; }
+  report_bytes=$(stat -c %s "$dir/report.json")
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  pids=()
+
+  read -r submit_s run_s per_test_bytes cpu_us peak_mib report_mib <<<"$(awk \
+    -v s="$start" -v q="$submitted" -v f="$finished" -v rb="$rss_before" -v rq="$rss_queued" \
+    -v c0="$cpu_before" -v c1="$cpu_after" -v pk="$peak" -v rep="$report_bytes" -v n="$n" \
+    'BEGIN { printf "%.3f %.2f %.0f %.1f %.1f %.2f", q - s, f - s, (rq - rb) * 1024 / n,
+             (c1 - c0) * 1e6 / n, pk / 1024, rep / 1048576 }')"
+  rows+=("| $n | $submit_s | $per_test_bytes | $run_s | $cpu_us | $peak_mib | $report_mib |")
+  records+=("{\"tests\": $n, \"submit_s\": $submit_s, \"queued_bytes_per_test\": $per_test_bytes, \"run_s\": $run_s, \"coordinator_cpu_us_per_test\": $cpu_us, \"coordinator_peak_rss_mib\": $peak_mib, \"report_mib\": $report_mib}")
+  echo "$n tests: submit ${submit_s}s, run ${run_s}s" >&2
+done
+
+echo "| tests | submit s | queued bytes/test | run s (1 worker, 2 slots) | coordinator CPU µs/test | coordinator peak RSS MiB | JSON report MiB |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+printf '%s\n' "${rows[@]}"
+if [ -n "$json" ]; then
+  (IFS=,; echo "[${records[*]}]") >"$json"
+fi
