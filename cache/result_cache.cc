@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cache/db_options.h"
 #include "common/digest.h"
@@ -174,6 +175,22 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(
     std::string version;
     s = db->Get(rocksdb::ReadOptions(), cache->handles_[1], marker_key,
                 &version);
+    int found_format = 0, current_format = 0;
+    if (s.ok() && absl::SimpleAtoi(version, &found_format) &&
+        absl::SimpleAtoi(kFormatVersion, &current_format) &&
+        found_format < current_format) {
+      // Ours, from an older Testfleet: a cache only saves re-runs, so it is
+      // started afresh rather than refused forever.
+      spdlog::warn(
+          "result cache {} has format {} from an older Testfleet; starting it "
+          "afresh in format {}",
+          dir, version, kFormatVersion);
+      cache.reset();
+      rocksdb::Status destroyed =
+          rocksdb::DestroyDB(dir, db_options, CacheColumnFamilies());
+      if (!destroyed.ok()) return DbError(destroyed, dir);
+      return Open(options);
+    }
     if (!s.ok() || version != kFormatVersion) {
       return absl::FailedPreconditionError(absl::StrCat(
           dir, " is not a Testfleet cache of format ", kFormatVersion,

@@ -147,9 +147,12 @@ void CoordinatorServer::Shutdown() {
     stopping_ = true;
   }
   metrics_server_.reset();  // its refresher reads the coordinator
+  // A server whose Start failed half way has only some of its parts.
   // Wake long polls and watchers first so the server can drain quickly.
-  coordinator_->Shutdown();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  if (coordinator_) coordinator_->Shutdown();
+  if (server_) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  }
   if (housekeeping_.joinable()) housekeeping_.join();
 }
 

@@ -168,6 +168,38 @@ TEST_F(ResultCacheTest, HotEntriesCostNoWritePerRead) {
   EXPECT_EQ(*cache->FlushMetadata(), 1);
 }
 
+// Rewrites the cache's format marker through RocksDB directly.
+void SetFormatMarker(const std::string& dir, const std::string& version) {
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(CacheDbOptions(), dir, CacheColumnFamilies(),
+                                &handles, &db)
+                  .ok());
+  const std::string key("\0testfleet-cache-format", 23);
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[1], key, version).ok());
+  for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  delete db;
+}
+
+TEST_F(ResultCacheTest, OlderFormatStartsAfreshNewerIsRefused) {
+  {
+    auto cache = Open();
+    ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());
+  }
+  SetFormatMarker(dir_.Join("cache"), "1");
+  {
+    auto cache = Open();  // an older Testfleet's cache: emptied, usable
+    EXPECT_EQ(cache->Stats().entries(), 0);
+    ASSERT_TRUE(cache->Put(Key(2), Result("t2")).ok());
+    EXPECT_TRUE(Has(*cache, 2));
+  }
+  SetFormatMarker(dir_.Join("cache"), "99");
+  ResultCacheOptions options;
+  options.dir = dir_.Join("cache");
+  auto newer = ResultCache::Open(options);
+  EXPECT_EQ(newer.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(ResultCacheTest, CorruptValueIsDetectedDeletedAndMissed) {
   {
     auto cache = Open();

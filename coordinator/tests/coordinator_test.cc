@@ -4,6 +4,7 @@
 #include "common/action_key.h"
 #include "common/platform.h"
 #include "common/tests/test_dir.h"
+#include "coordinator/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -478,6 +479,17 @@ TEST_F(CoordinatorTest, WatchDeliversEveryResultOnceAndEnds) {
   }
   EXPECT_TRUE(ended);
   EXPECT_EQ(delivered, 5);
+}
+
+TEST(CoordinatorServerTest, StartThatFailsHalfWayReturnsTheError) {
+  TestDir dir;
+  CoordinatorServerConfig config;
+  config.data_dir = dir.Join("data");
+  config.cache_dir = dir.Write("not-a-folder", "a file where the cache goes");
+  auto server = CoordinatorServer::Start(config);  // used to crash here
+  ASSERT_FALSE(server.ok());
+  EXPECT_THAT(std::string(server.status().message()),
+              ::testing::HasSubstr("not-a-folder"));
 }
 
 }  // namespace
