@@ -201,13 +201,8 @@ void BM_RawRocksDbGetLatency(benchmark::State& state) {
 // Batches of `range(0)` keys through the real gRPC service on loopback.
 void BM_GrpcBatchLookupLatency(benchmark::State& state) {
   ResultCacheService service(Data().cache.get());
-  grpc::ServerBuilder builder;
-  ConfigureServerBuilder(builder);
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = ServeOnLoopback(&service, &port);
   auto client = NewGrpcCacheClient("127.0.0.1:" + std::to_string(port));
   auto keys = RandomKeys(1 << 16, false);
   const size_t batch = static_cast<size_t>(state.range(0));

@@ -33,4 +33,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 /// Applies our message limits and keepalive policy to a server.
 void ConfigureServerBuilder(grpc::ServerBuilder& builder);
 
+/// Serves `service` (not owned) in plaintext on a free loopback port, set in
+/// `port`; null if it cannot start. For tests and benchmarks.
+std::unique_ptr<grpc::Server> ServeOnLoopback(grpc::Service* service,
+                                              int* port);
+
 }  // namespace testfleet

@@ -102,13 +102,8 @@ TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
   auto cache = ResultCache::Open(options);
   ASSERT_TRUE(cache.ok()) << cache.status();
   ResultCacheService service(cache->get());
-  grpc::ServerBuilder builder;
-  ConfigureServerBuilder(builder);
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&service);
-  auto server = builder.BuildAndStart();
+  auto server = ServeOnLoopback(&service, &port);
   ASSERT_NE(server, nullptr);
   const std::string address = "127.0.0.1:" + std::to_string(port);
 
