@@ -171,6 +171,10 @@ absl::Status Worker::Run() {
     context.set_deadline(DeadlineIn(wait + absl::Seconds(10)));
     grpc::Status status = stub_->PullWork(&context, request, &response);
     if (!status.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) break;  // the server went away as we were told to stop
+      }
       spdlog::warn(
           "{}; retrying in {}",
           FromGrpcStatus(status, "coordinator", config_.coordinator_address)
