@@ -354,11 +354,9 @@ int RunCommand(const RunOptions& options) {
   } else {
     report = FromGrpcStatus(status);
   }
-  // The suite has ended, so every result is in: stopping the server now
-  // wakes the workers' long polls instead of waiting them out.
-  for (auto& worker : workers) worker->Stop();
-  (*server)->Shutdown();
+  for (auto& worker : workers) worker->Stop();  // cancels their long polls
   for (auto& thread : threads) thread.join();
+  (*server)->Shutdown();
   server->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
   if (!report.ok()) return Fail(CodeFor(report.status()), report.status());

@@ -68,6 +68,7 @@ WorkerStats Worker::Stats() {
 void Worker::Stop() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;
+  if (pull_ != nullptr) pull_->TryCancel();
   changed_.SignalAll();
 }
 
@@ -169,11 +170,20 @@ absl::Status Worker::Run() {
     v1::PullWorkResponse response;
     grpc::ClientContext context;
     context.set_deadline(DeadlineIn(wait + absl::Seconds(10)));
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) break;
+      pull_ = &context;
+    }
     grpc::Status status = stub_->PullWork(&context, request, &response);
+    {
+      absl::MutexLock lock(&mu_);
+      pull_ = nullptr;
+    }
     if (!status.ok()) {
       {
         absl::MutexLock lock(&mu_);
-        if (stopping_) break;  // the server went away as we were told to stop
+        if (stopping_) break;  // cancelled by Stop, or the server went away
       }
       spdlog::warn(
           "{}; retrying in {}",

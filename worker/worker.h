@@ -129,6 +129,8 @@ class Worker {
   int64_t lease_ms_ ABSL_GUARDED_BY(mu_) = 30000;
   int busy_slots_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<std::shared_ptr<ActiveShard>> queued_ ABSL_GUARDED_BY(mu_);
+  // The long poll in flight, so Stop can cancel it rather than wait it out.
+  grpc::ClientContext* pull_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::map<std::string, std::shared_ptr<ActiveShard>> active_
       ABSL_GUARDED_BY(mu_);
   std::vector<PendingReport> pending_ ABSL_GUARDED_BY(mu_);
