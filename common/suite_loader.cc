@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
@@ -53,8 +54,20 @@ class SuiteParser {
 
  private:
   absl::Status Error(const std::string& field, const std::string& what) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat(display_, ": ", field.empty() ? "" : field + ": ", what));
+    // One line whatever the suite holds: control characters from its
+    // strings are shown escaped.
+    std::string message =
+        absl::StrCat(display_, ": ", field.empty() ? "" : field + ": ", what);
+    std::string line;
+    for (char c : message) {
+      if (static_cast<unsigned char>(c) < 0x20) {
+        absl::StrAppend(&line,
+                        c == '\n' ? "\\n" : absl::StrFormat("\\x%02x", c));
+      } else {
+        line.push_back(c);
+      }
+    }
+    return absl::InvalidArgumentError(line);
   }
   absl::Status CheckKeys(const json& object, const std::string& field,
                          const std::set<std::string>& allowed) const;
@@ -106,7 +119,12 @@ absl::Status SuiteParser::CheckKeys(
   for (const auto& item : object.items()) {
     if (allowed.count(item.key()) == 0) {
       std::string prefix = field.empty() ? "" : field + ".";
-      return Error(prefix + item.key(),
+      // A name with control characters is shown quoted and escaped, so the
+      // message stays one line (found by fuzz_suite_parser: "\nputs").
+      const bool plain = std::none_of(
+          item.key().begin(), item.key().end(),
+          [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+      return Error(prefix + (plain ? item.key() : json(item.key()).dump()),
                    absl::StrCat("unknown field (allowed: ",
                                 absl::StrJoin(allowed, ", "), ")"));
     }

@@ -141,7 +141,13 @@ TEST_F(SuiteLoaderTest, ContractErrorsNameTheField) {
               HasSubstr("suite.json: invalid JSON at line 3, column 12"));
   EXPECT_THAT(ErrorOf(R"([1, 2])"),
               HasSubstr("expected an object, found array"));
-  // Found by fuzz_suite_parser: a number no double holds used to throw.
+  // Found by fuzz_suite_parser: an unknown field with a newline in its name
+  // made a two-line message; a number no double holds used to throw.
+  EXPECT_THAT(ErrorOf("{\"tests\": [], \"\\nputs\": 1}"),
+              HasSubstr("suite.json: \"\\nputs\": unknown field"));
+  EXPECT_THAT(
+      ErrorOf(R"({"tests": [{"id": "a", "cmd": ["x"], "timeout": "1\ns"}]})"),
+      HasSubstr("tests[0].timeout: \"1\\ns\" is not a duration"));
   EXPECT_THAT(ErrorOf(R"({"priority": 400000000002e113061, "tests": []})"),
               HasSubstr("suite.json: invalid JSON: "));
 }
