@@ -62,20 +62,6 @@ double Sample(const std::string& text, const std::string& series) {
   return -1;
 }
 
-int MetricsPort(const Process& process) {
-  int port = 0;
-  WaitFor(
-      [&] {
-        std::smatch match;
-        const std::string log = process.Log();
-        if (std::regex_search(log, match, std::regex("metrics on port (\\d+)")))
-          port = std::stoi(match[1]);
-        return port > 0;
-      },
-      absl::Seconds(20));
-  return port;
-}
-
 TEST(FleetTest, MetricsFollowASuiteAndHealthAnswers) {
   TestDir dir;
   Process coordinator("coordinator",
@@ -83,7 +69,7 @@ TEST(FleetTest, MetricsFollowASuiteAndHealthAnswers) {
                        "--metrics-listen=127.0.0.1:0", "--target-drain=1s"},
                       dir.Join("coordinator.log"));
   const int port = ListeningPort(coordinator);
-  const int metrics_port = MetricsPort(coordinator);
+  const int metrics_port = ListeningPort(coordinator, "metrics on port");
   ASSERT_GT(port, 0) << coordinator.Log();
   ASSERT_GT(metrics_port, 0) << coordinator.Log();
   const std::string address = absl::StrCat("127.0.0.1:", port);
@@ -134,7 +120,7 @@ TEST(FleetTest, MetricsFollowASuiteAndHealthAnswers) {
        "--name=w", "--spool-dir=" + dir.Join("spool"),
        "--metrics-listen=127.0.0.1:0"},
       dir.Join("worker.log"));
-  const int worker_metrics = MetricsPort(worker);
+  const int worker_metrics = ListeningPort(worker, "metrics on port");
   ASSERT_GT(worker_metrics, 0) << worker.Log();
   Process client("coordctl",
                  {"submit", suite, "--coordinator=" + address, "--wait",

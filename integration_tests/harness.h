@@ -107,15 +107,16 @@ bool WaitFor(Condition condition, absl::Duration timeout) {
   return condition();
 }
 
-/// The port a server wrote into its log ("listening on port N").
-inline int ListeningPort(const Process& process) {
+/// The port a server wrote into its log ("listening on port N", or what
+/// `pattern` names).
+inline int ListeningPort(const Process& process,
+                         const std::string& pattern = "listening on port") {
   int port = 0;
   WaitFor(
       [&] {
         std::smatch match;
         std::string log = process.Log();
-        if (std::regex_search(log, match,
-                              std::regex("listening on port (\\d+)"))) {
+        if (std::regex_search(log, match, std::regex(pattern + " (\\d+)"))) {
           port = std::stoi(match[1]);
         }
         return port > 0;
