@@ -33,6 +33,12 @@ absl::Status DiskSpaceGuard::Check() {
   const int64_t checked_at = checked_at_ns_.load(std::memory_order_relaxed);
   if (checked_at != 0 && now - checked_at < absl::ToInt64Nanoseconds(recheck_))
     return absl::OkStatus();
+  return CheckNow();
+}
+
+absl::Status DiskSpaceGuard::CheckNow() {
+  if (reserve_bytes_ <= 0) return absl::OkStatus();
+  const int64_t now = absl::ToUnixNanos(clock_->Now());
   absl::StatusOr<int64_t> free = free_bytes_(dir_);
   if (!free.ok()) return free.status();
   if (*free <= reserve_bytes_) {

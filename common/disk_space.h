@@ -37,6 +37,10 @@ class DiskSpaceGuard {
   /// OK while more than the reserve is free; else ResourceExhausted naming
   /// the dir, what is free and what to do.
   absl::Status Check();
+  /// Check, reading free space now whatever the last reading: for admitting
+  /// new work, which must not slip in on a reading from before the disk
+  /// filled.
+  absl::Status CheckNow();
 
  private:
   const std::string dir_;

@@ -260,6 +260,7 @@ absl::Status CoordinatorStore::SaveRunningSuite(const v1::RunningSuite& suite) {
   rocksdb::WriteBatch batch;
   batch.Put(handles_[2], RunningSuiteKey(suite.suite_id()),
             suite.SerializeAsString());
+  RETURN_IF_ERROR(disk_->CheckNow());  // a new suite: no stale reading
   return Write(batch);
 }
 

@@ -620,9 +620,13 @@ TEST_F(SystemTest, FullDiskFailsRequestsClearlyAndLosesNothing) {
   ASSERT_TRUE(disk.FillLeaving(30 << 20));
 
   // A new suite is refused with the reason and the fix; the server stays up.
+  // (No --wait: were it taken, it could not finish while the disk is full.)
   std::string output;
   const std::string other = WriteSuite("b.json", "after", 3);
-  EXPECT_NE(Submit(coordinator, other, dir_.Join("b.json.report"), &output), 0);
+  EXPECT_NE(Coordctl({"submit", other, "--coordinator=" + coordinator,
+                      "--cache-dir=" + dir_.Join("client-cache")},
+                     dir_.Join("refused.log"), &output),
+            0);
   EXPECT_THAT(output, HasSubstr("nearly full"));
   EXPECT_THAT(output, HasSubstr("--min-free-disk"));
   EXPECT_EQ(Coordctl({"workers", "--coordinator=" + coordinator},

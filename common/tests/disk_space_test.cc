@@ -38,6 +38,20 @@ TEST(DiskSpaceGuardTest, RefusesBelowTheReserveAndRecoversAtOnce) {
   EXPECT_EQ(reads, 3);
 }
 
+TEST(DiskSpaceGuardTest, CheckNowIgnoresARecentReading) {
+  FakeClock clock;
+  int64_t free_bytes = 500 << 20;
+  DiskSpaceGuard guard(
+      "/data", 100 << 20, &clock,
+      [&](const std::string&) -> absl::StatusOr<int64_t> { return free_bytes; },
+      absl::Milliseconds(100));
+  EXPECT_TRUE(guard.Check().ok());
+  free_bytes = 50 << 20;  // the disk fills within the recheck period
+  EXPECT_TRUE(guard.Check().ok());
+  EXPECT_EQ(guard.CheckNow().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(guard.Check().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(DiskSpaceGuardTest, ZeroReserveNeverRefuses) {
   DiskSpaceGuard guard(
       "/data", 0, RealClock::Get(),
