@@ -9,8 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -106,6 +108,27 @@ std::string Seconds(double seconds) {
   return absl::StrCat(static_cast<int64_t>(seconds * 1000 + 0.5), "ms");
 }
 
+// What the tool a suite came from imposes, not Testfleet's own defaults: a
+// test that passes under ctest must not fail here for memory or time. Neither
+// CTest nor a GoogleTest binary limits memory; CTest's default timeout is the
+// build tree's DartConfiguration.tcl `TimeOut` (1500 s from include(CTest)).
+json ImportedDefaults(const std::string& ctest_build_dir = "") {
+  json defaults = {{"memory_limit", "0"}};
+  if (ctest_build_dir.empty()) return defaults;
+  std::ifstream dart(fs::path(ctest_build_dir) / "DartConfiguration.tcl");
+  std::string line;
+  while (std::getline(dart, line)) {
+    absl::string_view text = line;
+    double seconds = 0;
+    if (absl::ConsumePrefix(&text, "TimeOut:") &&
+        absl::SimpleAtod(absl::StripAsciiWhitespace(text), &seconds) &&
+        seconds > 0) {
+      defaults["timeout"] = Seconds(seconds);
+    }
+  }
+  return defaults;
+}
+
 }  // namespace
 
 absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
@@ -174,6 +197,7 @@ absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
         absl::StrCat("--from-ctest: ", build_dir, " has no tests"));
   }
   return json{{"name", Absolute(build_dir).parent_path().filename().string()},
+              {"defaults", ImportedDefaults(build_dir)},
               {"tests", tests}};
 }
 
@@ -218,7 +242,9 @@ absl::StatusOr<json> SuiteFromGtest(const std::string& binary,
     return absl::InvalidArgumentError(
         absl::StrCat("--from-gtest: ", binary, " lists no tests"));
   }
-  return json{{"name", fs::path(binary).filename().string()}, {"tests", tests}};
+  return json{{"name", fs::path(binary).filename().string()},
+              {"defaults", ImportedDefaults()},
+              {"tests", tests}};
 }
 
 absl::Status FilterTests(const TestFilter& filter, v1::SuiteSpec& suite) {

@@ -16,13 +16,15 @@ namespace testfleet {
 /// Every test of a CTest build tree (`ctest --show-only=json-v1`): command,
 /// working directory, environment, timeout, labels as tags and COST as the
 /// `expected` duration hint (in seconds); the test executable is an input.
-/// Disabled tests are left out.
+/// Disabled tests are left out. Defaults are CTest's: no memory limit, and
+/// the tree's DartConfiguration.tcl `TimeOut` when it has one.
 absl::StatusOr<nlohmann::json> SuiteFromCtest(const std::string& build_dir,
                                               const std::string& suite_dir);
 
 /// One test per GoogleTest test case of `binary` (`--gtest_list_tests`,
 /// typed and parameterised tests included, DISABLED_ ones left out), each
-/// run with `--gtest_filter`; the binary is an input.
+/// run with `--gtest_filter`; the binary is an input. No memory limit, as
+/// when the binary runs by itself.
 absl::StatusOr<nlohmann::json> SuiteFromGtest(const std::string& binary,
                                               const std::string& suite_dir);
 

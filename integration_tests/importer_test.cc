@@ -110,11 +110,12 @@ TEST_F(ImporterTest, SameOutcomeAsCtestThroughBothImporters) {
   std::set<std::string> ids;
   for (const json& test : from_gtest["tests"])
     ids.insert(test["id"].get<std::string>());
-  EXPECT_EQ(ids, (std::set<std::string>{
-                     "Math.Adds", "Math.Broken", "Typed/0.ZeroIsFalse",
-                     "Typed/1.ZeroIsFalse", "Numbers/Param.IsEven/0",
-                     "Numbers/Param.IsEven/1", "Numbers/Param.IsEven/2",
-                     "Env.SeedIsSet"}));
+  EXPECT_EQ(
+      ids, (std::set<std::string>{
+               "Math.Adds", "Math.Broken", "Typed/0.ZeroIsFalse",
+               "Typed/1.ZeroIsFalse", "Numbers/Param.IsEven/0",
+               "Numbers/Param.IsEven/1", "Numbers/Param.IsEven/2",
+               "Env.SeedIsSet", "Memory.HoldsMoreThanTestfleetsDefaultLimit"}));
 }
 
 TEST_F(ImporterTest, ImportWritesAnEditableSuiteFileAndFiltersApply) {
@@ -130,6 +131,8 @@ TEST_F(ImporterTest, ImportWritesAnEditableSuiteFileAndFiltersApply) {
   EXPECT_THAT(output, HasSubstr("run it with --allow-outside-paths"));
   json document = ReadJson(suite);
   ASSERT_EQ(document["tests"].size(), 2u);
+  // Neither GoogleTest nor CTest limits memory; the imported suite says so.
+  EXPECT_EQ(document["defaults"]["memory_limit"], "0");
   ASSERT_EQ(Coordctl({"run", suite, "--cache-dir=" + dir_.Join("cache"),
                       "--exclude=*Broken", "--json=" + dir_.Join("r.json"),
                       "--allow-outside-paths"},
