@@ -6,11 +6,12 @@ Testfleet and the tools people use instead, on the same slots, in one run.
 log-normal with 3% long tests holding about 60% of the time. Real runs:
 `coordctl run` (a first run records history, the second is measured, with an
 input changed so nothing comes from the cache), `ctest -j` (the second run
-uses the cost data of the first), `xargs -P`, GNU `parallel -j`. Simulated
-from the durations Testfleet measured (as the issue allows for static
-splits): a split fixed before running by historic timings (greedy, longest
-first: what CircleCI and Knapsack's regular mode do) and a round-robin split
-(GoogleTest sharding). The lower bound is max(sum / slots, longest).
+uses the cost data of the first), `xargs -P`, GNU `parallel -j`, and two
+splits fixed before running, each shard a sequential chain of the same
+commands, the shards side by side: by historic timings (greedy, longest first
+on the durations Testfleet measured in its first run: what CircleCI and
+Knapsack's regular mode do) and round-robin (GoogleTest sharding). The lower
+bound is max(sum / slots, longest) over the durations of the measured run.
 
   bench/run_makespan.py [--tests=2000] [--slots=2] [--quick] [--json=OUT]
 
@@ -27,8 +28,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "build", "bin")
+from benchlib import BIN, require_build, timed
 
 
 def durations_ms(n, seed):
@@ -51,32 +51,36 @@ def command(i, ms):
     return [os.path.join(BIN, "tf_probe"), f"{kind}={int(round(ms))}", f"--test={i}"]
 
 
-def timed(args, **kwargs):
-    start = time.monotonic()
-    result = subprocess.run(args, capture_output=True, text=True, **kwargs)
-    took = time.monotonic() - start
-    if result.returncode != 0:
-        sys.exit(f"run failed: {' '.join(args[:4])}...\n{result.stdout[-2000:]}"
-                 f"\n{result.stderr[-2000:]}")
-    return took
-
-
-def static_split(durations_known, durations_real, slots):
-    """Greedy longest-first split by known durations; makespan in reality."""
-    loads_known = [0.0] * slots
-    loads_real = [0.0] * slots
-    for i in sorted(range(len(durations_known)), key=lambda i: -durations_known[i]):
-        shard = loads_known.index(min(loads_known))
-        loads_known[shard] += durations_known[i]
-        loads_real[shard] += durations_real[i]
-    return max(loads_real)
-
-
-def round_robin(durations_real, slots):
+def static_split(durations_known, slots):
+    """Greedy longest-first split by known durations (test indices per shard)."""
     loads = [0.0] * slots
-    for i, d in enumerate(durations_real):
-        loads[i % slots] += d
-    return max(loads)
+    shards = [[] for _ in range(slots)]
+    for i in sorted(range(len(durations_known)), key=lambda i: -durations_known[i]):
+        shard = loads.index(min(loads))
+        loads[shard] += durations_known[i]
+        shards[shard].append(i)
+    return shards
+
+
+def round_robin(count, slots):
+    return [list(range(shard, count, slots)) for shard in range(slots)]
+
+
+def run_shards(shards, tests, work, name):
+    """Each shard's commands one after another, the shards side by side: a
+    split fixed before running, run for real. Returns the makespan."""
+    processes = []
+    start = time.monotonic()
+    for k, shard in enumerate(shards):
+        path = os.path.join(work, f"{name}-{k}.txt")
+        with open(path, "w") as f:
+            for i in shard:
+                f.write(" ".join(tests[i]["cmd"]) + "\n")
+        processes.append(subprocess.Popen(["sh", "-c", f"xargs -P 1 -L 1 env < {path}"],
+                                          stdout=subprocess.DEVNULL))
+    if any(p.wait() != 0 for p in processes):
+        sys.exit(f"a {name} shard failed")
+    return time.monotonic() - start
 
 
 def main():
@@ -88,6 +92,7 @@ def main():
     args = parser.parse_args()
     if args.quick:
         args.tests = 100
+    require_build()
     work = tempfile.mkdtemp(prefix="tf-makespan-")
     try:
         planned = durations_ms(args.tests, seed=20261123)
@@ -128,6 +133,8 @@ def main():
         if shutil.which("parallel"):
             wall["parallel"] = timed(
                 ["sh", "-c", f"parallel -j {args.slots} < commands.txt"], cwd=work)
+        static = run_shards(static_split(known, args.slots), tests, work, "static")
+        shards = run_shards(round_robin(len(tests), args.slots), tests, work, "round-robin")
 
         bound = max(sum(real) / args.slots, max(real))
         rows = [
@@ -140,18 +147,19 @@ def main():
         if "parallel" in wall:
             rows.append((f"GNU `parallel -j {args.slots}`", wall["parallel"], "real"))
         rows.append(("static split by historic timings (CircleCI, Knapsack)",
-                     static_split(known, real, args.slots), "simulated"))
-        rows.append(("round-robin split (GoogleTest sharding)",
-                     round_robin(real, args.slots), "simulated"))
+                     static, "real"))
+        rows.append(("round-robin split (GoogleTest sharding)", shards, "real"))
         print(f"| {args.tests} skewed tests, {args.slots} slots | makespan s | vs lower bound | |")
         print("| --- | ---: | ---: | --- |")
         for name, seconds, how in rows:
             print(f"| {name} | {seconds:.2f} | {seconds / bound:.3f}x | {how} |")
         if args.json:
             with open(args.json, "w") as f:
+                makespan = {"bound": bound, "static_split": static,
+                            "round_robin": shards, **wall}
                 json.dump({"tests": args.tests, "slots": args.slots,
                            "sum_s": sum(real), "longest_s": max(real),
-                           "makespan_s": {name: s for name, s, _ in rows}}, f, indent=2)
+                           "makespan_s": makespan}, f, indent=2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

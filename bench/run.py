@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Every benchmark workload in one run on this machine, written to one
+Markdown file and one JSON file, with each target of issue 9 and its ratio.
+
+  bench/run.py                      # full run: about 25 minutes on 2 cores
+  bench/run.py --quick --out=DIR    # small sizes, under 3 minutes: CI smoke
+
+Workloads: 1 dispatch (10,000 `true`), 2 makespan (2,000 skewed tests),
+3 warm cache, 4 a real CTest suite (Testfleet's unit tests), 5 growth with
+suite size, 6 cache latency (cache_bench). Each script also runs on its own;
+this driver gives them JSON files in --out and collects their tables.
+Fails only when a run fails, never on a time: targets are printed, not
+asserted.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from benchlib import BIN, ROOT, require_build
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def workloads(quick):
+    """(key, title, command writing JSON to {json}) in run order."""
+    q = ["--quick"] if quick else []
+    sizes = "500,2000" if quick else "500,5000,10000,50000,100000"
+    return [
+        ("dispatch", "1. 10,000 trivial tests: dispatch overhead",
+         [os.path.join(HERE, "run_system.sh"), *q, "--json={json}"]),
+        ("makespan", "2. Skewed durations: makespan against the lower bound",
+         [sys.executable, os.path.join(HERE, "run_makespan.py"), *q, "--json={json}"]),
+        ("warm", "3. Warm cache, then one input changed",
+         [os.path.join(HERE, "run_warm.sh"), *q, "--json={json}"]),
+        ("ctest_suite", "4. A real CTest suite: Testfleet's unit tests",
+         [sys.executable, os.path.join(HERE, "run_ctest_suite.py"), *q, "--json={json}"]),
+        ("growth", "5. Growth with suite size",
+         [os.path.join(HERE, "run_growth.sh"), f"--sizes={sizes}", "--json={json}"]),
+        ("cache", "6. Result cache: latency and throughput",
+         [os.path.join(BIN, "cache_bench"),
+          f"--benchmark_min_time={0.01 if quick else 1}",
+          "--benchmark_out={json}", "--benchmark_out_format=json"]),
+    ]
+
+
+def cache_table(results):
+    rows = ["| cache_bench | p50 µs | p99 µs | items/s |", "| --- | ---: | ---: | ---: |"]
+    for b in results["benchmarks"]:
+        p50 = f"{b['p50_us']:.1f}" if "p50_us" in b else ""
+        p99 = f"{b['p99_us']:.1f}" if "p99_us" in b else ""
+        rate = f"{b['items_per_second'] / 1000:.1f}k" if "items_per_second" in b else ""
+        rows.append(f"| `{b['name']}` | {p50} | {p99} | {rate} |")
+    return "\n".join(rows)
+
+
+def bench(results, name):
+    for b in results["benchmarks"]:
+        if b["name"].split("/")[0] == name:
+            return b
+    raise SystemExit(f"cache_bench gave no {name}")
+
+
+def targets(r):
+    """(workload, target, measured, met) for each target of issue 9."""
+    out = []
+    d = r["dispatch"]["wall_s"]
+    out.append(("1", "`coordctl run` cold within 1.2x of `xargs -P2`",
+                f"{d['cold'] / d['xargs']:.2f}x", d["cold"] / d["xargs"] <= 1.2))
+    growth = {row["tests"]: row for row in r["growth"]}
+    largest = max(growth)
+    dispatch_size = 10000 if 10000 in growth else largest
+    cpu = growth[dispatch_size]["coordinator_cpu_us_per_test"]
+    out.append(("1", f"coordinator CPU under 50 µs per test ({dispatch_size:,} tests)",
+                f"{cpu:.1f} µs", cpu < 50))
+    m = r["makespan"]["makespan_s"]
+    out.append(("2", "makespan within 1.05x of the lower bound",
+                f"{m['testfleet'] / m['bound']:.3f}x", m["testfleet"] <= 1.05 * m["bound"]))
+    peers = {k: m[k] for k in ("static_split", "round_robin", "ctest")}
+    out.append(("2", "below every static split and `ctest -j`",
+                ", ".join(f"{k} {v / m['testfleet']:.3f}x" for k, v in peers.items()),
+                all(m["testfleet"] < v for v in peers.values())))
+    w = r["warm"]
+    out.append(("3", f"warm rerun of {w['tests']:,} tests under 0.5 s, 100% hits",
+                f"{w['warm_s']:.3f} s, 100%", w["warm_s"] < 0.5))
+    c = r["ctest_suite"]
+    out.append(("4", "(no target) against `ctest -j` on the same suite",
+                f"{c['wall_s']['testfleet'] / c['wall_s']['ctest']:.2f}x of ctest, "
+                f"{c['wall_s']['testfleet'] / c['bound_s']:.2f}x of the bound", None))
+    smallest = min(s for s in growth if s >= 2000) if largest >= 2000 else largest
+    per_test = {s: growth[s]["run_s"] / s for s in growth}
+    out.append(("5", f"linear growth: run time per test at {largest:,} within 1.5x of {smallest:,}",
+                f"{per_test[largest] / per_test[smallest]:.2f}x",
+                per_test[largest] <= 1.5 * per_test[smallest]))
+    queued = growth[largest]["queued_bytes_per_test"]
+    out.append(("5", f"coordinator memory under 2 KiB per queued test ({largest:,} tests)",
+                f"{queued:.0f} bytes", queued < 2048))
+    out.append(("5", f"{largest:,} tests submitted and scheduled, no message-size failure",
+                f"submitted in {growth[largest]['submit_s']:.2f} s", True))
+    cache = r["cache"]
+    lookup = bench(cache, "BM_CacheLookupLatency")
+    raw = bench(cache, "BM_RawRocksDbGetLatency")
+    batch = bench(cache, "BM_GrpcBatchLookupLatency")
+    out.append(("6", "in-process lookup p99 under 100 µs",
+                f"{lookup['p99_us']:.1f} µs", lookup["p99_us"] < 100))
+    out.append(("6", "lookup p99 within 1.25x of raw RocksDB's p99",
+                f"{lookup['p99_us'] / raw['p99_us']:.2f}x "
+                f"({lookup['p99_us']:.1f} vs {raw['p99_us']:.1f} µs)",
+                lookup["p99_us"] <= 1.25 * raw["p99_us"]))
+    out.append(("6", "gRPC batch lookup of 1,000 keys p99 under 10 ms",
+                f"{batch['p99_us'] / 1000:.2f} ms", batch["p99_us"] < 10000))
+    return out
+
+
+def machine():
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "commit": commit or "unknown",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args()
+    require_build()
+    os.makedirs(args.out, exist_ok=True)
+    env = dict(os.environ, BENCH_ENTRIES="2000" if args.quick else "1000000")
+
+    results, tables = {}, {}
+    for key, title, command in workloads(args.quick):
+        out = os.path.join(args.out, f"{key}.json")
+        command = [part.replace("{json}", out) for part in command]
+        print(f"== {title}", file=sys.stderr, flush=True)
+        start = time.monotonic()
+        run = subprocess.run(command, capture_output=True, text=True, env=env)
+        if run.returncode != 0:
+            sys.exit(f"{title}: failed\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+        print(f"   {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+        with open(out) as f:
+            results[key] = json.load(f)
+        tables[key] = (title, cache_table(results[key]) if key == "cache" else run.stdout.strip())
+
+    info = machine()
+    checks = targets(results)
+    mode = "quick (sizes too small to judge the targets)" if args.quick else "full"
+    lines = [f"Measured {info['date']} at {info['commit']} on {info['cpus']} CPUs "
+             f"({info['cpu']}), Linux {info['kernel']}; `bench/run.py`, {mode}.", "",
+             "| workload | target | measured | met |", "| --- | --- | --- | --- |"]
+    for workload, target, measured, met in checks:
+        verdict = "" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {workload} | {target} | {measured} | {verdict} |")
+    for key, (title, table) in tables.items():
+        lines += ["", f"### {title}", "", table]
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": info, "quick": args.quick, "workloads": results,
+                   "targets": [{"workload": w, "target": t, "measured": m, "met": ok}
+                               for w, t, m, ok in checks]}, f, indent=2)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
