@@ -20,6 +20,7 @@
 #include "cache/result_cache.h"
 #include "common/digest.h"
 #include "common/grpc_util.h"
+#include "common/runtime.h"
 #include "rocksdb/db.h"
 
 namespace testfleet {
@@ -251,4 +252,12 @@ BENCHMARK(BM_CachePutEvicting);
 }  // namespace
 }  // namespace testfleet
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // As the binaries that serve the cache run.
+  testfleet::DisableMutexDeadlockDetection();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -24,9 +24,7 @@ class LocalCacheClient : public CacheClient {
     return cache_->BatchLookup(keys);
   }
   absl::Status Put(const CacheEntries& entries) override {
-    for (const auto& [key, value] : entries)
-      RETURN_IF_ERROR(cache_->Put(key, value));
-    return absl::OkStatus();
+    return cache_->Put(entries);
   }
   absl::StatusOr<v1::CacheStats> Stats() override { return cache_->Stats(); }
   absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer) override {

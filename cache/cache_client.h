@@ -15,8 +15,6 @@
 
 namespace testfleet {
 
-using CacheEntries = std::vector<std::pair<std::string, v1::CachedResult>>;
-
 /// A result cache as its users see it, local or behind gRPC.
 ///   std::unique_ptr<CacheClient> cache = NewGrpcCacheClient("10.0.0.5:7070");
 ///   ASSIGN_OR_RETURN(auto hits, cache->Lookup({key}));

@@ -31,19 +31,16 @@ grpc::Status ResultCacheService::Put(grpc::ServerContext* context,
         absl::StrCat("put has ", request->keys_size(), " keys but ",
                      request->results_size(), " results")));
   }
+  CacheEntries entries;
+  entries.reserve(request->keys_size());
   for (int i = 0; i < request->keys_size(); ++i) {
-    absl::Status put;
-    if (caller->anonymous()) {
-      put = cache_->Put(request->keys(i), request->results(i));
-    } else {
-      // The writer is who the token says, not what the entry claims.
-      v1::CachedResult entry = request->results(i);
-      entry.set_writer(caller->name);
-      put = cache_->Put(request->keys(i), entry);
-    }
-    if (!put.ok()) return ToGrpcStatus(put);
-    response->set_stored(response->stored() + 1);
+    entries.emplace_back(request->keys(i), request->results(i));
+    // The writer is who the token says, not what the entry claims.
+    if (!caller->anonymous()) entries.back().second.set_writer(caller->name);
   }
+  if (absl::Status put = cache_->Put(entries); !put.ok())
+    return ToGrpcStatus(put);
+  response->set_stored(request->keys_size());
   return grpc::Status::OK;
 }
 

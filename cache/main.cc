@@ -11,11 +11,13 @@
 #include "common/flags.h"
 #include "common/grpc_util.h"
 #include "common/metrics.h"
+#include "common/runtime.h"
 #include "common/signals.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
   using namespace testfleet;
+  DisableMutexDeadlockDetection();
   BlockTerminationSignals();
   CLI::App app{"Testfleet cache server: the shared result cache."};
   std::string listen = "127.0.0.1:7071", ttl = "1h", max_bytes = "1GiB",

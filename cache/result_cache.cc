@@ -364,27 +364,43 @@ absl::Status ResultCache::DeleteFromDisk(const std::vector<RawKey>& keys) {
 absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::Lookup(
     const std::string& key) {
   ASSIGN_OR_RETURN(RawKey raw_key, ParseKey(key));
-  return LookupRaw(raw_key);
+  ASSIGN_OR_RETURN(auto results, LookupRaw({raw_key}));
+  return std::move(results[0]);
 }
 
-absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::LookupRaw(
-    const RawKey& key) {
+absl::StatusOr<std::vector<std::optional<v1::CachedResult>>>
+ResultCache::BatchLookup(const std::vector<std::string>& keys) {
+  std::vector<RawKey> raw_keys;
+  raw_keys.reserve(keys.size());
+  for (const std::string& key : keys) {
+    ASSIGN_OR_RETURN(raw_keys.emplace_back(), ParseKey(key));
+  }
+  return LookupRaw(raw_keys);
+}
+
+absl::StatusOr<std::vector<std::optional<v1::CachedResult>>>
+ResultCache::LookupRaw(const std::vector<RawKey>& keys) {
+  std::vector<std::optional<v1::CachedResult>> results(keys.size());
   const int64_t now = NowMs();
+  std::vector<size_t> live;  // indices into `keys` the index holds
+  std::vector<RawKey> expired;
   bool flush_due = false;
-  bool expired = true;
   {
     absl::MutexLock lock(&mu_);
-    auto it = index_.find(key);
-    if (it == index_.end()) {
-      counters_.set_misses(counters_.misses() + 1);
-      return std::nullopt;
-    }
-    Entry& entry = it->second;
-    if (entry.expires_ms <= now) {
-      EraseLocked(key);
-      counters_.set_expirations(counters_.expirations() + 1);
-      counters_.set_misses(counters_.misses() + 1);
-    } else {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto it = index_.find(keys[i]);
+      if (it == index_.end()) {
+        counters_.set_misses(counters_.misses() + 1);
+        continue;
+      }
+      Entry& entry = it->second;
+      if (entry.expires_ms <= now) {
+        EraseLocked(keys[i]);
+        expired.push_back(keys[i]);
+        counters_.set_expirations(counters_.expirations() + 1);
+        counters_.set_misses(counters_.misses() + 1);
+        continue;
+      }
       Unlink(&entry);
       PushNewest(&entry);
       entry.access_ms = now;
@@ -392,85 +408,119 @@ absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::LookupRaw(
           now - entry.stored_access_ms >=
               absl::ToInt64Milliseconds(options_.recency_granularity)) {
         entry.access_dirty = true;
-        dirty_access_.push_back(key);
+        dirty_access_.push_back(keys[i]);
       }
-      flush_due = static_cast<int>(dirty_access_.size()) >=
-                  options_.recency_flush_every;
-      expired = false;
+      live.push_back(i);
+    }
+    flush_due =
+        static_cast<int>(dirty_access_.size()) >= options_.recency_flush_every;
+  }
+  RETURN_IF_ERROR(DeleteFromDisk(expired));
+
+  // Values outside the lock; no copy out of the block cache.
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(live.size());
+  for (size_t i : live) slices.emplace_back(keys[i].data(), keys[i].size());
+  std::vector<rocksdb::PinnableSlice> values(live.size());
+  std::vector<rocksdb::Status> statuses(live.size());
+  if (live.size() == 1) {
+    statuses[0] =
+        db_->Get(rocksdb::ReadOptions(), handles_[0], slices[0], &values[0]);
+  } else if (!live.empty()) {
+    db_->MultiGet(rocksdb::ReadOptions(), handles_[0], live.size(),
+                  slices.data(), values.data(), statuses.data());
+  }
+  std::vector<RawKey> lost;  // gone from disk or corrupt: never a wrong hit
+  int64_t hits = 0, corrupt = 0;
+  for (size_t j = 0; j < live.size(); ++j) {
+    const RawKey& key = keys[live[j]];
+    const rocksdb::PinnableSlice& value = values[j];
+    if (!statuses[j].ok() && !statuses[j].IsNotFound()) {
+      return DbError(statuses[j], options_.dir);
+    }
+    std::optional<v1::CachedResult>& result = results[live[j]];
+    if (statuses[j].ok()) {
+      result.emplace();
+      if (value.size() < kValueHeader ||
+          std::memcmp(value.data(), kValueMagic, 4) != 0 ||
+          GetUint32(value.data() + 4) !=
+              Checksum(value.data() + 8, value.size() - 8) ||
+          !result->ParseFromArray(
+              value.data() + kValueHeader,
+              static_cast<int>(value.size() - kValueHeader))) {
+        result.reset();
+        ++corrupt;
+        spdlog::warn("result cache: entry {} failed its checksum; deleted",
+                     BytesToHex(absl::string_view(key.data(), key.size())));
+      }
+    }
+    if (result.has_value()) {
+      ++hits;
+    } else {
+      lost.push_back(key);
     }
   }
-  if (expired) {
-    RETURN_IF_ERROR(DeleteFromDisk({key}));
-    return std::nullopt;
-  }
-
-  rocksdb::PinnableSlice value;  // no copy out of the block cache
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[0],
-                               rocksdb::Slice(key.data(), key.size()), &value);
-  std::optional<v1::CachedResult> result;
-  bool corrupt = false;
-  if (s.ok()) {
-    result.emplace();
-    corrupt =
-        value.size() < kValueHeader ||
-        std::memcmp(value.data(), kValueMagic, 4) != 0 ||
-        GetUint32(value.data() + 4) !=
-            Checksum(value.data() + 8, value.size() - 8) ||
-        !result->ParseFromArray(value.data() + kValueHeader,
-                                static_cast<int>(value.size() - kValueHeader));
-  } else if (!s.IsNotFound()) {
-    return DbError(s, options_.dir);
-  }
-  if (!s.ok() || corrupt) {
+  hits_.fetch_add(hits, std::memory_order_relaxed);  // no second lock per hit
+  if (!lost.empty()) {
     {
       absl::MutexLock lock(&mu_);
-      EraseLocked(key);
-      counters_.set_misses(counters_.misses() + 1);
-      if (corrupt) counters_.set_corrupt(counters_.corrupt() + 1);
+      for (const RawKey& key : lost) EraseLocked(key);
+      counters_.set_misses(counters_.misses() +
+                           static_cast<int64_t>(lost.size()));
+      counters_.set_corrupt(counters_.corrupt() + corrupt);
     }
-    if (corrupt) {
-      spdlog::warn("result cache: entry {} failed its checksum; deleted",
-                   BytesToHex(absl::string_view(key.data(), key.size())));
-    }
-    RETURN_IF_ERROR(DeleteFromDisk({key}));
-    return std::nullopt;
+    RETURN_IF_ERROR(DeleteFromDisk(lost));
   }
-  hits_.fetch_add(1, std::memory_order_relaxed);  // no second lock per hit
   if (flush_due) RETURN_IF_ERROR(FlushMetadata().status());
-  return result;
-}
-
-absl::StatusOr<std::vector<std::optional<v1::CachedResult>>>
-ResultCache::BatchLookup(const std::vector<std::string>& keys) {
-  std::vector<std::optional<v1::CachedResult>> results;
-  results.reserve(keys.size());
-  for (const std::string& key : keys) {
-    ASSIGN_OR_RETURN(std::optional<v1::CachedResult> result, Lookup(key));
-    results.push_back(std::move(result));
-  }
   return results;
 }
 
-absl::Status ResultCache::Put(const std::string& key,
-                              const v1::CachedResult& value) {
-  ASSIGN_OR_RETURN(RawKey raw_key, ParseKey(key));
-  RETURN_IF_ERROR(disk_->Check());
-
-  const int64_t now = NowMs();
-  const int64_t expires = now + absl::ToInt64Milliseconds(options_.ttl);
-  std::string encoded(kValueHeader, '\0');
+absl::StatusOr<ResultCache::Encoded> ResultCache::Encode(
+    const std::string& key, const v1::CachedResult& value, int64_t now_ms,
+    int64_t expires_ms) {
+  Encoded out;
+  ASSIGN_OR_RETURN(out.key, ParseKey(key));
+  std::string& encoded = out.value;
+  encoded.assign(kValueHeader, '\0');
   std::memcpy(&encoded[0], kValueMagic, 4);
-  PutInt64(&encoded[8], expires);
-  PutInt64(&encoded[16], now);
+  PutInt64(&encoded[8], expires_ms);
+  PutInt64(&encoded[16], now_ms);
   if (!value.AppendToString(&encoded)) {
     return absl::InvalidArgumentError("cache value cannot be serialized");
   }
   PutUint32(&encoded[4], Checksum(encoded.data() + 8, encoded.size() - 8));
-  const int64_t bytes = EntryBytes(encoded.size());
+  return out;
+}
 
+absl::Status ResultCache::Put(const std::string& key,
+                              const v1::CachedResult& value) {
+  const int64_t now = NowMs();
+  const int64_t expires = now + absl::ToInt64Milliseconds(options_.ttl);
+  std::vector<Encoded> entries(1);
+  ASSIGN_OR_RETURN(entries[0], Encode(key, value, now, expires));
+  return Store(entries, now, expires);
+}
+
+absl::Status ResultCache::Put(const CacheEntries& entries) {
+  const int64_t now = NowMs();
+  const int64_t expires = now + absl::ToInt64Milliseconds(options_.ttl);
+  std::vector<Encoded> encoded;
+  encoded.reserve(entries.size());
+  for (const auto& [key, value] : entries) {
+    ASSIGN_OR_RETURN(encoded.emplace_back(), Encode(key, value, now, expires));
+  }
+  return Store(encoded, now, expires);
+}
+
+absl::Status ResultCache::Store(const std::vector<Encoded>& entries,
+                                int64_t now_ms, int64_t expires_ms) {
+  if (entries.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(disk_->Check());
   rocksdb::WriteBatch batch;
-  rocksdb::Slice k(raw_key.data(), raw_key.size());
-  batch.Put(handles_[0], k, encoded);
+  for (const Encoded& entry : entries) {
+    batch.Put(handles_[0], rocksdb::Slice(entry.key.data(), entry.key.size()),
+              entry.value);
+  }
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) return DbError(s, options_.dir);
 
@@ -478,31 +528,38 @@ absl::Status ResultCache::Put(const std::string& key,
   bool flush_due = false;
   {
     absl::MutexLock lock(&mu_);
-    auto [slot, inserted] = index_.try_emplace(raw_key);
-    Entry& entry = slot->second;
-    if (!inserted) {
-      Unlink(&entry);
-      total_bytes_ -= entry.bytes;
+    std::vector<const Entry*> written;
+    for (const Encoded& encoded : entries) {
+      auto [slot, inserted] = index_.try_emplace(encoded.key);
+      Entry& entry = slot->second;
+      if (!inserted) {
+        Unlink(&entry);
+        total_bytes_ -= entry.bytes;
+      }
+      entry.key = &slot->first;
+      entry.bytes = EntryBytes(encoded.value.size());
+      entry.access_ms = now_ms;
+      entry.stored_access_ms = now_ms;
+      entry.expires_ms = expires_ms;
+      PushNewest(&entry);
+      total_bytes_ += entry.bytes;
+      // The metadata follows in a batch: the value alone is the durable
+      // record (an unclean close rebuilds the index from the values).
+      if (!entry.access_dirty) {
+        entry.access_dirty = true;
+        dirty_access_.push_back(encoded.key);
+      }
+      written.push_back(&entry);
     }
-    entry.key = &slot->first;
-    entry.bytes = bytes;
-    entry.access_ms = now;
-    entry.stored_access_ms = now;
-    entry.expires_ms = expires;
-    PushNewest(&entry);
-    total_bytes_ += bytes;
-    counters_.set_puts(counters_.puts() + 1);
-    // The metadata follows in a batch: the value alone is the durable record
-    // (an unclean close rebuilds the index from the values).
-    if (!entry.access_dirty) {
-      entry.access_dirty = true;
-      dirty_access_.push_back(raw_key);
-    }
+    counters_.set_puts(counters_.puts() + static_cast<int64_t>(entries.size()));
     flush_due =
         static_cast<int>(dirty_access_.size()) >= options_.recency_flush_every;
-    // Evict from the least recently used end; never the entry just written.
-    while (total_bytes_ > options_.max_bytes && oldest_ != nullptr &&
-           oldest_ != &entry) {
+    // Evict from the least recently used end, never what this put wrote:
+    // those are the newest `written` entries (fewer if a key came twice).
+    std::sort(written.begin(), written.end());
+    const size_t kept = static_cast<size_t>(
+        std::unique(written.begin(), written.end()) - written.begin());
+    while (total_bytes_ > options_.max_bytes && index_.size() > kept) {
       victims.push_back(*oldest_->key);
       EraseLocked(*oldest_->key);
     }

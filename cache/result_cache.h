@@ -41,6 +41,9 @@ struct ResultCacheOptions {
   int64_t min_free_disk = 128LL << 20;
 };
 
+/// (action key as 64 hex characters, result) pairs, for puts of many.
+using CacheEntries = std::vector<std::pair<std::string, v1::CachedResult>>;
+
 /// The content-addressed result store: action key (64 hex chars) to
 /// CachedResult, in RocksDB, with a TTL, a byte limit enforced by evicting the
 /// least recently *used* entries, and a checksum on every value. Thread-safe.
@@ -65,12 +68,15 @@ class ResultCache {
   /// nullopt on a miss (absent, expired or corrupt: never a wrong result).
   absl::StatusOr<std::optional<v1::CachedResult>> Lookup(
       const std::string& key);
-  /// One answer per key, in order.
+  /// One answer per key, in order: one pass over the index and one RocksDB
+  /// MultiGet.
   absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> BatchLookup(
       const std::vector<std::string>& keys);
   /// Stores (or replaces) the entry, then evicts least recently used entries
   /// until the store is under its byte limit.
   absl::Status Put(const std::string& key, const v1::CachedResult& value);
+  /// Put for many entries, in one write.
+  absl::Status Put(const CacheEntries& entries);
   /// Removes every expired entry; returns how many.
   absl::StatusOr<int64_t> SweepExpired();
   /// Removes every entry `writer` stored (one full scan); returns how many.
@@ -104,6 +110,15 @@ class ResultCache {
     int64_t bytes = 0, access_ms = 0, expires_ms = 0;
   };
   static absl::StatusOr<RawKey> ParseKey(const std::string& key);
+  struct Encoded {
+    RawKey key;
+    std::string value;  // header, then the serialized CachedResult
+  };
+  static absl::StatusOr<Encoded> Encode(const std::string& key,
+                                        const v1::CachedResult& value,
+                                        int64_t now_ms, int64_t expires_ms);
+  absl::Status Store(const std::vector<Encoded>& entries, int64_t now_ms,
+                     int64_t expires_ms);
   /// The index from the metadata column family, after a clean close.
   absl::Status LoadIndex();
   /// The index from the values themselves, after a crash.
@@ -113,7 +128,8 @@ class ResultCache {
   void PushNewest(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseLocked(const RawKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteFromDisk(const std::vector<RawKey>& keys);
-  absl::StatusOr<std::optional<v1::CachedResult>> LookupRaw(const RawKey& key);
+  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> LookupRaw(
+      const std::vector<RawKey>& keys);
   int64_t NowMs() const;
 
   ResultCacheOptions options_;

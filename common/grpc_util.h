@@ -30,7 +30,8 @@ std::chrono::system_clock::time_point DeadlineIn(absl::Duration d);
 /// SetClientSecurity said (TLS, bearer token; plaintext by default).
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
-/// Applies our message limits and keepalive policy to a server.
+/// Applies our message limits, keepalive policy and thread pool sizes to a
+/// server.
 void ConfigureServerBuilder(grpc::ServerBuilder& builder);
 
 /// Serves `service` (not owned) in plaintext on a free loopback port, set in

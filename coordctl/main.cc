@@ -3,6 +3,7 @@
 
 #include "CLI/CLI.hpp"
 #include "common/flags.h"
+#include "common/runtime.h"
 #include "coordctl/commands.h"
 #include "spdlog/spdlog.h"
 
@@ -42,6 +43,7 @@ void AddSuiteSource(CLI::App* command, testfleet::SuiteSource& source,
 
 int main(int argc, char** argv) {
   using namespace testfleet;
+  DisableMutexDeadlockDetection();
   spdlog::set_pattern("[%H:%M:%S.%e] %^%l%$ %v");
   spdlog::set_level(spdlog::level::warn);
   CLI::App app{

@@ -214,11 +214,11 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
   running.set_submitted_at_unix_ms(absl::ToUnixMillis(Now()));
   if (options_.store && options_.persist_running) {
     // Durable before it is acknowledged: a restarted coordinator resumes it.
-    *running.mutable_spec() = spec;
-    if (absl::Status saved = options_.store->SaveRunningSuite(running);
-        !saved.ok()) {
-      return saved;
-    }
+    // (Swapped in and out, not copied: a suite can be 256 MiB.)
+    running.mutable_spec()->Swap(&spec);
+    absl::Status saved = options_.store->SaveRunningSuite(running);
+    spec.Swap(running.mutable_spec());
+    if (!saved.ok()) return saved;
   }
   std::unique_ptr<Suite> suite = BuildSuite(std::move(spec));
   const int n = static_cast<int>(suite->tests.size());
@@ -532,10 +532,10 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   if (options_.store && !result.cached()) {
     const v1::ActionKey key =
         ComputeActionKey(test.spec, suite.spec.platform());
-    absl::StatusOr<v1::TestHistory> history =
-        options_.store->RecordRun(suite.spec.name(), suite.id, result, &key);
-    NoteStoreWrite(history.status());
-    if (history.ok()) Analyze(suite, test, *history);
+    // Written with the rest of the report by ReportResults.
+    Analyze(suite, test,
+            options_.store->StageRun(pending_runs_, suite.spec.name(), suite.id,
+                                     result, &key));
   }
   if (Retriable(result.status()) && test.attempt <= test.spec.retries()) {
     ++test.attempt;
@@ -709,6 +709,7 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
       ReleaseLease(reported.lease_id());
     }
   }
+  if (options_.store) NoteStoreWrite(options_.store->WriteRuns(pending_runs_));
   // Acknowledged only once durable; the worker retries otherwise, and its
   // retry, ignored as a duplicate, flushes what is still unsaved.
   if (absl::Status saved = FlushFinished(); !saved.ok()) {

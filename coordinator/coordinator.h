@@ -220,6 +220,8 @@ class Coordinator {
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
   std::vector<CoordinatorStore::FinishedTest> unsaved_ ABSL_GUARDED_BY(mu_);
+  // Histories of the results being accepted, written once per report.
+  CoordinatorStore::PendingRuns pending_runs_ ABSL_GUARDED_BY(mu_);
   bool store_failing_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -4,12 +4,14 @@
 
 #include "CLI/CLI.hpp"
 #include "common/flags.h"
+#include "common/runtime.h"
 #include "common/signals.h"
 #include "coordinator/server.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
   using namespace testfleet;
+  DisableMutexDeadlockDetection();
   BlockTerminationSignals();
   CLI::App app{"Testfleet coordinator: schedules test suites over workers."};
   CoordinatorServerConfig config;

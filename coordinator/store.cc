@@ -155,12 +155,16 @@ std::optional<TestExpectation> CoordinatorStore::Expected(
   return expected;
 }
 
-absl::StatusOr<v1::TestHistory> CoordinatorStore::RecordRun(
-    const std::string& suite_name, const std::string& suite_id,
-    const v1::TestResult& result, const v1::ActionKey* action_key) {
-  const std::string key = HistoryKey(suite_name, result.test_id());
-  v1::TestHistory history =
-      History(suite_name, result.test_id()).value_or(v1::TestHistory());
+const v1::TestHistory& CoordinatorStore::StageRun(
+    PendingRuns& pending, const std::string& suite_name,
+    const std::string& suite_id, const v1::TestResult& result,
+    const v1::ActionKey* action_key) {
+  auto [slot, added] =
+      pending.histories.try_emplace(HistoryKey(suite_name, result.test_id()));
+  v1::TestHistory& history = slot->second;
+  if (added) {
+    history = History(suite_name, result.test_id()).value_or(v1::TestHistory());
+  }
   if (action_key != nullptr && result.status() == v1::TEST_STATUS_PASSED &&
       action_key->hex() != history.last_key().hex()) {
     if (history.has_last_key())
@@ -200,9 +204,26 @@ absl::StatusOr<v1::TestHistory> CoordinatorStore::RecordRun(
     history.mutable_runs()->DeleteSubrange(0, excess);
   }
   history.set_updated_at_unix_ms(result.finished_at_unix_ms());
+  return history;
+}
+
+absl::Status CoordinatorStore::WriteRuns(PendingRuns& pending) {
+  if (pending.histories.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
-  batch.Put(key, history.SerializeAsString());
-  RETURN_IF_ERROR(Write(batch));
+  for (const auto& [key, history] : pending.histories) {
+    batch.Put(key, history.SerializeAsString());
+  }
+  pending.histories.clear();
+  return Write(batch);
+}
+
+absl::StatusOr<v1::TestHistory> CoordinatorStore::RecordRun(
+    const std::string& suite_name, const std::string& suite_id,
+    const v1::TestResult& result, const v1::ActionKey* action_key) {
+  PendingRuns pending;
+  v1::TestHistory history =
+      StageRun(pending, suite_name, suite_id, result, action_key);
+  RETURN_IF_ERROR(WriteRuns(pending));
   return history;
 }
 

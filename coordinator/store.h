@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "common/disk_space.h"
 #include "testfleet/v1/testfleet.pb.h"
@@ -47,9 +48,23 @@ class CoordinatorStore {
   /// The test's stored history, if it ever ran.
   std::optional<v1::TestHistory> History(const std::string& suite_name,
                                          const std::string& test_id) const;
-  /// Adds an executed run and returns the history with it; `action_key`,
-  /// for a passing run, becomes the test's last key (the one before it is
-  /// kept for `coordctl explain`).
+  /// Histories with runs added by StageRun, not yet written: WriteRuns
+  /// stores a whole report's worth in one RocksDB write.
+  struct PendingRuns {
+    absl::node_hash_map<std::string, v1::TestHistory> histories;  // by key
+  };
+  /// Adds an executed run to the test's history in `pending` (read from the
+  /// store the first time) and returns that history; `action_key`, for a
+  /// passing run, becomes the test's last key (the one before it is kept for
+  /// `coordctl explain`).
+  const v1::TestHistory& StageRun(PendingRuns& pending,
+                                  const std::string& suite_name,
+                                  const std::string& suite_id,
+                                  const v1::TestResult& result,
+                                  const v1::ActionKey* action_key = nullptr);
+  /// Writes and clears `pending`.
+  absl::Status WriteRuns(PendingRuns& pending);
+  /// StageRun and WriteRuns for one run.
   absl::StatusOr<v1::TestHistory> RecordRun(
       const std::string& suite_name, const std::string& suite_id,
       const v1::TestResult& result, const v1::ActionKey* action_key = nullptr);

@@ -10,6 +10,7 @@
 #include "common/flags.h"
 #include "common/grpc_util.h"
 #include "common/metrics.h"
+#include "common/runtime.h"
 #include "common/signals.h"
 #include "spdlog/spdlog.h"
 #include "worker/metrics.h"
@@ -45,6 +46,7 @@ absl::StatusOr<std::unique_ptr<testfleet::ResultSpool>> OpenSpool(
 
 int main(int argc, char** argv) {
   using namespace testfleet;
+  DisableMutexDeadlockDetection();
   BlockTerminationSignals();
   CLI::App app{"Testfleet worker: runs tests for a coordinator."};
   WorkerConfig config;

@@ -47,6 +47,27 @@ class ResultCacheTest : public ::testing::Test {
     EXPECT_TRUE(hit.ok()) << hit.status();
     return hit.ok() && hit->has_value();
   }
+  // Flips one byte of entry i's stored value through RocksDB directly (the
+  // cache must be closed).
+  void CorruptStoredValue(int i) {
+    rocksdb::Options options = CacheDbOptions();
+    std::vector<rocksdb::ColumnFamilyDescriptor> families =
+        CacheColumnFamilies();
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(options, dir_.Join("cache"), families, &handles, &db)
+            .ok());
+    std::string raw_key = *HexToBytes(Key(i));
+    std::string value;
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(), handles[0], raw_key, &value).ok());
+    value[value.size() - 5] ^= 0x01;
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), handles[0], raw_key, value).ok());
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    delete db;
+  }
   TestDir dir_;
   FakeClock clock_;
 };
@@ -137,6 +158,71 @@ TEST_F(ResultCacheTest, EvictsTheLeastRecentlyUsedUnderTheSizeLimit) {
   EXPECT_LE(cache->Stats().bytes(), 3 * entry_bytes);
 }
 
+TEST_F(ResultCacheTest, BatchPutEvictsOnlyOlderEntries) {
+  auto probe = Open();
+  ASSERT_TRUE(probe->Put(Key(0), Result("probe")).ok());
+  const int64_t entry_bytes = probe->Stats().bytes();
+  probe.reset();
+  std::filesystem::remove_all(dir_.Join("cache"));
+
+  auto cache = Open(3 * entry_bytes);
+  ASSERT_TRUE(cache->Put(Key(1), Result("probe")).ok());
+  ASSERT_TRUE(cache->Put(Key(2), Result("probe")).ok());
+  ASSERT_TRUE(cache
+                  ->Put(CacheEntries{{Key(3), Result("probe")},
+                                     {Key(4), Result("probe")}})
+                  .ok());
+  EXPECT_EQ(cache->Stats().puts(), 4);
+  EXPECT_EQ(cache->Stats().evictions(), 1);
+  EXPECT_FALSE(Has(*cache, 1));
+  EXPECT_TRUE(Has(*cache, 2));
+  EXPECT_TRUE(Has(*cache, 3));
+  EXPECT_TRUE(Has(*cache, 4));
+  // A batch bigger than the limit keeps all it wrote, evicting the rest.
+  ASSERT_TRUE(cache
+                  ->Put(CacheEntries{{Key(5), Result("probe")},
+                                     {Key(6), Result("probe")},
+                                     {Key(7), Result("probe")},
+                                     {Key(8), Result("probe")}})
+                  .ok());
+  EXPECT_EQ(cache->Stats().entries(), 4);
+  for (int i = 5; i <= 8; ++i) EXPECT_TRUE(Has(*cache, i)) << i;
+}
+
+TEST_F(ResultCacheTest, BatchLookupAnswersEachKeyInOrder) {
+  {
+    auto cache = Open();
+    ASSERT_TRUE(
+        cache->Put(CacheEntries{{Key(1), Result("t1")}, {Key(2), Result("t2")}})
+            .ok());
+    clock_.Advance(absl::Minutes(40));
+    ASSERT_TRUE(
+        cache->Put(CacheEntries{{Key(3), Result("t3")}, {Key(4), Result("t4")}})
+            .ok());
+  }
+  CorruptStoredValue(4);
+  auto cache = Open();
+  clock_.Advance(absl::Minutes(30));  // 1 and 2 expired
+  auto results = cache->BatchLookup({Key(3), Key(9), Key(1), Key(4), Key(3)});
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 5u);
+  ASSERT_TRUE((*results)[0].has_value());
+  EXPECT_EQ((*results)[0]->result().test_id(), "t3");
+  EXPECT_FALSE((*results)[1].has_value());  // never stored
+  EXPECT_FALSE((*results)[2].has_value());  // expired
+  EXPECT_FALSE((*results)[3].has_value());  // corrupt
+  ASSERT_TRUE((*results)[4].has_value());
+  EXPECT_EQ((*results)[4]->result().test_id(), "t3");
+  v1::CacheStats stats = cache->Stats();
+  EXPECT_EQ(stats.hits(), 2);
+  EXPECT_EQ(stats.misses(), 3);
+  EXPECT_EQ(stats.expirations(), 1);
+  EXPECT_EQ(stats.corrupt(), 1);
+  EXPECT_EQ(stats.entries(), 2);  // 2 (expired, not yet swept) and 3
+  EXPECT_EQ(cache->BatchLookup({Key(1), "not-a-key"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(ResultCacheTest, RecencySurvivesReopen) {
   int64_t entry_bytes = 0;
   {
@@ -205,26 +291,7 @@ TEST_F(ResultCacheTest, CorruptValueIsDetectedDeletedAndMissed) {
     auto cache = Open();
     ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());
   }
-  {
-    // Flip one byte of the stored value through RocksDB directly.
-    rocksdb::Options options = CacheDbOptions();
-    std::vector<rocksdb::ColumnFamilyDescriptor> families =
-        CacheColumnFamilies();
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(
-        rocksdb::DB::Open(options, dir_.Join("cache"), families, &handles, &db)
-            .ok());
-    std::string raw_key = *HexToBytes(Key(1));
-    std::string value;
-    ASSERT_TRUE(
-        db->Get(rocksdb::ReadOptions(), handles[0], raw_key, &value).ok());
-    value[value.size() - 5] ^= 0x01;
-    ASSERT_TRUE(
-        db->Put(rocksdb::WriteOptions(), handles[0], raw_key, value).ok());
-    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
-    delete db;
-  }
+  CorruptStoredValue(1);
   auto cache = Open();
   EXPECT_EQ(cache->Stats().entries(), 1);
   EXPECT_FALSE(Has(*cache, 1));
