@@ -30,6 +30,7 @@ def workloads(quick):
     """(key, title, command writing JSON to {json}) in run order."""
     q = ["--quick"] if quick else []
     sizes = "500,2000" if quick else "500,5000,10000,50000,100000"
+    repeat = "1" if quick else "3"
     return [
         ("dispatch", "1. 10,000 trivial tests: dispatch overhead",
          [os.path.join(HERE, "run_system.sh"), *q, "--json={json}"]),
@@ -40,7 +41,8 @@ def workloads(quick):
         ("ctest_suite", "4. A real CTest suite: Testfleet's unit tests",
          [sys.executable, os.path.join(HERE, "run_ctest_suite.py"), *q, "--json={json}"]),
         ("growth", "5. Growth with suite size",
-         [os.path.join(HERE, "run_growth.sh"), f"--sizes={sizes}", "--json={json}"]),
+         [os.path.join(HERE, "run_growth.sh"), f"--sizes={sizes}", f"--repeat={repeat}",
+          "--json={json}"]),
         ("cache", "6. Result cache: latency and throughput",
          [os.path.join(BIN, "cache_bench"),
           f"--benchmark_min_time={0.01 if quick else 1}",

@@ -6,7 +6,7 @@
 #
 #   bench/run_growth.sh                       # 500, 5,000, 50,000, 100,000 tests
 #   bench/run_growth.sh --quick               # 500 and 2,000: CI smoke
-#   bench/run_growth.sh --sizes=1000,10000 --json=growth.json
+#   bench/run_growth.sh --sizes=1000,10000 --repeat=3 --json=growth.json
 #   bench/run_growth.sh --no-cache-service    # the coordinator schedules only
 #
 # Columns: submit (coordctl submit, no --wait: read, hash, send, stored),
@@ -14,17 +14,18 @@
 # before, over the tests), run (submit to the end of the last test), the
 # coordinator's CPU per test over the whole run (utime+stime from /proc), its
 # peak RSS (VmHWM), and the size of the JSON report. Fails only on a broken
-# run, never on a time.
+# run, never on a time. With --repeat=N each column is the median of N runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes="500,5000,50000,100000" json="" coordinator_flags=()
+sizes="500,5000,50000,100000" repeat=1 json="" coordinator_flags=()
 for arg in "$@"; do
   case "$arg" in
     # Scheduling alone: workers then run uncached, the coordinator serves no puts.
     --no-cache-service) coordinator_flags+=(--no-cache-service) ;;
     --quick) sizes="500,2000" ;;
     --sizes=*) sizes="${arg#*=}" ;;
+    --repeat=*) repeat="${arg#*=}" ;;
     --json=*) json="${arg#*=}" ;;
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
@@ -48,10 +49,10 @@ wait_port() {
   echo "no port in $1" >&2; exit 1
 }
 
-rows=() records=()
-IFS=, read -ra list <<<"$sizes"
-for n in "${list[@]}"; do
-  dir="$work/$n"
+# One fresh coordinator, one suite of n tests; prints "submit_s run_s
+# bytes_per_test cpu_us peak_mib report_mib".
+measure() {
+  local n=$1 dir="$work/$1-$2"
   mkdir -p "$dir"
   awk -v n="$n" 'BEGIN {
     printf "{\"name\": \"growth\", \"tests\": ["
@@ -87,11 +88,21 @@ for n in "${list[@]}"; do
   wait 2>/dev/null || true
   pids=()
 
-  read -r submit_s run_s per_test_bytes cpu_us peak_mib report_mib <<<"$(awk \
-    -v s="$start" -v q="$submitted" -v f="$finished" -v rb="$rss_before" -v rq="$rss_queued" \
+  awk -v s="$start" -v q="$submitted" -v f="$finished" -v rb="$rss_before" -v rq="$rss_queued" \
     -v c0="$cpu_before" -v c1="$cpu_after" -v pk="$peak" -v rep="$report_bytes" -v n="$n" \
-    'BEGIN { printf "%.3f %.2f %.0f %.1f %.1f %.2f", q - s, f - s, (rq - rb) * 1024 / n,
-             (c1 - c0) * 1e6 / n, pk / 1024, rep / 1048576 }')"
+    'BEGIN { printf "%.3f %.2f %.0f %.1f %.1f %.2f\n", q - s, f - s, (rq - rb) * 1024 / n,
+             (c1 - c0) * 1e6 / n, pk / 1024, rep / 1048576 }'
+  rm -rf "$dir"
+}
+
+rows=() records=()
+IFS=, read -ra list <<<"$sizes"
+for n in "${list[@]}"; do
+  for r in $(seq "$repeat"); do measure "$n" "$r"; done >"$work/runs-$n"
+  # The median of each column (the machine is noisy; CPU per test follows it).
+  read -r submit_s run_s per_test_bytes cpu_us peak_mib report_mib <<<"$(for c in 1 2 3 4 5 6; do
+    cut -d' ' -f"$c" "$work/runs-$n" | sort -g | awk '{ a[NR] = $1 } END { printf "%s ", a[int((NR + 1) / 2)] }'
+  done)"
   rows+=("| $n | $submit_s | $per_test_bytes | $run_s | $cpu_us | $peak_mib | $report_mib |")
   records+=("{\"tests\": $n, \"submit_s\": $submit_s, \"queued_bytes_per_test\": $per_test_bytes, \"run_s\": $run_s, \"coordinator_cpu_us_per_test\": $cpu_us, \"coordinator_peak_rss_mib\": $peak_mib, \"report_mib\": $report_mib}")
   echo "$n tests: submit ${submit_s}s, run ${run_s}s" >&2

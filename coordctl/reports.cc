@@ -96,25 +96,6 @@ int FailedCount(const v1::SuiteSummary& s) {
   return s.failed() + s.timed_out() + s.memory_exceeded() + s.errors();
 }
 
-std::string StatusName(v1::TestStatus status) {
-  switch (status) {
-    case v1::TEST_STATUS_PASSED:
-      return "passed";
-    case v1::TEST_STATUS_FAILED:
-      return "failed";
-    case v1::TEST_STATUS_TIMED_OUT:
-      return "timed_out";
-    case v1::TEST_STATUS_MEMORY_EXCEEDED:
-      return "memory_exceeded";
-    case v1::TEST_STATUS_CANCELLED:
-      return "cancelled";
-    case v1::TEST_STATUS_SKIPPED:
-      return "skipped";
-    default:
-      return "error";
-  }
-}
-
 std::string MetricName(v1::Metric metric) {
   return metric == v1::METRIC_PEAK_MEMORY ? "peak_memory" : "wall_time";
 }

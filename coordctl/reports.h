@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/test_status.h"
 #include "nlohmann/json.hpp"
 #include "testfleet/v1/testfleet.pb.h"
 
@@ -18,9 +19,6 @@ std::string XmlEscape(const std::string& raw);
 bool IsFailure(v1::TestStatus status);
 /// How many tests of the summary are failures in that sense.
 int FailedCount(const v1::SuiteSummary& summary);
-
-/// "passed", "failed", "timed_out", ... as in CONTRACT.md.
-std::string StatusName(v1::TestStatus status);
 
 /// A test's insight as JSON: trend, slope, flip rate, leak suspicion.
 nlohmann::json InsightJson(const v1::TestInsight& insight);

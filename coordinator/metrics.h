@@ -58,6 +58,11 @@ class CoordinatorMetrics {
   prometheus::Family<prometheus::Histogram>& durations_;
   prometheus::Family<prometheus::Counter>& tests_;
   std::map<int, prometheus::Gauge*> queue_by_priority_;
+  struct StatusSeries {
+    prometheus::Counter* tests[2] = {};  // [cached]
+    prometheus::Histogram* duration = nullptr;
+  };
+  StatusSeries by_status_[v1::TestStatus_ARRAYSIZE];
 };
 
 }  // namespace testfleet

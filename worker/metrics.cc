@@ -2,8 +2,7 @@
 
 #include <string>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/strip.h"
+#include "common/test_status.h"
 
 namespace testfleet {
 namespace {
@@ -37,9 +36,7 @@ void WorkerMetrics::Update(const WorkerStats& stats) {
   for (const auto& [status, count] : stats.finished) {
     int64_t& seen = seen_[status];
     if (count <= seen) continue;
-    absl::string_view name = v1::TestStatus_Name(status);
-    absl::ConsumePrefix(&name, "TEST_STATUS_");
-    tests_.Add({{"status", absl::AsciiStrToLower(name)}})
+    tests_.Add({{"status", StatusName(status)}})
         .Increment(static_cast<double>(count - seen));
     seen = count;
   }
