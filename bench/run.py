@@ -31,6 +31,7 @@ def workloads(quick):
     q = ["--quick"] if quick else []
     sizes = "500,2000" if quick else "500,5000,10000,50000,100000"
     repeat = "1" if quick else "3"
+    dispatch_size = 2000 if quick else 10000
     return [
         ("dispatch", "1. 10,000 trivial tests: dispatch overhead",
          [os.path.join(HERE, "run_system.sh"), *q, "--json={json}"]),
@@ -43,6 +44,9 @@ def workloads(quick):
         ("growth", "5. Growth with suite size",
          [os.path.join(HERE, "run_growth.sh"), f"--sizes={sizes}", f"--repeat={repeat}",
           "--json={json}"]),
+        ("scheduling", "5b. Growth, the coordinator scheduling only (`--no-cache-service`)",
+         [os.path.join(HERE, "run_growth.sh"), f"--sizes={dispatch_size}", f"--repeat={repeat}",
+          "--no-cache-service", "--json={json}"]),
         ("cache", "6. Result cache: latency and throughput",
          [os.path.join(BIN, "cache_bench"),
           f"--benchmark_min_time={0.01 if quick else 1}",
@@ -77,8 +81,13 @@ def targets(r):
     largest = max(growth)
     dispatch_size = 10000 if 10000 in growth else largest
     cpu = growth[dispatch_size]["coordinator_cpu_us_per_test"]
-    out.append(("1", f"coordinator CPU under 50 µs per test ({dispatch_size:,} tests)",
-                f"{cpu:.1f} µs", cpu < 50))
+    out.append(("1", f"coordinator CPU under 50 µs per test ({dispatch_size:,} tests, "
+                "scheduling and serving the cache)", f"{cpu:.1f} µs", cpu < 50))
+    alone = r["scheduling"][0]
+    out.append(("1", f"coordinator CPU under 50 µs per test ({alone['tests']:,} tests, "
+                "scheduling only: `--no-cache-service`)",
+                f"{alone['coordinator_cpu_us_per_test']:.1f} µs",
+                alone["coordinator_cpu_us_per_test"] < 50))
     m = r["makespan"]["makespan_s"]
     out.append(("2", "makespan within 1.05x of the lower bound",
                 f"{m['testfleet'] / m['bound']:.3f}x", m["testfleet"] <= 1.05 * m["bound"]))

@@ -423,6 +423,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     if (options_.metrics) options_.metrics->Dispatched(Now() - test.queued_at);
     --suite.queued;
     ++suite.leased;
+    suite.leased_expected_ms += test.expected_ms;
     suite.queued_expected_ms -= test.expected_ms;
     lease.outstanding.push_back(index);
     v1::TestAssignment* assignment = shard.add_tests();
@@ -525,6 +526,7 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
     return false;
   if (test.phase == Phase::kLeased) {
     --suite.leased;
+    suite.leased_expected_ms -= test.expected_ms;
   } else {  // a late report for work already given back to the queue
     --suite.queued;
     suite.queued_expected_ms -= test.expected_ms;
@@ -763,6 +765,7 @@ void Coordinator::ExpireLease(const std::string& lease_id) {
       Test& test = s.tests[index];
       if (test.phase == Phase::kLeased && test.lease_id == lease_id) {
         --s.leased;
+        s.leased_expected_ms -= test.expected_ms;
         Requeue(s, index, /*first=*/true);
       }
     }
@@ -1050,10 +1053,7 @@ CoordinatorSnapshot Coordinator::Snapshot() {
     snapshot.queued_by_priority[suite->spec.priority()] += suite->queued;
     snapshot.running_tests += suite->leased;
     snapshot.queued_expected_ms += suite->queued_expected_ms;
-    for (const Test& test : suite->tests) {
-      if (test.phase == Phase::kLeased)
-        snapshot.running_expected_ms += test.expected_ms;
-    }
+    snapshot.running_expected_ms += suite->leased_expected_ms;
   }
   for (const auto& [id, worker] : workers_) {
     ++snapshot.workers;

@@ -141,7 +141,8 @@ class Coordinator {
     int queued = 0;
     int leased = 0;
     double queued_expected_ms = 0;
-    v1::SuiteReport report;  // results in completion order
+    double leased_expected_ms = 0;  // of the tests leased to workers
+    v1::SuiteReport report;         // results in completion order
     bool ended = false;
     std::optional<v1::Baseline> baseline;  // pinned; else rolling
   };

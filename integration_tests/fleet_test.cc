@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
@@ -18,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "integration_tests/harness.h"
+#include "integration_tests/hosts.h"
 
 namespace testfleet {
 namespace {
@@ -167,78 +167,6 @@ TEST(FleetTest, MetricsFollowASuiteAndHealthAnswers) {
       },
       absl::Seconds(5)));
 }
-
-constexpr char kIp[] = "/usr/sbin/ip";
-
-// A bridge on this host and one namespace ("host") per name, each with an
-// address on the bridge's subnet; all removed at the end.
-class Hosts {
- public:
-  explicit Hosts(const std::vector<std::string>& names) {
-    const int n = static_cast<int>(getpid() % 200) + 20;
-    bridge_ = absl::StrCat("tfbr", getpid() % 100000);
-    subnet_ = absl::StrCat("10.252.", n, ".");
-    Run(absl::StrCat(kIp, " link add ", bridge_, " type bridge"));
-    Run(absl::StrCat(kIp, " addr add ", subnet_, "1/24 dev ", bridge_));
-    Run(absl::StrCat(kIp, " link set ", bridge_, " up"));
-    int host = 2;
-    for (const std::string& name : names) {
-      const std::string ns = absl::StrCat("tf", getpid() % 100000, name);
-      const std::string outside = absl::StrCat("tfv", getpid() % 100000, host);
-      const std::string inside = outside + "i";
-      Run(absl::StrCat(kIp, " netns add ", ns));
-      Run(absl::StrCat(kIp, " link add ", outside, " type veth peer name ",
-                       inside));
-      Run(absl::StrCat(kIp, " link set ", inside, " netns ", ns));
-      Run(absl::StrCat(kIp, " link set ", outside, " master ", bridge_));
-      Run(absl::StrCat(kIp, " link set ", outside, " up"));
-      Run(absl::StrCat(kIp, " -n ", ns, " addr add ", subnet_, host, "/24 dev ",
-                       inside));
-      Run(absl::StrCat(kIp, " -n ", ns, " link set ", inside, " up"));
-      Run(absl::StrCat(kIp, " -n ", ns, " link set lo up"));
-      hosts_[name] = {ns, absl::StrCat(subnet_, host)};
-      links_.push_back(outside);
-      ++host;
-    }
-  }
-  ~Hosts() {
-    for (const auto& [name, host] : hosts_) {
-      (void)std::system(
-          absl::StrCat(kIp, " netns del ", host.ns, " 2>/dev/null").c_str());
-    }
-    for (const std::string& link : links_) {
-      (void)std::system(
-          absl::StrCat(kIp, " link del ", link, " 2>/dev/null").c_str());
-    }
-    (void)std::system(
-        absl::StrCat(kIp, " link del ", bridge_, " 2>/dev/null").c_str());
-  }
-  const std::string& error() const { return error_; }
-  const std::string& address(const std::string& name) {
-    return hosts_[name].address;
-  }
-  // Runs build/bin/`binary` on host `name`.
-  std::unique_ptr<Process> Start(const std::string& name,
-                                 const std::string& binary,
-                                 std::vector<std::string> args,
-                                 const std::string& log) {
-    args.insert(args.begin(),
-                {"netns", "exec", hosts_[name].ns, BinDir() + "/" + binary});
-    return std::make_unique<Process>(kIp, args, log);
-  }
-
- private:
-  struct Host {
-    std::string ns, address;
-  };
-  void Run(const std::string& command) {
-    if (error_.empty() && std::system((command + " 2>/dev/null").c_str()) != 0)
-      error_ = command;
-  }
-  std::string bridge_, subnet_, error_;
-  std::map<std::string, Host> hosts_;
-  std::vector<std::string> links_;
-};
 
 TEST(FleetTest, CoordinatorCacheAndWorkersOnSeparateHosts) {
   if (geteuid() != 0 || !std::filesystem::exists(kIp)) {

@@ -1,8 +1,7 @@
-// A worker on another "host": a network namespace joined to this one by a
-// veth pair, whose link the test takes down and up again.
+// A worker on another "host" (a network namespace on a bridge), whose link
+// the test takes down and up again.
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration_tests/harness.h"
+#include "integration_tests/hosts.h"
 
 namespace testfleet {
 namespace {
@@ -18,84 +18,27 @@ namespace {
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
-constexpr char kIp[] = "/usr/sbin/ip";
-
-// A namespace and a veth pair between it and this host, removed at the end.
-class WorkerHost {
- public:
-  WorkerHost() {
-    const int n = static_cast<int>(getpid() % 250) + 1;
-    ns_ = absl::StrCat("tfw", getpid());
-    host_link_ = absl::StrCat("tfh", getpid());
-    const std::string worker_link = absl::StrCat("tfw", getpid(), "p");
-    host_ip_ = absl::StrCat("10.251.", n, ".1");
-    const std::string worker_ip = absl::StrCat("10.251.", n, ".2");
-    for (const std::string& command : {
-             absl::StrCat(kIp, " netns add ", ns_),
-             absl::StrCat(kIp, " link add ", host_link_,
-                          " type veth peer name ", worker_link),
-             absl::StrCat(kIp, " link set ", worker_link, " netns ", ns_),
-             absl::StrCat(kIp, " addr add ", host_ip_, "/30 dev ", host_link_),
-             absl::StrCat(kIp, " link set ", host_link_, " up"),
-             absl::StrCat(kIp, " -n ", ns_, " addr add ", worker_ip, "/30 dev ",
-                          worker_link),
-             absl::StrCat(kIp, " -n ", ns_, " link set ", worker_link, " up"),
-             absl::StrCat(kIp, " -n ", ns_, " link set lo up"),
-         }) {
-      if (std::system((command + " 2>/dev/null").c_str()) != 0) {
-        error_ = command;
-        return;
-      }
-    }
-  }
-  ~WorkerHost() {
-    (void)std::system(
-        absl::StrCat(kIp, " link del ", host_link_, " 2>/dev/null").c_str());
-    (void)std::system(
-        absl::StrCat(kIp, " netns del ", ns_, " 2>/dev/null").c_str());
-  }
-
-  /// Empty when the namespace is ready; else the command that failed.
-  const std::string& error() const { return error_; }
-  const std::string& host_ip() const { return host_ip_; }
-  bool SetLink(bool up) {
-    return std::system(
-               absl::StrCat(kIp, " link set ", host_link_, up ? " up" : " down")
-                   .c_str()) == 0;
-  }
-  /// Runs build/bin/`binary` inside the namespace.
-  std::unique_ptr<Process> Start(const std::string& binary,
-                                 std::vector<std::string> args,
-                                 const std::string& log) const {
-    args.insert(args.begin(), {"netns", "exec", ns_, BinDir() + "/" + binary});
-    return std::make_unique<Process>(kIp, args, log);
-  }
-
- private:
-  std::string ns_, host_link_, host_ip_, error_;
-};
-
 TEST(NetworkTest, WorkerCutOffForTenSecondsDeliversEveryResult) {
   if (geteuid() != 0 || !std::filesystem::exists(kIp)) {
     GTEST_SKIP() << "needs root and iproute2 (ip netns) for a network cut";
   }
-  WorkerHost host;
-  if (!host.error().empty()) {
-    GTEST_SKIP() << "ip netns is not available here (" << host.error()
+  Hosts hosts({"remote"});
+  if (!hosts.error().empty()) {
+    GTEST_SKIP() << "ip netns is not available here (" << hosts.error()
                  << " failed); the network-cut test needs it";
   }
   TestDir dir;
   // A long lease: the coordinator waits for the cut-off worker's results
   // instead of giving its work to anyone else.
   Process coordinator("coordinator",
-                      {"--listen=" + host.host_ip() + ":0",
+                      {"--listen=" + hosts.gateway() + ":0",
                        "--data-dir=" + dir.Join("coordinator"), "--lease=60s"},
                       dir.Join("coordinator.log"));
   const int port = ListeningPort(coordinator);
   ASSERT_GT(port, 0) << coordinator.Log();
-  const std::string address = absl::StrCat(host.host_ip(), ":", port);
-  std::unique_ptr<Process> worker = host.Start(
-      "worker",
+  const std::string address = absl::StrCat(hosts.gateway(), ":", port);
+  std::unique_ptr<Process> worker = hosts.Start(
+      "remote", "worker",
       {"--coordinator=" + address, "--slots=2", "--workspace=" + dir.path(),
        "--name=remote", "--spool-dir=" + dir.Join("spool")},
       dir.Join("worker.log"));
@@ -124,16 +67,16 @@ TEST(NetworkTest, WorkerCutOffForTenSecondsDeliversEveryResult) {
   absl::SleepFor(absl::Seconds(1));
 
   const double cut_at = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
-  ASSERT_TRUE(host.SetLink(false));
+  ASSERT_TRUE(hosts.SetLink("remote", false));
   // The cut is real: from the worker's side the coordinator is unreachable.
   std::unique_ptr<Process> probe =
-      host.Start("coordctl", {"workers", "--coordinator=" + address},
-                 dir.Join("probe.log"));
+      hosts.Start("remote", "coordctl", {"workers", "--coordinator=" + address},
+                  dir.Join("probe.log"));
   EXPECT_EQ(probe->Wait(absl::Seconds(20)), 3) << probe->Log();
   absl::SleepFor(
       absl::Seconds(10) -
       (absl::Now() - absl::FromUnixMicros(static_cast<int64_t>(cut_at * 1e6))));
-  ASSERT_TRUE(host.SetLink(true));
+  ASSERT_TRUE(hosts.SetLink("remote", true));
   const double restored_at =
       absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
 

@@ -100,12 +100,13 @@ absl::Status Worker::Register() {
                   : NewGrpcCacheClient(response.cache_endpoint());
           tiers.push_back(shared_client_.get());
         }
-        if (!tiers.empty() && config_.cache_signing_key.empty()) {
-          cache_ = NewTieredCacheClient(tiers);
-        } else if (!tiers.empty()) {
+        if (!tiers.empty()) {
           tiered_ = NewTieredCacheClient(tiers);
-          cache_ =
-              NewSigningCacheClient(tiered_.get(), config_.cache_signing_key);
+          cache_ = tiered_.get();
+        }
+        if (cache_ != nullptr && !config_.cache_signing_key.empty()) {
+          signing_ = NewSigningCacheClient(cache_, config_.cache_signing_key);
+          cache_ = signing_.get();
         }
         spdlog::info("worker {}: {} slots, {}, cache: {}", worker_id_,
                      config_.slots, PlatformString(platform_),

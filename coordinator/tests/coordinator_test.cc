@@ -237,6 +237,35 @@ TEST_F(CoordinatorTest, ExpiredLeaseIsRequeuedAndALateReportCountsOnce) {
   EXPECT_EQ(report->results_size(), 3);
 }
 
+TEST_F(CoordinatorTest, SnapshotCountsTheExpectedWorkQueuedAndLeased) {
+  options_.default_expected = absl::Seconds(2);
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 4)).ok());
+  EXPECT_EQ(c->Snapshot().queued_expected_ms, 8000);
+  EXPECT_EQ(c->Snapshot().running_expected_ms, 0);
+  const std::string worker = Register(*c);
+  v1::PullWorkResponse pulled = Pull(*c, worker);
+  ASSERT_EQ(pulled.shards_size(), 1);
+  const int leased = pulled.shards(0).tests_size();
+  CoordinatorSnapshot snapshot = c->Snapshot();
+  EXPECT_EQ(snapshot.running_tests, leased);
+  EXPECT_EQ(snapshot.running_expected_ms, 2000.0 * leased);
+  EXPECT_EQ(snapshot.queued_expected_ms, 2000.0 * (4 - leased));
+
+  clock_.Advance(absl::Seconds(31));  // the lease expires: all queued again
+  c->ExpireLeases();
+  EXPECT_EQ(c->Snapshot().running_expected_ms, 0);
+  EXPECT_EQ(c->Snapshot().queued_expected_ms, 8000);
+
+  pulled = Pull(*c, worker);
+  ASSERT_EQ(pulled.shards_size(), 1);
+  ReportShard(*c, worker, pulled.shards(0));  // reported: neither any more
+  snapshot = c->Snapshot();
+  EXPECT_EQ(snapshot.running_expected_ms, 0);
+  EXPECT_EQ(snapshot.queued_expected_ms,
+            2000.0 * (4 - pulled.shards(0).tests_size()));
+}
+
 TEST_F(CoordinatorTest, HeartbeatsKeepLeasesAlive) {
   auto c = Make();
   ASSERT_TRUE(c->Submit(MakeSuite("s", 1)).ok());
