@@ -47,6 +47,16 @@ class ResultCacheTest : public ::testing::Test {
     EXPECT_TRUE(hit.ok()) << hit.status();
     return hit.ok() && hit->has_value();
   }
+  // What one Result("probe") entry counts against max_bytes (measured in a
+  // cache that is then removed).
+  int64_t ProbeEntryBytes() {
+    auto probe = Open();
+    EXPECT_TRUE(probe->Put(Key(0), Result("probe")).ok());
+    const int64_t bytes = probe->Stats().bytes();
+    probe.reset();
+    std::filesystem::remove_all(dir_.Join("cache"));
+    return bytes;
+  }
   // Flips one byte of entry i's stored value through RocksDB directly (the
   // cache must be closed).
   void CorruptStoredValue(int i) {
@@ -136,11 +146,7 @@ TEST_F(ResultCacheTest, ExpiredEntriesAreDroppedAtReopen) {
 }
 
 TEST_F(ResultCacheTest, EvictsTheLeastRecentlyUsedUnderTheSizeLimit) {
-  auto probe = Open();
-  ASSERT_TRUE(probe->Put(Key(0), Result("probe")).ok());
-  const int64_t entry_bytes = probe->Stats().bytes();
-  probe.reset();
-  std::filesystem::remove_all(dir_.Join("cache"));
+  const int64_t entry_bytes = ProbeEntryBytes();
 
   auto cache = Open(3 * entry_bytes);
   for (int i = 1; i <= 3; ++i) {
@@ -159,11 +165,7 @@ TEST_F(ResultCacheTest, EvictsTheLeastRecentlyUsedUnderTheSizeLimit) {
 }
 
 TEST_F(ResultCacheTest, BatchPutEvictsOnlyOlderEntries) {
-  auto probe = Open();
-  ASSERT_TRUE(probe->Put(Key(0), Result("probe")).ok());
-  const int64_t entry_bytes = probe->Stats().bytes();
-  probe.reset();
-  std::filesystem::remove_all(dir_.Join("cache"));
+  const int64_t entry_bytes = ProbeEntryBytes();
 
   auto cache = Open(3 * entry_bytes);
   ASSERT_TRUE(cache->Put(Key(1), Result("probe")).ok());
