@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -27,6 +29,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kValueMagic[4] = {'T', 'F', 'C', '2'};
+// Below this many keys a batch is read in one piece.
+constexpr size_t kKeysPerFetchChunk = 256;
+
 constexpr size_t kValueHeader = 24;  // magic, crc32, expires_ms, stored_ms
 constexpr char kFormatMarkerKey[] = "\0testfleet-cache-format";
 constexpr size_t kFormatMarkerKeySize = sizeof(kFormatMarkerKey) - 1;
@@ -348,7 +353,7 @@ void ResultCache::EraseLocked(const RawKey& key) {
   index_.erase(it);
 }
 
-absl::Status ResultCache::DeleteFromDisk(const std::vector<RawKey>& keys) {
+absl::Status ResultCache::DeleteFromDisk(absl::Span<const RawKey> keys) {
   if (keys.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
   for (const RawKey& key : keys) {
@@ -364,8 +369,9 @@ absl::Status ResultCache::DeleteFromDisk(const std::vector<RawKey>& keys) {
 absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::Lookup(
     const std::string& key) {
   ASSIGN_OR_RETURN(RawKey raw_key, ParseKey(key));
-  ASSIGN_OR_RETURN(auto results, LookupRaw({raw_key}));
-  return std::move(results[0]);
+  std::optional<v1::CachedResult> result;
+  RETURN_IF_ERROR(LookupRaw({&raw_key, 1}, {&result, 1}));
+  return result;
 }
 
 absl::StatusOr<std::vector<std::optional<v1::CachedResult>>>
@@ -375,15 +381,66 @@ ResultCache::BatchLookup(const std::vector<std::string>& keys) {
   for (const std::string& key : keys) {
     ASSIGN_OR_RETURN(raw_keys.emplace_back(), ParseKey(key));
   }
-  return LookupRaw(raw_keys);
+  std::vector<std::optional<v1::CachedResult>> results(keys.size());
+  RETURN_IF_ERROR(LookupRaw(raw_keys, absl::MakeSpan(results)));
+  return results;
 }
 
-absl::StatusOr<std::vector<std::optional<v1::CachedResult>>>
-ResultCache::LookupRaw(const std::vector<RawKey>& keys) {
-  std::vector<std::optional<v1::CachedResult>> results(keys.size());
+ResultCache::FetchOutcome ResultCache::Fetch(
+    absl::Span<const RawKey> keys, absl::Span<const size_t> wanted,
+    absl::Span<std::optional<v1::CachedResult>> results) const {
+  // No copy out of the block cache.
+  Small<rocksdb::Slice> slices;
+  slices.reserve(wanted.size());
+  for (size_t i : wanted) slices.emplace_back(keys[i].data(), keys[i].size());
+  Small<rocksdb::PinnableSlice> values(wanted.size());
+  Small<rocksdb::Status> statuses(wanted.size());
+  if (wanted.size() == 1) {
+    statuses[0] =
+        db_->Get(rocksdb::ReadOptions(), handles_[0], slices[0], &values[0]);
+  } else if (!wanted.empty()) {
+    db_->MultiGet(rocksdb::ReadOptions(), handles_[0], wanted.size(),
+                  slices.data(), values.data(), statuses.data());
+  }
+  FetchOutcome outcome;
+  for (size_t j = 0; j < wanted.size(); ++j) {
+    const RawKey& key = keys[wanted[j]];
+    const rocksdb::PinnableSlice& value = values[j];
+    if (!statuses[j].ok() && !statuses[j].IsNotFound()) {
+      outcome.error = DbError(statuses[j], options_.dir);
+      return outcome;
+    }
+    std::optional<v1::CachedResult>& result = results[wanted[j]];
+    if (statuses[j].ok()) {
+      result.emplace();
+      if (value.size() < kValueHeader ||
+          std::memcmp(value.data(), kValueMagic, 4) != 0 ||
+          GetUint32(value.data() + 4) !=
+              Checksum(value.data() + 8, value.size() - 8) ||
+          !result->ParseFromArray(
+              value.data() + kValueHeader,
+              static_cast<int>(value.size() - kValueHeader))) {
+        result.reset();
+        ++outcome.corrupt;
+        spdlog::warn("result cache: entry {} failed its checksum; deleted",
+                     BytesToHex(absl::string_view(key.data(), key.size())));
+      }
+    }
+    if (result.has_value()) {
+      ++outcome.hits;
+    } else {
+      outcome.lost.push_back(key);
+    }
+  }
+  return outcome;
+}
+
+absl::Status ResultCache::LookupRaw(
+    absl::Span<const RawKey> keys,
+    absl::Span<std::optional<v1::CachedResult>> results) {
   const int64_t now = NowMs();
-  std::vector<size_t> live;  // indices into `keys` the index holds
-  std::vector<RawKey> expired;
+  Small<size_t> live;  // indices into `keys` the index holds
+  Small<RawKey> expired;
   bool flush_due = false;
   {
     absl::MutexLock lock(&mu_);
@@ -417,48 +474,35 @@ ResultCache::LookupRaw(const std::vector<RawKey>& keys) {
   }
   RETURN_IF_ERROR(DeleteFromDisk(expired));
 
-  // Values outside the lock; no copy out of the block cache.
-  std::vector<rocksdb::Slice> slices;
-  slices.reserve(live.size());
-  for (size_t i : live) slices.emplace_back(keys[i].data(), keys[i].size());
-  std::vector<rocksdb::PinnableSlice> values(live.size());
-  std::vector<rocksdb::Status> statuses(live.size());
-  if (live.size() == 1) {
-    statuses[0] =
-        db_->Get(rocksdb::ReadOptions(), handles_[0], slices[0], &values[0]);
-  } else if (!live.empty()) {
-    db_->MultiGet(rocksdb::ReadOptions(), handles_[0], live.size(),
-                  slices.data(), values.data(), statuses.data());
+  // Values outside the lock. A large batch (a suite's lookups at submit)
+  // is read and checked in chunks side by side: its MultiGet and checksums
+  // take milliseconds, while the caller waits with cores idle.
+  // (hardware_concurrency reads /sys: once, not per lookup.)
+  static const size_t kCores =
+      std::max(1u, std::thread::hardware_concurrency());
+  const size_t chunks =
+      std::clamp<size_t>(live.size() / kKeysPerFetchChunk, 1, kCores);
+  Small<FetchOutcome> outcomes(chunks);
+  auto fetch = [&](size_t chunk) {
+    const size_t begin = live.size() * chunk / chunks;
+    const size_t end = live.size() * (chunk + 1) / chunks;
+    outcomes[chunk] = Fetch(
+        keys, absl::MakeConstSpan(live).subspan(begin, end - begin), results);
+  };
+  {
+    std::vector<std::thread> helpers;
+    for (size_t chunk = 1; chunk < chunks; ++chunk)
+      helpers.emplace_back(fetch, chunk);
+    fetch(0);
+    for (std::thread& helper : helpers) helper.join();
   }
-  std::vector<RawKey> lost;  // gone from disk or corrupt: never a wrong hit
+  Small<RawKey> lost;  // gone from disk or corrupt: never a wrong hit
   int64_t hits = 0, corrupt = 0;
-  for (size_t j = 0; j < live.size(); ++j) {
-    const RawKey& key = keys[live[j]];
-    const rocksdb::PinnableSlice& value = values[j];
-    if (!statuses[j].ok() && !statuses[j].IsNotFound()) {
-      return DbError(statuses[j], options_.dir);
-    }
-    std::optional<v1::CachedResult>& result = results[live[j]];
-    if (statuses[j].ok()) {
-      result.emplace();
-      if (value.size() < kValueHeader ||
-          std::memcmp(value.data(), kValueMagic, 4) != 0 ||
-          GetUint32(value.data() + 4) !=
-              Checksum(value.data() + 8, value.size() - 8) ||
-          !result->ParseFromArray(
-              value.data() + kValueHeader,
-              static_cast<int>(value.size() - kValueHeader))) {
-        result.reset();
-        ++corrupt;
-        spdlog::warn("result cache: entry {} failed its checksum; deleted",
-                     BytesToHex(absl::string_view(key.data(), key.size())));
-      }
-    }
-    if (result.has_value()) {
-      ++hits;
-    } else {
-      lost.push_back(key);
-    }
+  for (FetchOutcome& outcome : outcomes) {
+    RETURN_IF_ERROR(outcome.error);
+    hits += outcome.hits;
+    corrupt += outcome.corrupt;
+    lost.insert(lost.end(), outcome.lost.begin(), outcome.lost.end());
   }
   hits_.fetch_add(hits, std::memory_order_relaxed);  // no second lock per hit
   if (!lost.empty()) {
@@ -472,7 +516,7 @@ ResultCache::LookupRaw(const std::vector<RawKey>& keys) {
     RETURN_IF_ERROR(DeleteFromDisk(lost));
   }
   if (flush_due) RETURN_IF_ERROR(FlushMetadata().status());
-  return results;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ResultCache::Encoded> ResultCache::Encode(

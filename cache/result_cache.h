@@ -9,10 +9,12 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "common/clock.h"
 #include "common/disk_space.h"
 #include "testfleet/v1/services.pb.h"
@@ -127,9 +129,24 @@ class ResultCache {
   void Unlink(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushNewest(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseLocked(const RawKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status DeleteFromDisk(const std::vector<RawKey>& keys);
-  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> LookupRaw(
-      const std::vector<RawKey>& keys);
+  absl::Status DeleteFromDisk(absl::Span<const RawKey> keys);
+  // Inline room for one: a single lookup allocates nothing for its
+  // bookkeeping.
+  template <typename T>
+  using Small = absl::InlinedVector<T, 1>;
+  // What reading some keys' values found.
+  struct FetchOutcome {
+    absl::Status error;
+    int64_t hits = 0, corrupt = 0;
+    Small<RawKey> lost;  // gone from disk or corrupt: never a wrong hit
+  };
+  // Reads and checks the values of keys[wanted[j]] into their results.
+  FetchOutcome Fetch(absl::Span<const RawKey> keys,
+                     absl::Span<const size_t> wanted,
+                     absl::Span<std::optional<v1::CachedResult>> results) const;
+  // Answers keys[i] in results[i] (both the same size).
+  absl::Status LookupRaw(absl::Span<const RawKey> keys,
+                         absl::Span<std::optional<v1::CachedResult>> results);
   int64_t NowMs() const;
 
   ResultCacheOptions options_;

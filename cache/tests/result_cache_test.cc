@@ -191,6 +191,32 @@ TEST_F(ResultCacheTest, BatchPutEvictsOnlyOlderEntries) {
   for (int i = 5; i <= 8; ++i) EXPECT_TRUE(Has(*cache, i)) << i;
 }
 
+TEST_F(ResultCacheTest, LargeBatchLookupAnswersEveryKeyInItsPlace) {
+  auto cache = Open();
+  CacheEntries entries;
+  for (int i = 0; i < 1200; ++i)
+    entries.emplace_back(Key(i), Result(absl::StrCat("t", i)));
+  ASSERT_TRUE(cache->Put(entries).ok());
+  // Present and absent keys interleaved, enough for several read chunks.
+  std::vector<std::string> keys;
+  for (int i = 0; i < 1500; ++i)
+    keys.push_back(Key(i % 5 == 4 ? 100000 + i : i));
+  auto results = cache->BatchLookup(keys);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), keys.size());
+  int hits = 0;
+  for (int i = 0; i < 1500; ++i) {
+    const bool stored = i % 5 != 4 && i < 1200;
+    ASSERT_EQ((*results)[i].has_value(), stored) << i;
+    if (stored) {
+      EXPECT_EQ((*results)[i]->result().test_id(), absl::StrCat("t", i));
+      ++hits;
+    }
+  }
+  EXPECT_EQ(cache->Stats().hits(), hits);
+  EXPECT_EQ(cache->Stats().misses(), 1500 - hits);
+}
+
 TEST_F(ResultCacheTest, BatchLookupAnswersEachKeyInOrder) {
   {
     auto cache = Open();
