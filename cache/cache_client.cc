@@ -198,6 +198,8 @@ class SigningCacheClient : public CacheClient {
  public:
   SigningCacheClient(CacheClient* inner, std::string key)
       : inner_(inner), key_(std::move(key)) {}
+  SigningCacheClient(std::unique_ptr<CacheClient> inner, std::string key)
+      : owned_(std::move(inner)), inner_(owned_.get()), key_(std::move(key)) {}
 
   absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
       const std::vector<std::string>& keys) override {
@@ -236,6 +238,7 @@ class SigningCacheClient : public CacheClient {
   }
 
  private:
+  std::unique_ptr<CacheClient> owned_;  // when given ownership of inner_
   CacheClient* inner_;
   const std::string key_;
   std::atomic<bool> warned_{false};
@@ -281,6 +284,14 @@ std::unique_ptr<CacheClient> NewTieredCacheClient(
     std::vector<CacheClient*> tiers, Clock* clock, absl::Duration retry_after) {
   return std::make_unique<TieredCacheClient>(std::move(tiers), clock,
                                              retry_after);
+}
+
+std::unique_ptr<CacheClient> NewFleetCacheClient(
+    std::vector<CacheClient*> tiers, const std::string& signing_key) {
+  if (tiers.empty()) return nullptr;
+  std::unique_ptr<CacheClient> tiered = NewTieredCacheClient(std::move(tiers));
+  if (signing_key.empty()) return tiered;
+  return std::make_unique<SigningCacheClient>(std::move(tiered), signing_key);
 }
 
 }  // namespace testfleet

@@ -63,4 +63,11 @@ std::unique_ptr<CacheClient> NewTieredCacheClient(
     std::vector<CacheClient*> tiers, Clock* clock = RealClock::Get(),
     absl::Duration retry_after = absl::Seconds(10));
 
+/// What a coordinator or worker reads and writes through: `tiers` (not
+/// owned) as NewTieredCacheClient does, every entry signed and checked as
+/// NewSigningCacheClient does when `signing_key` is not empty. nullptr
+/// without tiers.
+std::unique_ptr<CacheClient> NewFleetCacheClient(
+    std::vector<CacheClient*> tiers, const std::string& signing_key);
+
 }  // namespace testfleet

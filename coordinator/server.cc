@@ -43,11 +43,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     server->remote_client_ = NewGrpcCacheClient(external);
     tiers.push_back(server->remote_client_.get());
   }
-  if (!tiers.empty()) server->tiered_client_ = NewTieredCacheClient(tiers);
-  if (server->tiered_client_ && !config.cache_signing_key.empty()) {
-    server->signing_client_ = NewSigningCacheClient(
-        server->tiered_client_.get(), config.cache_signing_key);
-  }
+  server->cache_client_ = NewFleetCacheClient(tiers, config.cache_signing_key);
 
   CoordinatorOptions options = config.coordinator;
   if (!config.metrics_listen.empty()) {
@@ -60,8 +56,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     }
     options.metrics = server->metrics_.get();
   }
-  options.cache = server->signing_client_ ? server->signing_client_.get()
-                                          : server->tiered_client_.get();
+  options.cache = server->cache_client_.get();
   options.store = server->store_.get();
   options.cache_service =
       config.cache_service || !config.cache_endpoint.empty();

@@ -77,8 +77,7 @@ class CoordinatorServer {
   std::unique_ptr<ResultCache> cache_;
   std::unique_ptr<CacheClient> local_client_;
   std::unique_ptr<CacheClient> remote_client_;
-  std::unique_ptr<CacheClient> tiered_client_;
-  std::unique_ptr<CacheClient> signing_client_;  // over the tiers, with a key
+  std::unique_ptr<CacheClient> cache_client_;  // the tiers, maybe signed
   std::unique_ptr<TokenAuthority> auth_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<CoordinatorMetrics> metrics_;

@@ -100,14 +100,7 @@ absl::Status Worker::Register() {
                   : NewGrpcCacheClient(response.cache_endpoint());
           tiers.push_back(shared_client_.get());
         }
-        if (!tiers.empty()) {
-          tiered_ = NewTieredCacheClient(tiers);
-          cache_ = tiered_.get();
-        }
-        if (cache_ != nullptr && !config_.cache_signing_key.empty()) {
-          signing_ = NewSigningCacheClient(cache_, config_.cache_signing_key);
-          cache_ = signing_.get();
-        }
+        cache_ = NewFleetCacheClient(tiers, config_.cache_signing_key);
         spdlog::info("worker {}: {} slots, {}, cache: {}", worker_id_,
                      config_.slots, PlatformString(platform_),
                      cache_ ? cache_->Describe() : "none");

@@ -118,9 +118,7 @@ class Worker {
 
   std::unique_ptr<CacheClient> local_client_;
   std::unique_ptr<CacheClient> shared_client_;
-  std::unique_ptr<CacheClient> tiered_;
-  std::unique_ptr<CacheClient> signing_;  // over tiered_, with a signing key
-  CacheClient* cache_ = nullptr;          // what the worker uses: one of them
+  std::unique_ptr<CacheClient> cache_;  // the tiers together, maybe signed
 
   absl::Mutex mu_;
   absl::CondVar changed_;

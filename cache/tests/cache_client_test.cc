@@ -95,6 +95,28 @@ TEST(SigningCacheClientTest, ForgedTamperedAndUnsignedEntriesAreMisses) {
   EXPECT_TRUE((*fleet->Lookup({"k1"}))[0].has_value());
 }
 
+TEST(FleetCacheClientTest, TiersSignedOnlyWithAKey) {
+  FakeCacheClient local, shared;
+  EXPECT_EQ(NewFleetCacheClient({}, "fleet key"), nullptr);
+  shared.Tamper("k1", Result("unsigned"));
+
+  auto plain = NewFleetCacheClient({&local, &shared}, "");
+  auto found = plain->Lookup({"k1"});
+  ASSERT_TRUE(found.ok());
+  EXPECT_TRUE((*found)[0].has_value());  // no key: taken as it is
+  EXPECT_EQ(local.size(), 1u);           // and copied to the earlier tier
+
+  auto signing = NewFleetCacheClient({&local, &shared}, "fleet key");
+  found = signing->Lookup({"k1"});
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE((*found)[0].has_value());  // unsigned: a miss
+  ASSERT_TRUE(signing->Put({{"k2", Result("t2")}}).ok());
+  found = signing->Lookup({"k2"});
+  ASSERT_TRUE(found.ok());
+  EXPECT_TRUE((*found)[0].has_value());
+  EXPECT_EQ(shared.size(), 2u);  // written to every tier, signed
+}
+
 TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
   TestDir dir;
   ResultCacheOptions options;
