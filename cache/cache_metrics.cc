@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/metrics.h"
+
 namespace testfleet {
 namespace {
 
@@ -14,15 +16,6 @@ prometheus::Counter* Counter(prometheus::Registry& registry,
               .Add({});
 }
 
-prometheus::Gauge& Gauge(prometheus::Registry& registry,
-                         const std::string& what, const std::string& help) {
-  return prometheus::BuildGauge()
-      .Name("testfleet_cache_" + what)
-      .Help(help)
-      .Register(registry)
-      .Add({});
-}
-
 }  // namespace
 
 CacheMetrics::CacheMetrics(prometheus::Registry& registry)
@@ -32,8 +25,10 @@ CacheMetrics::CacheMetrics(prometheus::Registry& registry)
       evictions_{Counter(registry, "evictions")},
       expirations_{Counter(registry, "expirations")},
       corrupt_{Counter(registry, "corrupt")},
-      entries_(Gauge(registry, "entries", "Entries in the result cache")),
-      bytes_(Gauge(registry, "bytes", "Bytes the result cache holds")) {}
+      entries_(AddGauge(registry, "testfleet_cache_entries",
+                        "Entries in the result cache")),
+      bytes_(AddGauge(registry, "testfleet_cache_bytes",
+                      "Bytes the result cache holds")) {}
 
 void CacheMetrics::Advance(Total& total, int64_t now) {
   // A counter only goes up; a cache reopened with fewer counts starts over.

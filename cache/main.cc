@@ -74,11 +74,7 @@ int main(int argc, char** argv) {
   ConfigureServerBuilder(builder);
   std::unique_ptr<MetricsServer> metrics;
   if (!metrics_listen.empty()) {
-    std::vector<
-        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-        interceptors;
-    interceptors.push_back(RpcErrorCounter(*registry));
-    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+    CountRpcErrors(builder, *registry);
     auto started = MetricsServer::Start(metrics_listen, registry, [&] {
       cache_metrics.Update((*cache)->Stats());
     });

@@ -109,9 +109,19 @@ int MetricsServer::port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-RpcErrorCounter(prometheus::Registry& registry) {
-  return std::make_unique<ErrorCountingFactory>(registry);
+void CountRpcErrors(grpc::ServerBuilder& builder,
+                    prometheus::Registry& registry) {
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<ErrorCountingFactory>(registry));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+}
+
+prometheus::Gauge& AddGauge(prometheus::Registry& registry,
+                            const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add(
+      {});
 }
 
 }  // namespace testfleet

@@ -11,6 +11,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
+#include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 
 namespace testfleet {
@@ -41,9 +42,13 @@ class MetricsServer {
   std::thread refresher_;
 };
 
-/// Counts failed RPCs by method and code (`testfleet_rpc_errors_total`):
-/// install with ServerBuilder::experimental().SetInterceptorCreators.
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-RpcErrorCounter(prometheus::Registry& registry);
+/// Has the server `builder` builds count its failed RPCs by method and code
+/// (`testfleet_rpc_errors_total`) in `registry`.
+void CountRpcErrors(grpc::ServerBuilder& builder,
+                    prometheus::Registry& registry);
+
+/// A gauge without labels, `name` in `registry`.
+prometheus::Gauge& AddGauge(prometheus::Registry& registry,
+                            const std::string& name, const std::string& help);
 
 }  // namespace testfleet

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/metrics.h"
 #include "common/test_status.h"
 
 namespace testfleet {
@@ -37,38 +38,19 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& registry,
                        .Name("testfleet_queue_depth")
                        .Help("Queued tests, by suite priority")
                        .Register(registry)),
-      running_(prometheus::BuildGauge()
-                   .Name("testfleet_running_tests")
-                   .Help("Tests leased to workers")
-                   .Register(registry)
-                   .Add({})),
-      workers_(prometheus::BuildGauge()
-                   .Name("testfleet_workers")
-                   .Help("Registered workers")
-                   .Register(registry)
-                   .Add({})),
-      free_slots_(prometheus::BuildGauge()
-                      .Name("testfleet_free_slots")
-                      .Help("Slots of registered workers without a shard")
-                      .Register(registry)
-                      .Add({})),
-      suites_(prometheus::BuildGauge()
-                  .Name("testfleet_unfinished_suites")
-                  .Help("Suites queued or running")
-                  .Register(registry)
-                  .Add({})),
-      queued_work_(prometheus::BuildGauge()
-                       .Name("testfleet_queued_work_seconds")
-                       .Help("Expected duration of the queued tests, from "
-                             "their history")
-                       .Register(registry)
-                       .Add({})),
-      desired_workers_(prometheus::BuildGauge()
-                           .Name("testfleet_desired_workers")
-                           .Help("Workers needed to finish the queued and "
-                                 "running work within --target-drain")
-                           .Register(registry)
-                           .Add({})),
+      running_(AddGauge(registry, "testfleet_running_tests",
+                        "Tests leased to workers")),
+      workers_(AddGauge(registry, "testfleet_workers", "Registered workers")),
+      free_slots_(AddGauge(registry, "testfleet_free_slots",
+                           "Slots of registered workers without a shard")),
+      suites_(AddGauge(registry, "testfleet_unfinished_suites",
+                       "Suites queued or running")),
+      queued_work_(AddGauge(
+          registry, "testfleet_queued_work_seconds",
+          "Expected duration of the queued tests, from their history")),
+      desired_workers_(AddGauge(registry, "testfleet_desired_workers",
+                                "Workers needed to finish the queued and "
+                                "running work within --target-drain")),
       dispatch_latency_(prometheus::BuildHistogram()
                             .Name("testfleet_dispatch_latency_seconds")
                             .Help("Time a test waited in the queue")

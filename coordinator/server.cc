@@ -71,13 +71,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
-  if (server->registry_) {
-    std::vector<
-        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-        interceptors;
-    interceptors.push_back(RpcErrorCounter(*server->registry_));
-    builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  }
+  if (server->registry_) CountRpcErrors(builder, *server->registry_);
   if (!config.listen.empty()) {
     builder.AddListeningPort(config.listen, credentials, &server->port_);
   }

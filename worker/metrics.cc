@@ -2,27 +2,18 @@
 
 #include <string>
 
+#include "common/metrics.h"
 #include "common/test_status.h"
 
 namespace testfleet {
-namespace {
-
-prometheus::Gauge& Gauge(prometheus::Registry& registry,
-                         const std::string& name, const std::string& help) {
-  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add(
-      {});
-}
-
-}  // namespace
-
 WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
-    : slots_(Gauge(registry, "testfleet_worker_slots", "Tests run at once")),
-      busy_slots_(Gauge(registry, "testfleet_worker_busy_slots",
-                        "Slots running a shard")),
-      running_(Gauge(registry, "testfleet_worker_running_tests",
-                     "Test processes running")),
-      spooled_(Gauge(registry, "testfleet_worker_spooled_bytes",
-                     "Results on disk waiting for the coordinator")),
+    : slots_(AddGauge(registry, "testfleet_worker_slots", "Tests run at once")),
+      busy_slots_(AddGauge(registry, "testfleet_worker_busy_slots",
+                           "Slots running a shard")),
+      running_(AddGauge(registry, "testfleet_worker_running_tests",
+                        "Test processes running")),
+      spooled_(AddGauge(registry, "testfleet_worker_spooled_bytes",
+                        "Results on disk waiting for the coordinator")),
       tests_(prometheus::BuildCounter()
                  .Name("testfleet_worker_tests_total")
                  .Help("Tests this worker finished, by status")
