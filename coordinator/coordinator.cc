@@ -171,9 +171,10 @@ Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
   report.set_submitted_at_unix_ms(submitted_at_ms);
   report.mutable_summary()->set_total(static_cast<int>(suite->tests.size()));
   suite->queued = static_cast<int>(suite->tests.size());
+  const absl::Time now = Now();
   for (Test& test : suite->tests) {
     suite->queued_expected_ms += test.expected_ms;
-    test.queued_at = Now();
+    test.queued_at = now;
   }
   Suite& installed = *suite;
   suites_[id] = std::move(suite);
@@ -398,7 +399,8 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
   lease.id = absl::StrCat("L", next_id_++);
   lease.worker_id = worker.info.worker_id();
   lease.suite_id = suite.id;
-  lease.deadline = Now() + options_.lease;
+  const absl::Time now = Now();
+  lease.deadline = now + options_.lease;
   v1::Shard shard;
   shard.set_lease_id(lease.id);
   shard.set_suite_id(suite.id);
@@ -420,7 +422,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     test.phase = Phase::kLeased;
     test.lease_id = lease.id;
     test.leased_to.push_back(lease.worker_id);
-    if (options_.metrics) options_.metrics->Dispatched(Now() - test.queued_at);
+    if (options_.metrics) options_.metrics->Dispatched(now - test.queued_at);
     --suite.queued;
     ++suite.leased;
     suite.leased_expected_ms += test.expected_ms;
@@ -434,7 +436,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
   if (lease.outstanding.empty()) return shard;
   if (suite.report.state() == v1::SUITE_STATE_QUEUED) {
     suite.report.set_state(v1::SUITE_STATE_RUNNING);
-    suite.report.set_started_at_unix_ms(absl::ToUnixMillis(Now()));
+    suite.report.set_started_at_unix_ms(absl::ToUnixMillis(now));
   }
   worker.leases[lease.id] = false;
   worker.info.set_busy_slots(static_cast<int>(worker.leases.size()));
@@ -679,8 +681,9 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     const v1::ReportResultsRequest& request) {
   v1::ReportResultsResponse response;
   absl::MutexLock lock(&mu_);
+  const absl::Time now = Now();
   auto worker = workers_.find(request.worker_id());
-  if (worker != workers_.end()) worker->second.last_seen = Now();
+  if (worker != workers_.end()) worker->second.last_seen = now;
   for (const v1::ReportedResult& reported : request.results()) {
     auto suite = suites_.find(reported.suite_id());
     auto lease = leases_.find(reported.lease_id());
@@ -696,7 +699,7 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
       response.set_rejected(response.rejected() + 1);
       continue;
     }
-    if (lease_ptr != nullptr) lease_ptr->deadline = Now() + options_.lease;
+    if (lease_ptr != nullptr) lease_ptr->deadline = now + options_.lease;
     bool accepted = suite != suites_.end() && !suite->second->ended &&
                     Accept(*suite->second, lease_ptr, reported.result());
     if (accepted) {
