@@ -30,39 +30,26 @@ for arg in "$@"; do
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done
-bin="$PWD/build/bin"
-[ -x "$bin/coordctl" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
+. scripts/lib.sh
+require_build
 work=$(mktemp -d)
 pids=()
 trap 'kill -9 "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-now() { date +%s.%N; }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
-wait_port() {
-  for _ in $(seq 200); do
-    local p
-    p=$(grep -o 'listening on port [0-9]*' "$1" | grep -o '[0-9]*$' || true)
-    [ -n "$p" ] && { echo "$p"; return; }
-    sleep 0.05
-  done
-  echo "no port in $1" >&2; exit 1
-}
 
 # One fresh coordinator, one suite of n tests; prints "submit_s run_s
 # bytes_per_test cpu_us peak_mib report_mib".
 measure() {
   local n=$1 dir="$work/$1-$2"
   mkdir -p "$dir"
-  awk -v n="$n" 'BEGIN {
-    printf "{\"name\": \"growth\", \"tests\": ["
-    for (i = 0; i < n; i++) printf "%s{\"id\": \"t%d\", \"cmd\": [\"true\", \"%d\"]}", (i ? ", " : ""), i, i
-    print "]}" }' >"$dir/suite.json"
+  write_suite "$dir/suite.json" growth "$n" true
   "$bin/coordinator" --listen=127.0.0.1:0 --data-dir="$dir/data" --max-suite-tests=1000000 \
     "${coordinator_flags[@]}" >"$dir/coordinator.log" 2>&1 &
   coordinator=$!
   pids+=("$coordinator")
-  address="127.0.0.1:$(wait_port "$dir/coordinator.log")"
+  address="127.0.0.1:$(listening_port "$dir/coordinator.log")"
   rss_before=$(status_kb "$coordinator" VmRSS)
   cpu_before=$(cpu_s "$coordinator")
 
@@ -101,7 +88,7 @@ for n in "${list[@]}"; do
   for r in $(seq "$repeat"); do measure "$n" "$r"; done >"$work/runs-$n"
   # The median of each column (the machine is noisy; CPU per test follows it).
   read -r submit_s run_s per_test_bytes cpu_us peak_mib report_mib <<<"$(for c in 1 2 3 4 5 6; do
-    cut -d' ' -f"$c" "$work/runs-$n" | sort -g | awk '{ a[NR] = $1 } END { printf "%s ", a[int((NR + 1) / 2)] }'
+    cut -d' ' -f"$c" "$work/runs-$n" | median '%s '
   done)"
   rows+=("| $n | $submit_s | $per_test_bytes | $run_s | $cpu_us | $peak_mib | $report_mib |")
   records+=("{\"tests\": $n, \"submit_s\": $submit_s, \"queued_bytes_per_test\": $per_test_bytes, \"run_s\": $run_s, \"coordinator_cpu_us_per_test\": $cpu_us, \"coordinator_peak_rss_mib\": $peak_mib, \"report_mib\": $report_mib}")

@@ -23,21 +23,17 @@ for arg in "$@"; do
   esac
 done
 
-bin="$PWD/build/bin"
-[ -x "$bin/coordctl" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
+. scripts/lib.sh
+require_build
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # The same commands for everyone: `true <i>`, distinct so every test has its own key.
-awk -v n="$tests" 'BEGIN {
-  printf "{\"name\": \"trivial\", \"tests\": ["
-  for (i = 0; i < n; i++) printf "%s{\"id\": \"t%d\", \"cmd\": [\"true\", \"%d\"]}", (i ? ", " : ""), i, i
-  print "]}" }' > "$work/suite.json"
+write_suite "$work/suite.json" trivial "$tests" true
 mkdir -p "$work/ctest"
 awk -v n="$tests" 'BEGIN { for (i = 0; i < n; i++) printf "add_test(t%d \"/bin/true\" \"%d\")\n", i, i }' \
   > "$work/ctest/CTestTestfile.cmake"
 
-now() { date +%s.%N; }
 # Runs "$@" `repeat` times; prints the median wall seconds. A failing run aborts.
 measure() {
   local times=()
@@ -49,7 +45,7 @@ measure() {
     end=$(now)
     times+=("$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.6f", b - a }')")
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] }'
+  printf '%s\n' "${times[@]}" | median
 }
 
 declare -A wall

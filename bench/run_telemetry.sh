@@ -8,24 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=1000 sleepers=8 sleep_s=2
 [ "${1:-}" = "--quick" ] && tests=100 sleepers=4 sleep_s=1
-bin="$PWD/build/bin"
-[ -x "$bin/coordctl" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
+. scripts/lib.sh
+require_build
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time: scripts/install-deps.sh" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-suite() {  # suite FILE N CMD...: N tests running CMD with their index appended
-  local file=$1 n=$2; shift 2
-  local cmd; cmd=$(printf '"%s", ' "$@")
-  awk -v n="$n" -v cmd="$cmd" 'BEGIN {
-    printf "{\"name\": \"bench\", \"tests\": ["
-    for (i = 0; i < n; i++) printf "%s{\"id\": \"t%d\", \"cmd\": [%s\"%d\"]}", (i ? ", " : ""), i, cmd, i
-    print "]}" }' > "$file"
-}
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # 1. One slot, one test after another: everything but the test is overhead.
-suite "$work/true.json" "$tests" /bin/true
+write_suite "$work/true.json" bench "$tests" /bin/true
 start=$(date +%s.%N)
 for i in $(seq "$tests"); do /bin/true "$i"; done
 plain=$(seconds "$start" "$(date +%s.%N)")
@@ -45,7 +37,7 @@ for row in "shell loop, no measurement:$plain" "\`/usr/bin/time -v\` each:$timev
 done
 
 # 2. Sampling: the CPU of the coordctl process itself while tests sleep.
-suite "$work/sleep.json" "$sleepers" sleep "$sleep_s"
+write_suite "$work/sleep.json" bench "$sleepers" sleep "$sleep_s"
 echo
 echo "| $sleepers tests sleeping ${sleep_s} s at once | coordctl user+sys CPU s |"
 echo "| --- | ---: |"

@@ -21,8 +21,8 @@ for arg in "$@"; do
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done
-bin="$PWD/build/bin"
-[ -x "$bin/coordctl" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
+. scripts/lib.sh
+require_build
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -34,7 +34,6 @@ awk -v n="$tests" 'BEGIN {
     printf "%s{\"id\": \"t%d\", \"cmd\": [\"cat\", \"inputs/%d.txt\"], \"inputs\": [\"inputs/%d.txt\"]}", (i ? ", " : ""), i, i, i
   print "]}" }' >"$work/suite.json"
 
-now() { date +%s.%N; }
 # Runs coordctl once; prints "seconds executed cached".
 run_once() {
   local start end
@@ -50,7 +49,6 @@ cached = sum(t["cached"] for t in tests)
 print(f"{float(sys.argv[3]) - float(sys.argv[2]):.3f} {len(tests) - cached} {cached}")
 EOF
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] }'; }
 
 cold=() warm=() changed=()
 for r in $(seq "$repeat"); do

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/bad-inputs.md}"
-bin="$PWD/build/bin"
+. scripts/lib.sh
+require_build
 work="$(mktemp -d)"
 coordinator_pid=""
 cleanup() { [ -n "$coordinator_pid" ] && kill "$coordinator_pid" 2>/dev/null; rm -rf "$work"; }
@@ -15,17 +16,12 @@ trap cleanup EXIT
 "$bin/coordinator" --listen=127.0.0.1:0 --data-dir="$work/data" --max-suite-tests=200000 \
   >"$work/coordinator.log" 2>&1 &
 coordinator_pid=$!
-port=""
-for _ in $(seq 100); do
-  port=$(grep -o 'listening on port [0-9]*' "$work/coordinator.log" | grep -o '[0-9]*$' || true)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-address="127.0.0.1:$port"
+address="127.0.0.1:$(listening_port "$work/coordinator.log")"
 echo '{"name":"w","tests":[{"id":"ok","cmd":["true"]}]}' >"$work/tiny.json"
 
 rows=()
-# case NAME SUITE_CONTENT_GENERATOR... : writes the suite with python, submits it.
+# try NAME FILE COORDCTL_ARGS...: runs coordctl in $work, notes its exit code
+# and output, then checks that the coordinator still takes work.
 try() {
   local name="$1" file="$2"
   shift 2
@@ -45,44 +41,50 @@ try() {
 }
 
 gen() { python3 -c "$1" >"$work/$2"; }
+# submit_case NAME FILE [COORDCTL_FLAGS...]: try FILE through `coordctl submit`.
+submit_case() {
+  local name="$1" file="$2"
+  shift 2
+  try "$name" "$file" submit "$file" --coordinator="$address" --cache-dir="$work/cc" "$@"
+}
 
 gen 'print("{\"tests\": [ {\"id\": }")' malformed.json
-try "malformed JSON" malformed.json submit malformed.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "malformed JSON" malformed.json
 gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"]}], \"nmae\": 1}")' unknown.json
-try "unknown field" unknown.json submit unknown.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "unknown field" unknown.json
 gen 'import json; print(json.dumps({"tests": [{"id": "x"*1000000, "cmd": ["true"]}]}))' huge-id.json
-try "1 MB test id" huge-id.json submit huge-id.json --coordinator="$address" --cache-dir="$work/cc" --wait
+submit_case "1 MB test id" huge-id.json --wait
 gen 'import json; print(json.dumps({"tests": [{"id": "bell\u0007\u001b[31m", "cmd": ["printf", "\u0001\u0002"]}]}))' control.json
-try "control characters in id and argv" control.json submit control.json --coordinator="$address" --cache-dir="$work/cc" --wait --junit="$work/control.xml"
+submit_case "control characters in id and argv" control.json --wait --junit="$work/control.xml"
 gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"x\\u0000y\"]}]}")' nul.json
-try "NUL in argv" nul.json submit nul.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "NUL in argv" nul.json
 gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"], \"inputs\": [\"/etc/passwd\"]}]}")' absolute.json
-try "absolute input path" absolute.json submit absolute.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "absolute input path" absolute.json
 gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"], \"cwd\": \"../..\"}]}")' dotdot.json
-try "\`..\` cwd" dotdot.json submit dotdot.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "\`..\` cwd" dotdot.json
 gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"], \"timeout\": \"-5s\"}]}")' negative.json
-try "negative timeout" negative.json submit negative.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "negative timeout" negative.json
 gen 'print("{\"priority\": 99999999999999999999, \"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"]}]}")' overflow.json
-try "overflowing integer" overflow.json submit overflow.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "overflowing integer" overflow.json
 gen 'print("{\"priority\": 1e999, \"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"]}]}")' bignum.json
-try "number beyond a double" bignum.json submit bignum.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "number beyond a double" bignum.json
 gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"], \"memory_limit\": \"99999999999TiB\"}]}")' size.json
-try "overflowing size" size.json submit size.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "overflowing size" size.json
 gen 'print("[" * 100000 + "]" * 100000)' deep.json
-try "100,000 nested arrays" deep.json submit deep.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "100,000 nested arrays" deep.json
 printf '{"tests": [{"id": "\xff\xfe", "cmd": ["true"]}]}' >"$work/utf8.json"
-try "invalid UTF-8" utf8.json submit utf8.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "invalid UTF-8" utf8.json
 gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"]}, {\"id\": \"a\", \"cmd\": [\"true\"]}]}")' dup.json
-try "duplicate ids" dup.json submit dup.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "duplicate ids" dup.json
 gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": []}]}")' empty.json
-try "empty cmd" empty.json submit empty.json --coordinator="$address" --cache-dir="$work/cc"
-try "missing suite file" missing.json submit missing.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "empty cmd" empty.json
+submit_case "missing suite file" missing.json
 gen 'import json; print(json.dumps({"name": "big", "tests": [{"id": f"t{i}", "cmd": ["true"]} for i in range(100000)]}))' big.json
-try "100,000-test suite" big.json submit big.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "100,000-test suite" big.json
 gen 'import json; print(json.dumps({"name": "big", "tests": [{"id": f"t{i}", "cmd": ["true"]} for i in range(200001)]}))' toobig.json
-try "200,001 tests (over --max-suite-tests)" toobig.json submit toobig.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "200,001 tests (over --max-suite-tests)" toobig.json
 gen 'import json; print(json.dumps({"tests": [{"id": "a", "cmd": ["true"], "env": {"BLOB": "x" * (300 << 20)}}]}))' oversized.json
-try "300 MB suite (over the message limit)" oversized.json submit oversized.json --coordinator="$address" --cache-dir="$work/cc"
+submit_case "300 MB suite (over the message limit)" oversized.json
 try "unreachable coordinator" tiny.json submit tiny.json --coordinator=127.0.0.1:1 --cache-dir="$work/cc"
 try "unknown suite id" - status no-such-suite --coordinator="$address"
 

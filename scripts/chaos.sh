@@ -16,8 +16,8 @@ for arg in "$@"; do
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done
-bin="$PWD/build/bin"
-[ -x "$bin/coordinator" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
+. scripts/lib.sh
+require_build
 work=$(mktemp -d)
 pids=()
 cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; kill -9 "${workers[@]}" "${coordinator:-}" 2>/dev/null || true; rm -rf "$work"; }
