@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/digest.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace testfleet {
@@ -63,6 +64,17 @@ ClientSecurity& StoredClientSecurity() {
   return *security;
 }
 
+// The PEM key and certificate --tls-key and --tls-cert name.
+struct KeyAndCert {
+  std::string key, cert;
+};
+absl::StatusOr<KeyAndCert> ReadKeyAndCert(const TlsConfig& tls) {
+  KeyAndCert pem;
+  ASSIGN_OR_RETURN(pem.key, ReadPem(tls.key_file, "--tls-key"));
+  ASSIGN_OR_RETURN(pem.cert, ReadPem(tls.cert_file, "--tls-cert"));
+  return pem;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
@@ -88,18 +100,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
       tls.require_client_cert
           ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  auto key = ReadPem(tls.key_file, "--tls-key");
-  if (!key.ok()) return key.status();
-  auto cert = ReadPem(tls.cert_file, "--tls-cert");
-  if (!cert.ok()) return cert.status();
-  pair.private_key = *key;
-  pair.cert_chain = *cert;
-  options.pem_key_cert_pairs.push_back(pair);
+  ASSIGN_OR_RETURN(KeyAndCert pem, ReadKeyAndCert(tls));
+  options.pem_key_cert_pairs.push_back({pem.key, pem.cert});
   if (!tls.ca_file.empty()) {
-    auto ca = ReadPem(tls.ca_file, "--tls-ca");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *ca;
+    ASSIGN_OR_RETURN(options.pem_root_certs, ReadPem(tls.ca_file, "--tls-ca"));
   }
   return grpc::SslServerCredentials(options);
 }
@@ -115,17 +119,12 @@ MakeChannelCredentials(const TlsConfig& tls) {
   }
   grpc::SslCredentialsOptions options;
   if (!tls.ca_file.empty()) {
-    auto ca = ReadPem(tls.ca_file, "--tls-ca");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *ca;
+    ASSIGN_OR_RETURN(options.pem_root_certs, ReadPem(tls.ca_file, "--tls-ca"));
   }
   if (!tls.cert_file.empty()) {
-    auto key = ReadPem(tls.key_file, "--tls-key");
-    if (!key.ok()) return key.status();
-    auto cert = ReadPem(tls.cert_file, "--tls-cert");
-    if (!cert.ok()) return cert.status();
-    options.pem_private_key = *key;
-    options.pem_cert_chain = *cert;
+    ASSIGN_OR_RETURN(KeyAndCert pem, ReadKeyAndCert(tls));
+    options.pem_private_key = pem.key;
+    options.pem_cert_chain = pem.cert;
   }
   return grpc::SslCredentials(options);
 }

@@ -25,6 +25,19 @@ namespace {
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
+// dir/suite.json: `n` tests t0..t(n-1) that sleep `seconds`; its path.
+std::string WriteSleepSuite(TestDir& dir, const std::string& name, int n,
+                            const std::string& seconds) {
+  json tests = json::array();
+  for (int i = 0; i < n; ++i) {
+    tests.push_back(
+        {{"id", absl::StrCat("t", i)},
+         {"cmd", {"sh", "-c", "sleep " + seconds, absl::StrCat("t", i)}}});
+  }
+  return dir.Write("suite.json",
+                   json({{"name", name}, {"tests", tests}}).dump());
+}
+
 // GET http://127.0.0.1:PORT/metrics; empty on any failure.
 std::string Scrape(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -107,13 +120,7 @@ TEST(FleetTest, MetricsFollowASuiteAndHealthAnswers) {
 
   // Before any work: nobody is needed.
   EXPECT_EQ(Sample(Scrape(metrics_port), "testfleet_desired_workers"), 0);
-  json tests = json::array();
-  for (int i = 0; i < 12; ++i) {
-    tests.push_back({{"id", absl::StrCat("t", i)},
-                     {"cmd", {"sh", "-c", "sleep 0.4", absl::StrCat("t", i)}}});
-  }
-  const std::string suite = dir.Write(
-      "suite.json", json({{"name", "metrics"}, {"tests", tests}}).dump());
+  const std::string suite = WriteSleepSuite(dir, "metrics", 12, "0.4");
   Process worker(
       "worker",
       {"--coordinator=" + address, "--slots=2", "--workspace=" + dir.path(),
@@ -200,13 +207,7 @@ TEST(FleetTest, CoordinatorCacheAndWorkersOnSeparateHosts) {
          "--name=" + name, "--spool-dir=" + dir.Join("spool-" + name)},
         dir.Join(name + ".log")));
   }
-  json tests = json::array();
-  for (int i = 0; i < 30; ++i) {
-    tests.push_back({{"id", absl::StrCat("t", i)},
-                     {"cmd", {"sh", "-c", "sleep 0.2", absl::StrCat("t", i)}}});
-  }
-  const std::string suite = dir.Write(
-      "suite.json", json({{"name", "hosts"}, {"tests", tests}}).dump());
+  const std::string suite = WriteSleepSuite(dir, "hosts", 30, "0.2");
   // The client too runs on a host of its own (the cache's, here).
   auto client = hosts.Start(
       "cache", "coordctl",
