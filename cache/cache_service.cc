@@ -33,8 +33,10 @@ grpc::Status ResultCacheService::Put(grpc::ServerContext* context,
   }
   CacheEntries entries;
   entries.reserve(request->keys_size());
+  v1::CachePutRequest& taken = TakeRequest(request);  // moved, not copied
   for (int i = 0; i < request->keys_size(); ++i) {
-    entries.emplace_back(request->keys(i), request->results(i));
+    entries.emplace_back(std::move(*taken.mutable_keys(i)),
+                         std::move(*taken.mutable_results(i)));
     // The writer is who the token says, not what the entry claims.
     if (!caller->anonymous()) entries.back().second.set_writer(caller->name);
   }

@@ -23,6 +23,14 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& what,
                             const std::string& address);
 
+/// A sync handler's request, to take parts out of rather than copy them:
+/// gRPC hands it over as const, but the message is the handler's alone and is
+/// dropped when the handler returns.
+template <typename Request>
+Request& TakeRequest(const Request* request) {
+  return *const_cast<Request*>(request);
+}
+
 /// A gRPC deadline `d` from now.
 std::chrono::system_clock::time_point DeadlineIn(absl::Duration d);
 
