@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -126,6 +127,16 @@ absl::StatusOr<std::string> HexToBytes(absl::string_view hex) {
         absl::StrCat("not a hex string: \"", hex, "\""));
   }
   return bytes;
+}
+
+std::string RandomHex(int bytes) {
+  std::string raw(static_cast<size_t>(bytes), '\0');
+  // RAND_bytes fails only when the kernel's source is unavailable; a
+  // predictable id is worse than stopping.
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), bytes) != 1) {
+    std::abort();
+  }
+  return BytesToHex(raw);
 }
 
 }  // namespace testfleet

@@ -39,6 +39,10 @@ std::string HmacSha256(absl::string_view key, absl::string_view bytes);
 /// size hash in constant memory.
 absl::StatusOr<std::string> Sha256FileHex(const std::string& path);
 
+/// `bytes` bytes from the system's cryptographic random source, as hex: for
+/// ids that must not be guessed.
+std::string RandomHex(int bytes);
+
 /// Lowercase hex of raw bytes, and back. HexToBytes fails on odd length or a
 /// non-hex character.
 std::string BytesToHex(absl::string_view bytes);

@@ -110,6 +110,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
 constexpr int kIdleServerThreads = 16;
 
 void ConfigureServerBuilder(grpc::ServerBuilder& builder) {
+  // gRPC sets SO_REUSEPORT by default: a second server on a port in use
+  // would share it and split the clients. Refuse instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.AddChannelArgument(

@@ -1,5 +1,10 @@
 #include "common/security.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -35,14 +40,46 @@ struct RoleName {
   Role role;
   uint32_t grants;  // with what it includes
 };
-constexpr uint32_t kAllRoles = 31;
+constexpr uint32_t kAllRoles = 63;
 constexpr RoleName kRoles[] = {
     {"submit", Role::kSubmit, 1},
     {"worker", Role::kWorker, 2 | 4 | 8},
     {"cache-read", Role::kCacheRead, 4},
     {"cache-write", Role::kCacheWrite, 4 | 8},
     {"admin", Role::kAdmin, kAllRoles},
+    {"view", Role::kView, 32},
 };
+constexpr uint32_t kReaderRoles =
+    static_cast<uint32_t>(Role::kSubmit) | static_cast<uint32_t>(Role::kView);
+
+bool IsLoopbackIp(const std::string& host) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+// The host part of "HOST:PORT", "[V6]:PORT", "ipv4:HOST:PORT" or
+// "dns:///HOST:PORT"; empty when there is none.
+std::string HostOf(absl::string_view address) {
+  for (absl::string_view scheme : {"ipv4:", "ipv6:", "dns:///", "dns:"}) {
+    if (absl::ConsumePrefix(&address, scheme)) break;
+  }
+  if (absl::ConsumePrefix(&address, "[")) {
+    const size_t end = address.find(']');
+    return end == absl::string_view::npos ? std::string()
+                                          : std::string(address.substr(0, end));
+  }
+  const size_t colon = address.rfind(':');
+  if (colon != absl::string_view::npos) address = address.substr(0, colon);
+  return std::string(address);
+}
 
 std::string NameOf(Role role) {
   for (const RoleName& r : kRoles) {
@@ -140,15 +177,40 @@ absl::Status SetClientSecurity(ClientSecurity security) {
 const ClientSecurity& GetClientSecurity() { return StoredClientSecurity(); }
 
 bool IsLoopbackAddress(const std::string& address) {
-  absl::string_view host = address;
-  // gRPC peers look like "ipv4:127.0.0.1:5000" or "ipv6:[::1]:5000".
-  absl::ConsumePrefix(&host, "ipv4:");
-  absl::ConsumePrefix(&host, "ipv6:");
-  absl::ConsumePrefix(&host, "dns:");
-  if (host == "inproc" || absl::StartsWith(host, "unix:")) return true;
-  return absl::StartsWith(host, "127.") || absl::StartsWith(host, "[::1]") ||
-         absl::StartsWith(host, "localhost:") || host == "localhost";
+  if (address == "inproc" || absl::StartsWith(address, "unix:")) return true;
+  const std::string host = HostOf(address);
+  if (host.empty()) return false;
+  if (IsLoopbackIp(host)) return true;
+  // A name: loopback only if everything it resolves to is.
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return false;
+  bool loopback = found != nullptr;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* raw =
+        a->ai_family == AF_INET
+            ? static_cast<const void*>(
+                  &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+            : static_cast<const void*>(
+                  &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    if (inet_ntop(a->ai_family, raw, text, sizeof(text)) == nullptr ||
+        !IsLoopbackIp(text)) {
+      loopback = false;
+    }
+  }
+  freeaddrinfo(found);
+  return loopback;
 }
+
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
+  return a.size() == b.size() &&
+         CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Principal Principal::Anyone() { return Principal{"", kAllRoles}; }
 
 absl::StatusOr<std::unique_ptr<TokenAuthority>> TokenAuthority::Load(
     const std::string& path, const Clock* clock) {
@@ -166,12 +228,15 @@ absl::Status TokenAuthority::Reload() {
         "cannot read the token file ", path_, "; check --token-file"));
   }
   std::map<std::string, Entry> loaded;
+  std::map<std::string, int> line_of;  // token digest -> line
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     const std::string where = absl::StrCat(path_, " line ", number, ": ");
+    // Any white space separates, a Windows line end included: "submit\r"
+    // would otherwise be a role nobody can see.
     std::vector<std::string> fields =
-        absl::StrSplit(line.substr(0, line.find('#')), absl::ByAnyChar(" \t"),
-                       absl::SkipEmpty());
+        absl::StrSplit(line.substr(0, line.find('#')),
+                       absl::ByAnyChar(" \t\r\v\f"), absl::SkipEmpty());
     if (fields.empty()) continue;
     if (fields.size() < 3 || fields.size() > 4) {
       return absl::InvalidArgumentError(
@@ -193,9 +258,10 @@ absl::Status TokenAuthority::Reload() {
         }
       }
       if (!known) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, "unknown role \"", role,
-            "\" (roles: submit, worker, cache-read, cache-write, admin)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "unknown role \"", role,
+                         "\" (roles: submit, view, worker, cache-read, "
+                         "cache-write, admin)"));
       }
     }
     if (fields.size() == 4) {
@@ -209,7 +275,19 @@ absl::Status TokenAuthority::Reload() {
       }
       entry.expires_unix_ms = absl::ToUnixMillis(expires);
     }
-    loaded[Sha256Hex(fields[0])] = std::move(entry);
+    const std::string digest = Sha256Hex(fields[0]);
+    if (auto [it, fresh] = line_of.emplace(digest, number); !fresh) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "the token of ", fields[1], " is also on line ",
+                       it->second, "; give every name its own token"));
+    }
+    loaded[digest] = std::move(entry);
+  }
+  if (loaded.empty()) {
+    spdlog::warn(
+        "token file {} holds no tokens: every call will be refused; add "
+        "lines \"TOKEN NAME ROLES\"",
+        path_);
   }
   absl::MutexLock lock(&mu_);
   by_digest_ = std::move(loaded);
@@ -230,7 +308,14 @@ void TokenAuthority::ReloadAndLog() {
 absl::StatusOr<Principal> TokenAuthority::Authorize(
     const std::optional<std::string>& authorization, const std::string& peer,
     bool tls, Role role) const {
-  if (!enabled()) return Principal{"", kAllRoles};
+  return AuthorizeAny(authorization, peer, tls, static_cast<uint32_t>(role),
+                      NameOf(role));
+}
+
+absl::StatusOr<Principal> TokenAuthority::AuthorizeAny(
+    const std::optional<std::string>& authorization, const std::string& peer,
+    bool tls, uint32_t any_of, const std::string& needed) const {
+  if (!enabled()) return Principal::Anyone();
   if (!authorization) {
     return absl::UnauthenticatedError(
         "no token: this server needs one (coordctl and worker: --token-file "
@@ -265,18 +350,29 @@ absl::StatusOr<Principal> TokenAuthority::Authorize(
                          absl::UTCTimeZone()),
         "; ask for a new one"));
   }
-  if (!entry.principal.Has(role)) {
+  if ((entry.principal.roles & any_of) == 0) {
     return absl::PermissionDeniedError(
         absl::StrCat("the token of ", entry.principal.name, " (",
-                     RolesOf(entry.principal.roles), ") lacks the ",
-                     NameOf(role), " role this call needs"));
+                     RolesOf(entry.principal.roles), ") lacks the ", needed,
+                     " role this call needs"));
   }
   return entry.principal;
 }
 
 absl::StatusOr<Principal> TokenAuthority::Authorize(
     const grpc::ServerContext& context, Role role) const {
-  if (!enabled()) return Principal{"", kAllRoles};
+  return AuthorizeCall(context, static_cast<uint32_t>(role), NameOf(role));
+}
+
+absl::StatusOr<Principal> TokenAuthority::AuthorizeReader(
+    const grpc::ServerContext& context) const {
+  return AuthorizeCall(context, kReaderRoles, "submit or view");
+}
+
+absl::StatusOr<Principal> TokenAuthority::AuthorizeCall(
+    const grpc::ServerContext& context, uint32_t any_of,
+    const std::string& needed) const {
+  if (!enabled()) return Principal::Anyone();
   std::optional<std::string> authorization;
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
@@ -290,7 +386,7 @@ absl::StatusOr<Principal> TokenAuthority::Authorize(
       tls = tls || type == "ssl";
     }
   }
-  return Authorize(authorization, context.peer(), tls, role);
+  return AuthorizeAny(authorization, context.peer(), tls, any_of, needed);
 }
 
 }  // namespace testfleet

@@ -40,20 +40,28 @@ struct ClientSecurity {
 absl::Status SetClientSecurity(ClientSecurity security);
 const ClientSecurity& GetClientSecurity();
 
-/// "HOST:PORT" on this machine only (127.0.0.0/8, ::1, localhost), where a
-/// token may travel without TLS.
+/// "HOST:PORT" (or a gRPC peer, "ipv4:127.0.0.1:5000") on this machine only,
+/// where a token may travel without TLS: every address the host resolves to
+/// is in 127.0.0.0/8 or ::1. A name is resolved, not trusted by its spelling
+/// ("127.attacker.example" is not loopback); one that does not resolve is
+/// not loopback.
 bool IsLoopbackAddress(const std::string& address);
 
-/// What a caller may do. A role includes what the roles after it in this
-/// list allow: admin everything; worker pulls work, reports and reads and
-/// writes the cache; cache-write also reads; submit submits and follows its
-/// own suites.
+/// Equal bytes, in a time that does not depend on where they differ (for
+/// signatures and secrets).
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
+
+/// What a caller may do. admin: everything; worker: pulls work, reports, and
+/// reads and writes the cache; cache-write also reads; submit: submits
+/// suites and reads and cancels its own; view: reads every suite, history
+/// and worker, changes nothing.
 enum class Role : uint32_t {
   kSubmit = 1,
   kWorker = 2,
   kCacheRead = 4,
   kCacheWrite = 8,
   kAdmin = 16,
+  kView = 32,
 };
 
 struct Principal {
@@ -61,6 +69,17 @@ struct Principal {
   uint32_t roles = 0;  // granted, with what they include
   bool Has(Role role) const { return (roles & static_cast<uint32_t>(role)); }
   bool anonymous() const { return name.empty(); }
+  /// May read what `owner` submitted: it is the owner, or may read all.
+  bool CanRead(const std::string& owner) const {
+    return anonymous() || Has(Role::kAdmin) || Has(Role::kView) ||
+           owner == name;
+  }
+  /// May change what `owner` submitted (cancel, baselines).
+  bool CanChange(const std::string& owner) const {
+    return anonymous() || Has(Role::kAdmin) || owner == name;
+  }
+  /// Everyone, with every role: the caller when no token file is configured.
+  static Principal Anyone();
 };
 
 /// Bearer tokens and their roles, read from a token file (reloaded on
@@ -70,7 +89,10 @@ struct Principal {
 ///   0f4c2e...                        ci        worker
 ///   8d1a97...                        alice     submit,cache-read  2027-01-31
 ///
-/// Without a file, every caller is allowed: the local default.
+/// A token listed twice is an error (naming both lines), as is any line
+/// that does not parse; a file with no tokens loads with a warning (every
+/// call is then refused). Without a file, every caller is allowed: the local
+/// default.
 class TokenAuthority {
  public:
   /// An authority that lets everyone in.
@@ -90,12 +112,22 @@ class TokenAuthority {
   /// The same, from a gRPC call.
   absl::StatusOr<Principal> Authorize(const grpc::ServerContext& context,
                                       Role role) const;
+  /// For calls that read suites: a token with submit (its own suites) or
+  /// view (all) passes; what it may see is checked per suite.
+  absl::StatusOr<Principal> AuthorizeReader(
+      const grpc::ServerContext& context) const;
 
   bool enabled() const { return !path_.empty(); }
   /// Reload, saying in the log what happened (for SIGHUP).
   void ReloadAndLog();
 
  private:
+  absl::StatusOr<Principal> AuthorizeAny(
+      const std::optional<std::string>& authorization, const std::string& peer,
+      bool tls, uint32_t any_of, const std::string& needed) const;
+  absl::StatusOr<Principal> AuthorizeCall(const grpc::ServerContext& context,
+                                          uint32_t any_of,
+                                          const std::string& needed) const;
   struct Entry {
     Principal principal;
     int64_t expires_unix_ms = 0;  // 0: never

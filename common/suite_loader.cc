@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/spec_rules.h"
 #include "common/status_macros.h"
 #include "common/units.h"
 #include "nlohmann/json.hpp"
@@ -84,9 +85,18 @@ class SuiteParser {
   absl::StatusOr<int64_t> SizeBytes(const json& value,
                                     const std::string& field) const;
   // `normal` (a normalized path) stays inside the suite folder, or the
-  // options allow it not to.
+  // options allow it not to; so does what it really is once symbolic links
+  // are followed (`full` exists by then).
   absl::Status CheckInside(const std::string& normal, const std::string& text,
                            const std::string& field) const;
+  absl::Status CheckRealInside(const std::string& full, const std::string& text,
+                               const std::string& field) const;
+  // A rule's verdict on a field, as this parser's error.
+  absl::Status Rule(const std::string& field,
+                    const absl::Status& verdict) const {
+    return verdict.ok() ? verdict
+                        : Error(field, std::string(verdict.message()));
+  }
   absl::StatusOr<std::string> RelativeDir(const json& value,
                                           const std::string& field) const;
   absl::Status Env(const json& value, const std::string& field,
@@ -101,6 +111,7 @@ class SuiteParser {
 
   std::string display_;
   std::string dir_;
+  mutable fs::path real_dir_;  // dir_ with links resolved, once needed
   FileDigester& digester_;
   const SuiteLoadOptions options_;
 };
@@ -139,8 +150,8 @@ absl::StatusOr<std::string> SuiteParser::String(
                  absl::StrCat("expected a string, found ", TypeName(value)));
   }
   std::string s = value.get<std::string>();
-  if (s.find('\0') != std::string::npos) {
-    return Error(field, "contains a NUL character");
+  if (absl::Status ok = CheckNoNul(s); !ok.ok()) {
+    return Error(field, std::string(ok.message()));
   }
   return s;
 }
@@ -201,7 +212,9 @@ absl::StatusOr<int64_t> SuiteParser::DurationMs(
   ASSIGN_OR_RETURN(std::string text, String(value, field));
   absl::StatusOr<absl::Duration> d = ParseDuration(text);
   if (!d.ok()) return Error(field, std::string(d.status().message()));
-  return absl::ToInt64Milliseconds(*d);
+  const int64_t ms = absl::ToInt64Milliseconds(*d);
+  RETURN_IF_ERROR(Rule(field, CheckTimeoutMs(ms)));
+  return ms;
 }
 
 absl::StatusOr<int64_t> SuiteParser::SizeBytes(const json& value,
@@ -212,22 +225,32 @@ absl::StatusOr<int64_t> SuiteParser::SizeBytes(const json& value,
   return *size;
 }
 
-// Lexically normalized path relative to the suite folder ("." for itself).
-std::string NormalizeRelative(const std::string& path) {
-  std::string normal = fs::path(path).lexically_normal().generic_string();
-  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
-  if (normal.empty()) normal = ".";
-  return normal;
-}
-
 absl::Status SuiteParser::CheckInside(const std::string& normal,
                                       const std::string& text,
                                       const std::string& field) const {
+  return Rule(field,
+              CheckInsidePath(normal, text, options_.allow_outside_paths));
+}
+
+absl::Status SuiteParser::CheckRealInside(const std::string& full,
+                                          const std::string& text,
+                                          const std::string& field) const {
   if (options_.allow_outside_paths) return absl::OkStatus();
-  if (normal[0] == '/' || normal == ".." || absl::StartsWith(normal, "../")) {
+  std::error_code ec;
+  if (real_dir_.empty()) real_dir_ = fs::canonical(dir_, ec);
+  const fs::path real = ec ? fs::path() : fs::canonical(full, ec);
+  if (ec) {
     return Error(field, absl::StrCat("\"", text,
-                                     "\" is outside the suite folder; move it "
-                                     "in, or pass --allow-outside-paths"));
+                                     "\" cannot be resolved: ", ec.message()));
+  }
+  const std::string relative =
+      real.lexically_relative(real_dir_).generic_string();
+  if (relative.empty() || relative == ".." ||
+      absl::StartsWith(relative, "../")) {
+    return Error(field,
+                 absl::StrCat("\"", text, "\" leads outside the suite folder ",
+                              "through a symbolic link (to ", real.string(),
+                              "); move it in, or pass --allow-outside-paths"));
   }
   return absl::OkStatus();
 }
@@ -237,7 +260,7 @@ absl::StatusOr<std::string> SuiteParser::RelativeDir(
   ASSIGN_OR_RETURN(std::string text, String(value, field));
   if (text.empty())
     return Error(field, "is empty (use \".\" for the suite folder)");
-  std::string normal = NormalizeRelative(text);
+  std::string normal = NormalizePath(text);
   RETURN_IF_ERROR(CheckInside(normal, text, field));
   std::string full =
       normal[0] == '/' ? normal : absl::StrCat(dir_, "/", normal);
@@ -246,6 +269,7 @@ absl::StatusOr<std::string> SuiteParser::RelativeDir(
     return Error(field,
                  absl::StrCat("\"", text, "\" is not a folder (", full, ")"));
   }
+  RETURN_IF_ERROR(CheckRealInside(full, text, field));
   return normal;
 }
 
@@ -258,10 +282,7 @@ absl::Status SuiteParser::Env(const json& value, const std::string& field,
   for (const auto& item : value.items()) {
     const std::string& name = item.key();
     std::string item_field = absl::StrCat(field, ".", name);
-    if (name.empty() || name.find('=') != std::string::npos ||
-        name.find('\0') != std::string::npos) {
-      return Error(item_field, "is not a valid variable name");
-    }
+    RETURN_IF_ERROR(Rule(item_field, CheckEnvName(name)));
     ASSIGN_OR_RETURN(env[name], String(item.value(), item_field));
   }
   return absl::OkStatus();
@@ -280,7 +301,7 @@ absl::Status SuiteParser::Defaults(const json& value,
     } else if (item.key() == "memory_limit") {
       ASSIGN_OR_RETURN(defaults.memory_limit_bytes, SizeBytes(v, field));
     } else if (item.key() == "retries") {
-      ASSIGN_OR_RETURN(int64_t retries, Integer(v, field, 0, 100));
+      ASSIGN_OR_RETURN(int64_t retries, Integer(v, field, 0, kMaxRetries));
       defaults.retries = static_cast<int32_t>(retries);
     } else if (item.key() == "cwd") {
       ASSIGN_OR_RETURN(defaults.cwd, RelativeDir(v, field));
@@ -295,14 +316,17 @@ absl::Status SuiteParser::Defaults(const json& value,
   return absl::OkStatus();
 }
 
-// Every regular file below `dir` (relative to the suite folder), sorted.
-void ListFilesBelow(const std::string& root, const std::string& dir,
-                    std::vector<std::string>& files) {
+// Every regular file below `dir` (relative to the suite folder), sorted. A
+// folder that cannot be read is an error: silently skipping it would leave
+// its files out of the cache key.
+absl::Status ListFilesBelow(const std::string& root, const std::string& dir,
+                            std::vector<std::string>& files) {
   std::error_code ec;
   fs::path base = dir[0] == '/' ? fs::path(dir) : fs::path(root) / dir;
-  for (auto it = fs::recursive_directory_iterator(base, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) {
+  fs::recursive_directory_iterator it(base, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code type_ec;
+    if (it->is_regular_file(type_ec)) {
       std::string relative =
           dir[0] == '/'
               ? it->path().string()
@@ -310,7 +334,12 @@ void ListFilesBelow(const std::string& root, const std::string& dir,
       files.push_back(relative);
     }
   }
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot list ", base.string(), ": ", ec.message()));
+  }
   std::sort(files.begin(), files.end());
+  return absl::OkStatus();
 }
 
 absl::Status SuiteParser::Inputs(const json& value, const std::string& field,
@@ -323,7 +352,7 @@ absl::Status SuiteParser::Inputs(const json& value, const std::string& field,
     const std::string item_field = absl::StrCat(field, "[", i, "]");
     ASSIGN_OR_RETURN(std::string pattern, String(value[i], item_field));
     if (pattern.empty()) return Error(item_field, "is an empty path");
-    std::string normal = NormalizeRelative(pattern);
+    std::string normal = NormalizePath(pattern);
     RETURN_IF_ERROR(CheckInside(normal, pattern, item_field));
     std::vector<std::string> candidates;
     if (pattern.find_first_of("*?[") != std::string::npos) {
@@ -359,12 +388,18 @@ absl::Status SuiteParser::Inputs(const json& value, const std::string& field,
       }
       std::vector<std::string> files;
       if (S_ISDIR(st.st_mode)) {
-        ListFilesBelow(dir_, candidate, files);
+        if (absl::Status listed = ListFilesBelow(dir_, candidate, files);
+            !listed.ok()) {
+          return Error(item_field, std::string(listed.message()));
+        }
       } else {
         files.push_back(candidate);
       }
       for (const std::string& file : files) {
         if (out.count(file)) continue;
+        RETURN_IF_ERROR(CheckRealInside(
+            file[0] == '/' ? file : absl::StrCat(dir_, "/", file), file,
+            item_field));
         absl::StatusOr<v1::InputDigest> digest = digester_.Digest(dir_, file);
         if (!digest.ok()) {
           return Error(item_field, std::string(digest.status().message()));
@@ -401,13 +436,7 @@ absl::Status SuiteParser::Test(
     const std::string& key = item.key();
     if (key == "id") {
       ASSIGN_OR_RETURN(std::string id, String(v, f));
-      if (id.empty()) return Error(f, "is empty");
-      if (id.size() > 1024) return Error(f, "is longer than 1024 characters");
-      if (std::any_of(id.begin(), id.end(), [](char c) {
-            return static_cast<unsigned char>(c) < 0x20;
-          })) {
-        return Error(f, "contains a control character");
-      }
+      RETURN_IF_ERROR(Rule(f, CheckTestId(id)));
       spec.set_id(id);
     } else if (key == "cmd") {
       if (!v.is_array()) {
@@ -425,7 +454,7 @@ absl::Status SuiteParser::Test(
       if (spec.argv(0).empty())
         return Error(f + "[0]", "is an empty program name");
     } else if (key == "priority") {
-      ASSIGN_OR_RETURN(int64_t p, Integer(v, f, -1000000, 1000000));
+      ASSIGN_OR_RETURN(int64_t p, Integer(v, f, -kMaxPriority, kMaxPriority));
       spec.set_priority(static_cast<int32_t>(p));
     } else if (key == "timeout") {
       ASSIGN_OR_RETURN(int64_t ms, DurationMs(v, f));
@@ -434,7 +463,7 @@ absl::Status SuiteParser::Test(
       ASSIGN_OR_RETURN(int64_t bytes, SizeBytes(v, f));
       spec.set_memory_limit_bytes(bytes);
     } else if (key == "retries") {
-      ASSIGN_OR_RETURN(int64_t r, Integer(v, f, 0, 100));
+      ASSIGN_OR_RETURN(int64_t r, Integer(v, f, 0, kMaxRetries));
       spec.set_retries(static_cast<int32_t>(r));
     } else if (key == "cwd") {
       ASSIGN_OR_RETURN(std::string cwd, RelativeDir(v, f));
@@ -449,8 +478,10 @@ absl::Status SuiteParser::Test(
                                      TypeName(v)));
       }
       for (size_t i = 0; i < v.size(); ++i) {
-        ASSIGN_OR_RETURN(*spec.add_tags(),
-                         String(v[i], absl::StrCat(f, "[", i, "]")));
+        const std::string tag_field = absl::StrCat(f, "[", i, "]");
+        ASSIGN_OR_RETURN(*spec.add_tags(), String(v[i], tag_field));
+        RETURN_IF_ERROR(
+            Rule(tag_field, CheckTag(spec.tags(spec.tags_size() - 1))));
       }
     } else if (key == "cache_failures") {
       ASSIGN_OR_RETURN(bool cache_failures, Bool(v, f));
@@ -470,8 +501,26 @@ absl::Status SuiteParser::Test(
 
 absl::StatusOr<LoadedSuite> SuiteParser::Parse(const std::string& text) {
   json root;
+  // A key given twice in one object would silently take the last value.
+  std::vector<std::set<std::string>> keys_by_depth;
+  std::string duplicate;
+  const json::parser_callback_t note_keys =
+      [&](int depth, json::parse_event_t event, json& parsed) {
+        const size_t level = static_cast<size_t>(depth);
+        if (event == json::parse_event_t::object_start) {
+          if (keys_by_depth.size() <= level) keys_by_depth.resize(level + 1);
+          keys_by_depth[level].clear();
+        } else if (event == json::parse_event_t::key && level > 0 &&
+                   duplicate.empty() &&
+                   !keys_by_depth[level - 1]
+                        .insert(parsed.get<std::string>())
+                        .second) {
+          duplicate = parsed.get<std::string>();
+        }
+        return true;
+      };
   try {
-    root = json::parse(text);
+    root = json::parse(text, note_keys);
   } catch (const json::parse_error& e) {
     // e.byte is 1-based; report line and column for editors.
     size_t line = 1, column = 1;
@@ -493,6 +542,10 @@ absl::StatusOr<LoadedSuite> SuiteParser::Parse(const std::string& text) {
     // beyond a double (found by fuzz_suite_parser).
     return Error("", absl::StrCat("invalid JSON: ", e.what()));
   }
+  if (!duplicate.empty()) {
+    return Error("", absl::StrCat("the field ", json(duplicate).dump(),
+                                  " appears twice in one object; keep one"));
+  }
   RETURN_IF_ERROR(CheckKeys(root, "",
                             {"name", "priority", "defaults", "inputs", "tests",
                              "cache_failures", "regression_tolerance"}));
@@ -501,14 +554,14 @@ absl::StatusOr<LoadedSuite> SuiteParser::Parse(const std::string& text) {
   v1::SuiteSpec& suite = loaded.spec;
   if (root.contains("name")) {
     ASSIGN_OR_RETURN(std::string name, String(root["name"], "name"));
-    if (name.empty()) return Error("name", "is empty");
+    RETURN_IF_ERROR(Rule("name", CheckSuiteName(name)));
     suite.set_name(name);
   } else {
     suite.set_name(fs::path(display_).stem().string());
   }
   if (root.contains("priority")) {
-    ASSIGN_OR_RETURN(int64_t p,
-                     Integer(root["priority"], "priority", -1000000, 1000000));
+    ASSIGN_OR_RETURN(int64_t p, Integer(root["priority"], "priority",
+                                        -kMaxPriority, kMaxPriority));
     suite.set_priority(static_cast<int32_t>(p));
   }
   TestDefaults defaults;

@@ -19,6 +19,7 @@
 #include "common/grpc_util.h"
 #include "common/platform.h"
 #include "common/suite_loader.h"
+#include "common/text.h"
 #include "common/units.h"
 #include "coordctl/html_report.h"
 #include "coordctl/importers.h"
@@ -37,7 +38,7 @@ constexpr int kExitUsage = 2;
 constexpr int kExitInfrastructure = 3;
 
 int Fail(int code, const absl::Status& status) {
-  std::fprintf(stderr, "coordctl: %s\n", std::string(status.message()).c_str());
+  std::fprintf(stderr, "coordctl: %s\n", LogSafe(status.message()).c_str());
   return code;
 }
 
@@ -301,6 +302,9 @@ int RunCommand(const RunOptions& options) {
   config.cache_signing_key = *key;
   config.coordinator.lease = absl::Seconds(30);
   config.coordinator.persist_running = false;  // this run's suite ends with it
+  // The suite was read and checked here, with the user's own
+  // --allow-outside-paths: the embedded coordinator takes it as it is.
+  config.coordinator.allow_outside_paths = true;
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
       CoordinatorServer::Start(config);
   std::string temp_dir;
@@ -449,7 +453,7 @@ int WorkersCommand(const std::string& coordinator) {
   const int64_t now = absl::ToUnixMillis(absl::Now());
   for (const v1::WorkerInfo& w : response.workers()) {
     std::printf("%-28s %5d %5d %6.2f %10s %8lld %.1fs ago\n",
-                w.worker_id().c_str(), w.slots(), w.busy_slots(),
+                LogSafe(w.worker_id()).c_str(), w.slots(), w.busy_slots(),
                 w.load_average(), FormatSize(w.free_memory_kb() * 1024).c_str(),
                 static_cast<long long>(w.tests_run()),
                 (now - w.last_heartbeat_unix_ms()) / 1000.0);
@@ -481,7 +485,7 @@ int ExplainCommand(const std::string& suite_id, const std::string& test_id,
     std::printf("since the last passing run (key %s):\n",
                 response.compared_key().substr(0, 12).c_str());
     for (const std::string& change : response.differences()) {
-      std::printf("  %s\n", change.c_str());
+      std::printf("  %s\n", LogSafe(change).c_str());
     }
   }
   return kExitOk;
@@ -545,7 +549,7 @@ int HistoryCommand(const std::string& suite_name, const std::string& test_id,
               .c_str(),
           StatusName(run.status()).c_str(), run.wall_ms(), run.cpu_ms(),
           FormatSize(run.peak_rss_kb() * 1024).c_str(),
-          run.memory_slope_kb_per_s(), run.worker().c_str());
+          run.memory_slope_kb_per_s(), LogSafe(run.worker()).c_str());
     }
     if (entry.history().older().runs() > 0) {
       std::printf("(and %lld older runs, %lld passed)\n",
@@ -558,7 +562,7 @@ int HistoryCommand(const std::string& suite_name, const std::string& test_id,
   for (const auto& entry : response.tests()) {
     const v1::TestInsight& insight = entry.insight();
     std::printf("%-32s %6d %10.1f %10s %-10s %+10.2f %6.0f%% %6s\n",
-                insight.test_id().c_str(), insight.runs(),
+                LogSafe(insight.test_id()).c_str(), insight.runs(),
                 insight.median_wall_ms(),
                 FormatSize(insight.median_peak_rss_kb() * 1024).c_str(),
                 kTrends[insight.trend() < 4 ? insight.trend() : 0],
@@ -584,7 +588,7 @@ int RegressionsCommand(const std::string& suite_id,
     std::printf("%s %s\n",
                 change.kind() == v1::CHANGE_KIND_REGRESSION ? "REGRESSION"
                                                             : "improved  ",
-                ChangeLine(change).c_str());
+                LogSafe(ChangeLine(change)).c_str());
   }
   return RegressionCount(report) > 0 ? 1 : kExitOk;
 }

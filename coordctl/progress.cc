@@ -1,7 +1,9 @@
 #include "coordctl/progress.h"
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "common/text.h"
 #include "coordctl/reports.h"
 
 namespace testfleet {
@@ -29,16 +31,21 @@ void ProgressPrinter::Update(const v1::WatchEvent& event) {
     if (terminal_ && line_width_ > 0)
       std::fprintf(out_, "\r%*s\r", static_cast<int>(line_width_), "");
     line_width_ = 0;
-    std::fprintf(out_, "FAIL %s (%s%s%s)\n", r.test_id().c_str(),
+    // A test's words are escaped and indented under its name: output cannot
+    // move the cursor, retitle the window or pass for coordctl's own lines.
+    std::fprintf(out_, "FAIL %s (%s%s%s)\n", LogSafe(r.test_id()).c_str(),
                  StatusName(r.status()).c_str(),
                  r.error_message().empty() ? "" : ": ",
-                 r.error_message().c_str());
-    std::string tail =
-        r.stderr_tail().size() > 2000
-            ? r.stderr_tail().substr(r.stderr_tail().size() - 2000)
-            : r.stderr_tail();
+                 LogSafe(r.error_message()).c_str());
+    const std::string& stderr_tail = r.stderr_tail();
+    std::string tail = TerminalSafe(
+        stderr_tail.size() > 2000
+            ? absl::string_view(stderr_tail).substr(stderr_tail.size() - 2000)
+            : absl::string_view(stderr_tail));
+    if (!tail.empty() && tail.back() == '\n') tail.pop_back();
     if (!tail.empty()) {
-      std::fprintf(out_, "%s%s", tail.c_str(), tail.back() == '\n' ? "" : "\n");
+      std::fprintf(out_, "  | %s\n",
+                   absl::StrReplaceAll(tail, {{"\n", "\n  | "}}).c_str());
     }
   }
   std::string line = Line(event.progress());

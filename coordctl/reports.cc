@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "common/text.h"
 #include "nlohmann/json.hpp"
 
 namespace testfleet {
@@ -21,41 +22,13 @@ std::string IsoTime(int64_t unix_ms) {
                           absl::UTCTimeZone());
 }
 
-// Text as valid UTF-8 for JSON: invalid bytes become U+FFFD.
-std::string ValidUtf8(const std::string& bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  size_t i = 0;
-  while (i < bytes.size()) {
-    unsigned char c = static_cast<unsigned char>(bytes[i]);
-    int length = c < 0x80           ? 1
-                 : (c >> 5) == 0x6  ? 2
-                 : (c >> 4) == 0xe  ? 3
-                 : (c >> 3) == 0x1e ? 4
-                                    : 0;
-    bool ok = length > 0 && i + length <= bytes.size();
-    for (int k = 1; ok && k < length; ++k) {
-      ok = (static_cast<unsigned char>(bytes[i + k]) >> 6) == 0x2;
-    }
-    if (ok) {
-      out.append(bytes, i, length);
-      i += length;
-    } else {
-      out.append("\xEF\xBF\xBD");
-      ++i;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string XmlEscape(const std::string& raw) {
-  std::string text = ValidUtf8(raw);
+  std::string text = XmlChars(raw);
   std::string out;
   out.reserve(text.size());
   for (char ch : text) {
-    unsigned char c = static_cast<unsigned char>(ch);
     switch (ch) {
       case '&':
         out += "&amp;";
@@ -73,11 +46,7 @@ std::string XmlEscape(const std::string& raw) {
         out += "&apos;";
         break;
       default:
-        if (c < 0x20 && ch != '\n' && ch != '\t' && ch != '\r') {
-          out += absl::StrFormat("\\x%02x", c);
-        } else {
-          out += ch;
-        }
+        out += ch;
     }
   }
   return out;

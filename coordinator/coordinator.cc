@@ -1,15 +1,18 @@
 #include "coordinator/coordinator.h"
 
 #include <algorithm>
-#include <random>
+#include <cmath>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/action_key.h"
+#include "common/digest.h"
 #include "common/platform.h"
+#include "common/spec_rules.h"
 #include "common/status_macros.h"
+#include "common/text.h"
 #include "coordinator/perf_analysis.h"
 #include "spdlog/spdlog.h"
 
@@ -18,6 +21,26 @@ namespace {
 
 // Ended suites kept in memory for watchers; older ones are read from the store.
 constexpr size_t kEndedSuitesInMemory = 64;
+// Ids a client or worker can name but not guess: 128 random bits.
+constexpr int kIdBytes = 16;
+// Workers' clocks may drift; a timestamp further than this from the
+// coordinator's is not believed.
+constexpr absl::Duration kMaxClockSkew = absl::Hours(24);
+// A test's figures beyond these are impossible (a year of wall or CPU time,
+// a petabyte of memory).
+constexpr double kMaxMs = 365.0 * 24 * 3600 * 1000;
+constexpr int64_t kMaxPeakKb = int64_t{1} << 40;
+constexpr int kMaxMemorySamples = 100'000;
+constexpr size_t kMaxWorkerNameBytes = 128;
+
+// A real-time deadline for condition waits, immune to wall-clock steps.
+absl::Time SteadyDeadline(absl::Duration wait) {
+  return RealClock::Get()->Steady() + wait;
+}
+absl::Duration Remaining(absl::Time steady_deadline) {
+  return std::max(absl::ZeroDuration(),
+                  steady_deadline - RealClock::Get()->Steady());
+}
 
 bool Retriable(v1::TestStatus status) {
   return status == v1::TEST_STATUS_FAILED ||
@@ -54,51 +77,10 @@ void Count(v1::SuiteSummary& summary, const v1::TestResult& result) {
   if (result.flaky()) summary.set_flaky(summary.flaky() + 1);
 }
 
-absl::Status ValidateSuite(const v1::SuiteSpec& suite, int max_tests) {
-  if (suite.tests_size() == 0) {
-    return absl::InvalidArgumentError("the suite has no tests");
-  }
-  if (max_tests > 0 && suite.tests_size() > max_tests) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the suite has ", suite.tests_size(),
-                     " tests, over this coordinator's limit of ", max_tests,
-                     " (--max-suite-tests); split it into smaller suites"));
-  }
-  std::set<std::string> ids;
-  for (int i = 0; i < suite.tests_size(); ++i) {
-    const v1::TestSpec& test = suite.tests(i);
-    if (test.id().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tests[", i, "].id is empty"));
-    }
-    if (!ids.insert(test.id()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tests[", i, "].id: duplicate id \"", test.id(), "\""));
-    }
-    if (test.argv_size() == 0 || test.argv(0).empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tests[", i, "].cmd is empty"));
-    }
-    if (test.timeout_ms() < 0 || test.memory_limit_bytes() < 0 ||
-        test.retries() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tests[", i, "] has a negative timeout, memory limit or retries"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options)
-    : options_(std::move(options)) {
-  std::random_device random;
-  id_prefix_ =
-      absl::StrFormat("%s-%04x",
-                      absl::FormatTime("%Y%m%d-%H%M%S", options_.clock->Now(),
-                                       absl::UTCTimeZone()),
-                      random() & 0xffff);
-}
+    : options_(std::move(options)) {}
 
 Coordinator::~Coordinator() { Shutdown(); }
 
@@ -171,7 +153,7 @@ Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
   report.set_submitted_at_unix_ms(submitted_at_ms);
   report.mutable_summary()->set_total(static_cast<int>(suite->tests.size()));
   suite->queued = static_cast<int>(suite->tests.size());
-  const absl::Time now = Now();
+  const absl::Time now = Steady();
   for (Test& test : suite->tests) {
     suite->queued_expected_ms += test.expected_ms;
     test.queued_at = now;
@@ -190,27 +172,46 @@ void Coordinator::FinishQueued(Suite& suite, int index, v1::TestResult result,
 
 absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     v1::SuiteSpec spec) {
-  if (absl::Status valid = ValidateSuite(spec, options_.max_suite_tests);
-      !valid.ok()) {
-    return valid;
+  RETURN_IF_ERROR(CheckSuiteSpec(spec, options_.allow_outside_paths));
+  const int max_tests = options_.max_suite_tests;
+  if (max_tests > 0 && spec.tests_size() > max_tests) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the suite has ", spec.tests_size(),
+                     " tests, over this coordinator's limit of ", max_tests,
+                     " (--max-suite-tests); split it into smaller suites"));
   }
+  RETURN_IF_ERROR(ClaimSuiteName(spec.name(), spec.owner()));
   v1::RunningSuite running;
   {
     absl::MutexLock lock(&mu_);
-    if (options_.max_suites_per_owner > 0 && !spec.owner().empty()) {
+    if (!spec.owner().empty()) {
       int unfinished = 0;
+      int64_t tests = 0;
       for (const auto& [id, suite] : suites_) {
-        unfinished += !suite->ended && suite->spec.owner() == spec.owner();
+        if (suite->ended || suite->spec.owner() != spec.owner()) continue;
+        ++unfinished;
+        tests += suite->queued + suite->leased;
       }
-      if (unfinished >= options_.max_suites_per_owner) {
+      if (options_.max_suites_per_owner > 0 &&
+          unfinished >= options_.max_suites_per_owner) {
         return absl::ResourceExhaustedError(
             absl::StrCat(spec.owner(), " already has ", unfinished,
                          " unfinished suites, this coordinator's limit "
                          "(--max-suites-per-token); wait for one to end"));
       }
+      if (options_.max_tests_per_owner > 0 &&
+          tests + spec.tests_size() > options_.max_tests_per_owner) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            spec.owner(), " has ", tests, " tests queued or running; ",
+            spec.tests_size(), " more would pass this coordinator's limit of ",
+            options_.max_tests_per_owner,
+            " (--max-tests-per-token); wait for some to finish"));
+      }
     }
-    running.set_suite_id(absl::StrCat(id_prefix_, "-", next_id_));
-    running.set_sequence(next_id_++);
+    running.set_suite_id(absl::StrCat(
+        absl::FormatTime("%Y%m%d-%H%M%S", Now(), absl::UTCTimeZone()), "-",
+        RandomHex(kIdBytes)));
+    running.set_sequence(next_sequence_++);
   }
   running.set_submitted_at_unix_ms(absl::ToUnixMillis(Now()));
   if (options_.store && options_.persist_running) {
@@ -237,25 +238,35 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
   }
 
   v1::SubmitSuiteResponse response;
-  absl::MutexLock lock(&mu_);
-  Suite& s = Install(std::move(suite), running.suite_id(), running.sequence(),
-                     running.submitted_at_unix_ms());
-  response.set_suite_id(s.id);
-  for (int i = 0; i < n; ++i) {
-    if (!hits[i].has_value()) continue;
-    v1::TestResult result = std::move(*hits[i]->mutable_result());
-    result.set_test_id(s.tests[i].spec.id());
-    result.set_cached(true);
-    result.set_flaky(false);
-    result.set_cache_key(s.tests[i].cache_key);
-    response.set_cached(response.cached() + 1);
-    FinishQueued(s, i, std::move(result), /*persist=*/true);
+  Writes writes;
+  {
+    absl::MutexLock lock(&mu_);
+    Suite& s = Install(std::move(suite), running.suite_id(), running.sequence(),
+                       running.submitted_at_unix_ms());
+    response.set_suite_id(s.id);
+    for (int i = 0; i < n; ++i) {
+      if (!hits[i].has_value()) continue;
+      v1::TestResult result = std::move(*hits[i]->mutable_result());
+      // A cached failure serves only a test that asked for failures to be
+      // cached (the key says so too; this guards entries from elsewhere).
+      if (result.status() != v1::TEST_STATUS_PASSED &&
+          !s.tests[i].spec.cache_failures()) {
+        continue;
+      }
+      result.set_test_id(s.tests[i].spec.id());
+      result.set_cached(true);
+      result.set_flaky(false);
+      result.set_cache_key(s.tests[i].cache_key);
+      response.set_cached(response.cached() + 1);
+      FinishQueued(s, i, std::move(result), /*persist=*/true);
+    }
+    spdlog::info(
+        "suite {} \"{}\" submitted: {} tests, {} from the cache, priority {}",
+        s.id, LogSafe(s.spec.name()), n, response.cached(), s.spec.priority());
+    work_available_.SignalAll();
+    TakeWrites(writes);
   }
-  (void)FlushFinished();  // failures logged; retried by the next flush
-  spdlog::info(
-      "suite {} \"{}\" submitted: {} tests, {} from the cache, priority {}",
-      s.id, s.spec.name(), n, response.cached(), s.spec.priority());
-  work_available_.SignalAll();
+  (void)Commit(writes);  // failures logged; retried by the next commit
   return response;
 }
 
@@ -267,7 +278,7 @@ absl::StatusOr<int> Coordinator::Recover() {
   for (CoordinatorStore::RecoveredSuite& r : *recovered) {
     std::unique_ptr<Suite> suite = BuildSuite(*r.suite.mutable_spec());
     absl::MutexLock lock(&mu_);
-    next_id_ = std::max<uint64_t>(next_id_, r.suite.sequence() + 1);
+    next_sequence_ = std::max<uint64_t>(next_sequence_, r.suite.sequence() + 1);
     Suite& s = Install(std::move(suite), r.suite.suite_id(), r.suite.sequence(),
                        r.suite.submitted_at_unix_ms());
     for (auto& [index, result] : r.finished) {
@@ -282,21 +293,122 @@ absl::StatusOr<int> Coordinator::Recover() {
       s.report.set_started_at_unix_ms(s.report.submitted_at_unix_ms());
     }
     spdlog::info("suite {} \"{}\" resumed: {} of {} tests already finished",
-                 s.id, s.spec.name(), s.report.summary().done(),
+                 s.id, LogSafe(s.spec.name()), s.report.summary().done(),
                  s.report.summary().total());
   }
-  absl::MutexLock lock(&mu_);
-  work_available_.SignalAll();
+  Writes writes;
+  {
+    absl::MutexLock lock(&mu_);
+    work_available_.SignalAll();
+    TakeWrites(writes);
+  }
+  (void)Commit(writes);  // reports of suites that had all their results
   return static_cast<int>(recovered->size());
 }
 
-absl::Status Coordinator::FlushFinished() {
-  if (options_.store == nullptr || unsaved_.empty()) return absl::OkStatus();
-  absl::Status saved = options_.store->SaveFinished(unsaved_);
-  NoteStoreWrite(saved);
-  // On failure they are kept: a report's retry finds them still unsaved.
-  if (saved.ok()) unsaved_.clear();
-  return saved;
+void Coordinator::TakeWrites(Writes& writes) {
+  writes.ticket = next_ticket_++;
+  writes.finished.swap(unsaved_);
+  writes.reports.swap(unsaved_reports_);
+  for (const std::string& key : dirty_runs_) {
+    auto staged = staged_runs_.histories.find(key);
+    if (staged == staged_runs_.histories.end()) continue;
+    writes.runs.histories.emplace(key, staged->second);
+    run_tickets_[key] = writes.ticket;
+  }
+  dirty_runs_.clear();
+}
+
+absl::Status Coordinator::Commit(Writes& writes) {
+  if (options_.store == nullptr) return absl::OkStatus();
+  std::vector<std::string> run_keys;
+  for (const auto& [key, history] : writes.runs.histories)
+    run_keys.push_back(key);
+  absl::Status runs_saved, finished_saved;
+  std::vector<bool> report_saved(writes.reports.size(), false);
+  {
+    absl::MutexLock commit(&commit_mu_);
+    auto my_turn = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+      return committed_ + 1 == writes.ticket;
+    };
+    commit_mu_.Await(absl::Condition(&my_turn));
+    runs_saved = options_.store->WriteRuns(writes.runs);
+    if (!writes.finished.empty()) {
+      finished_saved = options_.store->SaveFinished(writes.finished);
+    }
+    absl::Status reports_saved;
+    for (size_t i = 0; i < writes.reports.size(); ++i) {
+      const v1::SuiteReport& report = *writes.reports[i];
+      absl::Status saved = options_.store->SaveReport(report);
+      if (saved.ok() && options_.persist_running)
+        saved = options_.store->EndRunningSuite(report.suite_id());
+      if (!saved.ok()) {
+        spdlog::error("saving the report of {}: {}; retried", report.suite_id(),
+                      saved.ToString());
+        reports_saved.Update(saved);
+      }
+      report_saved[i] = saved.ok();
+    }
+    absl::Status all = runs_saved;
+    all.Update(finished_saved);
+    all.Update(reports_saved);
+    NoteStoreWrite(all);
+    committed_ = writes.ticket;
+  }
+  absl::MutexLock lock(&mu_);
+  for (const std::string& key : run_keys) {
+    auto ticket = run_tickets_.find(key);
+    if (!runs_saved.ok()) {
+      dirty_runs_.insert(key);  // written again by the next commit
+    } else if (ticket != run_tickets_.end() &&
+               ticket->second == writes.ticket && dirty_runs_.count(key) == 0) {
+      // Nothing newer staged: the store answers for it from now on.
+      run_tickets_.erase(ticket);
+      staged_runs_.histories.erase(key);
+    }
+  }
+  if (!finished_saved.ok()) {
+    unsaved_.insert(unsaved_.end(),
+                    std::make_move_iterator(writes.finished.begin()),
+                    std::make_move_iterator(writes.finished.end()));
+  }
+  bool trim = false;
+  for (size_t i = 0; i < writes.reports.size(); ++i) {
+    if (!report_saved[i]) {
+      unsaved_reports_.push_back(std::move(writes.reports[i]));
+      continue;
+    }
+    auto suite = suites_.find(writes.reports[i]->suite_id());
+    if (suite != suites_.end()) suite->second->report_saved = true;
+    trim = true;
+  }
+  if (trim) TrimEndedSuites();
+  return finished_saved;
+}
+
+void Coordinator::TrimEndedSuites() {
+  if (options_.store == nullptr) return;  // nowhere else to read them from
+  size_t ended = 0;
+  int64_t ended_tests = 0;
+  for (const auto& [id, suite] : suites_) {
+    if (!suite->ended) continue;
+    ++ended;
+    ended_tests += static_cast<int64_t>(suite->tests.size());
+  }
+  // Oldest first: suites_ is ordered by id, which starts with the time.
+  for (auto it = suites_.begin();
+       it != suites_.end() &&
+       (ended > kEndedSuitesInMemory ||
+        ended_tests > options_.max_ended_tests_in_memory);) {
+    Suite& suite = *it->second;
+    if (suite.ended && suite.report_saved) {
+      --ended;
+      ended_tests -= static_cast<int64_t>(suite.tests.size());
+      it = suites_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void Coordinator::NoteStoreWrite(const absl::Status& status) {
@@ -361,7 +473,7 @@ void Coordinator::Requeue(Suite& suite, int index, bool first) {
   Test& test = suite.tests[index];
   test.phase = Phase::kQueued;
   test.lease_id.clear();
-  test.queued_at = Now();
+  test.queued_at = Steady();
   ++suite.queued;
   suite.queued_expected_ms += test.expected_ms;
   if (first) {
@@ -396,16 +508,16 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
       std::min(absl::ToDoubleMilliseconds(options_.max_shard_duration),
                suite.queued_expected_ms / (2.0 * TotalSlots()));
   Lease lease;
-  lease.id = absl::StrCat("L", next_id_++);
+  lease.id = RandomHex(kIdBytes);
   lease.worker_id = worker.info.worker_id();
   lease.suite_id = suite.id;
-  const absl::Time now = Now();
+  const absl::Time now = Steady();
   lease.deadline = now + options_.lease;
   v1::Shard shard;
   shard.set_lease_id(lease.id);
   shard.set_suite_id(suite.id);
   shard.set_suite_name(suite.spec.name());
-  shard.set_lease_deadline_unix_ms(absl::ToUnixMillis(lease.deadline));
+  shard.set_lease_deadline_unix_ms(absl::ToUnixMillis(Now() + options_.lease));
   double shard_ms = 0;
   while (static_cast<int>(lease.outstanding.size()) <
          options_.max_shard_tests) {
@@ -421,7 +533,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     shard_ms += test.expected_ms;
     test.phase = Phase::kLeased;
     test.lease_id = lease.id;
-    test.leased_to.push_back(lease.worker_id);
+    test.grants.push_back({lease.id, lease.worker_id, test.attempt});
     if (options_.metrics) options_.metrics->Dispatched(now - test.queued_at);
     --suite.queued;
     ++suite.leased;
@@ -436,7 +548,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
   if (lease.outstanding.empty()) return shard;
   if (suite.report.state() == v1::SUITE_STATE_QUEUED) {
     suite.report.set_state(v1::SUITE_STATE_RUNNING);
-    suite.report.set_started_at_unix_ms(absl::ToUnixMillis(now));
+    suite.report.set_started_at_unix_ms(absl::ToUnixMillis(Now()));
   }
   worker.leases[lease.id] = false;
   worker.info.set_busy_slots(static_cast<int>(worker.leases.size()));
@@ -444,25 +556,40 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
   return shard;
 }
 
-v1::RegisterWorkerResponse Coordinator::RegisterWorker(
+absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
     const v1::RegisterWorkerRequest& request, const std::string& owner) {
+  const std::string name = request.name().empty() ? "worker" : request.name();
+  if (name.size() > kMaxWorkerNameBytes ||
+      !CheckTestId(name).ok()) {  // the same rule: printable, no newlines
+    return absl::InvalidArgumentError(absl::StrCat(
+        "worker name ", LogSafe(name), " is not printable or longer than ",
+        kMaxWorkerNameBytes, " characters; choose another --name"));
+  }
   absl::MutexLock lock(&mu_);
+  if (options_.max_workers > 0 &&
+      static_cast<int>(workers_.size()) >= options_.max_workers) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this coordinator serves ", workers_.size(),
+        " workers, its limit (--max-workers); start this one later or raise "
+        "the limit"));
+  }
   Worker worker;
   worker.info.set_owner(owner);
-  const std::string name = request.name().empty() ? "worker" : request.name();
-  worker.info.set_worker_id(absl::StrCat(name, "#", next_id_++));
+  worker.info.set_worker_id(absl::StrCat(name, "#", next_worker_++));
   worker.info.set_name(name);
-  worker.info.set_slots(std::max(1, request.slots()));
+  worker.info.set_slots(
+      std::clamp(request.slots(), 1, options_.max_worker_slots));
   *worker.info.mutable_platform() = request.platform();
-  worker.last_seen = Now();
-  worker.info.set_last_heartbeat_unix_ms(absl::ToUnixMillis(worker.last_seen));
+  worker.last_seen = Steady();
+  worker.info.set_last_heartbeat_unix_ms(absl::ToUnixMillis(Now()));
   v1::RegisterWorkerResponse response;
   response.set_worker_id(worker.info.worker_id());
   response.set_lease_ms(absl::ToInt64Milliseconds(options_.lease));
   response.set_cache_endpoint(options_.cache_endpoint);
   response.set_cache_service(options_.cache_service);
   spdlog::info("worker {} registered: {} slots, {}", worker.info.worker_id(),
-               worker.info.slots(), PlatformString(request.platform()));
+               worker.info.slots(),
+               LogSafe(PlatformString(request.platform())));
   workers_[worker.info.worker_id()] = std::move(worker);
   work_available_.SignalAll();
   return response;
@@ -470,8 +597,8 @@ v1::RegisterWorkerResponse Coordinator::RegisterWorker(
 
 v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
   v1::PullWorkResponse response;
-  const absl::Time wait_until =
-      absl::Now() + absl::Milliseconds(request.wait_ms());
+  const absl::Time wait_until = SteadyDeadline(
+      absl::Milliseconds(std::max<int64_t>(0, request.wait_ms())));
   absl::MutexLock lock(&mu_);
   while (true) {
     auto it = workers_.find(request.worker_id());
@@ -480,13 +607,14 @@ v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
       return response;
     }
     Worker& worker = it->second;
-    worker.last_seen = Now();
+    worker.last_seen = Steady();
     if (shutting_down_) return response;
     if (HasWorkFor(worker)) break;
-    if (work_available_.WaitWithDeadline(&mu_, wait_until)) return response;
+    if (work_available_.WaitWithTimeout(&mu_, Remaining(wait_until)))
+      return response;
   }
   Worker& worker = workers_.at(request.worker_id());
-  int shards = std::min(request.free_slots(), worker.info.slots());
+  int shards = std::clamp(request.free_slots(), 0, worker.info.slots());
   // An overloaded machine (load well above its slots) takes one shard at a
   // time until it recovers.
   if (worker.info.load_average() > 2.0 * worker.info.slots())
@@ -501,7 +629,7 @@ v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
   // Work is queued but none suits this worker (memory): hold the poll rather
   // than have it ask again at once.
   if (response.shards_size() == 0 && !shutting_down_) {
-    work_available_.WaitWithDeadline(&mu_, wait_until);
+    work_available_.WaitWithTimeout(&mu_, Remaining(wait_until));
   }
   return response;
 }
@@ -536,10 +664,12 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   if (options_.store && !result.cached()) {
     const v1::ActionKey key =
         ComputeActionKey(test.spec, suite.spec.platform());
-    // Written with the rest of the report by ReportResults.
-    Analyze(suite, test,
-            options_.store->StageRun(pending_runs_, suite.spec.name(), suite.id,
-                                     result, &key));
+    // Written by the next commit, after the lock is released.
+    const v1::TestHistory& history = options_.store->StageRun(
+        staged_runs_, suite.spec.name(), suite.id, result, &key);
+    dirty_runs_.insert(
+        CoordinatorStore::HistoryKey(suite.spec.name(), test.spec.id()));
+    Analyze(suite, test, history);
   }
   if (Retriable(result.status()) && test.attempt <= test.spec.retries()) {
     ++test.attempt;
@@ -601,31 +731,16 @@ void Coordinator::EndSuite(Suite& suite, v1::SuiteState state) {
   report.set_finished_at_unix_ms(now);
   report.mutable_summary()->set_wall_ms(now - report.submitted_at_unix_ms());
   report.mutable_summary()->set_running(0);
+  // Serialized and written by the next commit, outside the lock (a report
+  // can be hundreds of MiB); the suite stays in memory until it is saved.
   if (options_.store) {
-    (void)FlushFinished();  // failures logged; retried by the next flush
-    absl::Status saved = options_.store->SaveReport(report);
-    if (saved.ok() && options_.persist_running)
-      saved = options_.store->EndRunningSuite(suite.id);
-    if (!saved.ok())
-      spdlog::error("saving the report of {}: {}", suite.id, saved.ToString());
+    unsaved_reports_.push_back(std::make_shared<const v1::SuiteReport>(report));
   }
   const v1::SuiteSummary& summary = report.summary();
   spdlog::info("suite {} ended: {} passed, {} failed, {} cached, {} ms",
                suite.id, summary.passed(),
                summary.total() - summary.passed() - summary.skipped(),
                summary.cached(), summary.wall_ms());
-  // Forget the oldest ended suites; their reports stay in the store.
-  size_t ended = 0;
-  for (const auto& [id, s] : suites_) ended += s->ended;
-  for (auto it = suites_.begin();
-       ended > kEndedSuitesInMemory && it != suites_.end();) {
-    if (it->second->ended && it->second.get() != &suite && options_.store) {
-      it = suites_.erase(it);
-      --ended;
-    } else {
-      ++it;
-    }
-  }
 }
 
 void Coordinator::ReleaseLease(const std::string& lease_id) {
@@ -640,20 +755,18 @@ void Coordinator::ReleaseLease(const std::string& lease_id) {
   leases_.erase(it);
 }
 
-bool Coordinator::HeldBy(const Lease* lease, const Suite* suite,
-                         const v1::ReportedResult& reported,
+bool Coordinator::HeldBy(const Suite& suite, const v1::ReportedResult& reported,
                          const std::string& worker_id) const {
-  if (lease != nullptr) return lease->worker_id == worker_id;
-  // An expired lease: a slow worker's late result still counts, so the test
-  // remembers every worker it was given to. One nobody remembers (after a
-  // restart) is taken from any worker.
-  if (suite == nullptr) return true;
-  auto found = suite->index_of.find(reported.result().test_id());
-  if (found == suite->index_of.end()) return true;
-  const std::vector<std::string>& leased_to =
-      suite->tests[found->second].leased_to;
-  return leased_to.empty() || std::find(leased_to.begin(), leased_to.end(),
-                                        worker_id) != leased_to.end();
+  if (workers_.count(worker_id) == 0) return false;
+  auto found = suite.index_of.find(reported.result().test_id());
+  if (found == suite.index_of.end()) return false;
+  for (const Grant& grant : suite.tests[found->second].grants) {
+    if (grant.lease_id == reported.lease_id() && grant.worker_id == worker_id &&
+        grant.attempt == reported.result().attempt()) {
+      return true;
+    }
+  }
+  return false;
 }
 
 absl::Status Coordinator::CheckWorkerOwner(const std::string& worker_id,
@@ -667,57 +780,144 @@ absl::Status Coordinator::CheckWorkerOwner(const std::string& worker_id,
       absl::StrCat("worker ", worker_id, " was registered by another token"));
 }
 
-absl::StatusOr<std::string> Coordinator::OwnerOf(const std::string& suite_id) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = suites_.find(suite_id);
-    if (it != suites_.end()) return it->second->spec.owner();
+absl::Status Coordinator::CheckAccess(const std::string& suite_id,
+                                      const std::string& owner,
+                                      const Principal& caller, bool change) {
+  if (change ? caller.CanChange(owner) : caller.CanRead(owner)) {
+    return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(v1::SuiteReport report, Report(suite_id));
-  return report.owner();
+  return absl::PermissionDeniedError(
+      absl::StrCat("suite ", suite_id, " belongs to ", owner,
+                   "; only its owner", change ? "" : ", a view token",
+                   " or an admin may ", change ? "change" : "read", " it"));
+}
+
+absl::Status Coordinator::ClaimSuiteName(const std::string& suite_name,
+                                         const std::string& owner) {
+  if (options_.store == nullptr || owner.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::string holder,
+                   options_.store->ClaimSuiteName(suite_name, owner));
+  if (holder == owner) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "the suite name \"", suite_name, "\" belongs to ", holder,
+      " (its history and baseline are theirs); choose another \"name\""));
+}
+
+absl::Status Coordinator::CheckNameOwner(const std::string& suite_name,
+                                         const Principal& caller, bool change) {
+  if (options_.store == nullptr || caller.anonymous()) return absl::OkStatus();
+  std::optional<std::string> holder =
+      options_.store->SuiteNameOwner(suite_name);
+  const std::string owner = holder.value_or("");
+  if (change ? caller.CanChange(owner) : caller.CanRead(owner)) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("the suite name \"", suite_name, "\" belongs to ",
+                   owner.empty() ? "nobody yet" : owner, "; only its owner",
+                   change ? "" : ", a view token", " or an admin may ",
+                   change ? "change its baseline" : "read its history"));
+}
+
+absl::Status Coordinator::SanitizeReported(v1::TestResult& result) const {
+  if (!v1::TestStatus_IsValid(result.status()) ||
+      result.status() == v1::TEST_STATUS_UNSPECIFIED) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown status ", result.status()));
+  }
+  for (double ms : {result.wall_ms(), result.user_cpu_ms(), result.sys_cpu_ms(),
+                    result.memory_slope_kb_per_s()}) {
+    if (!std::isfinite(ms) || std::fabs(ms) > kMaxMs) {
+      return absl::InvalidArgumentError(absl::StrCat("impossible figure ", ms));
+    }
+  }
+  if (result.wall_ms() < 0 || result.user_cpu_ms() < 0 ||
+      result.sys_cpu_ms() < 0 || result.peak_rss_kb() < 0 ||
+      result.peak_rss_kb() > kMaxPeakKb || result.stdout_bytes() < 0 ||
+      result.stderr_bytes() < 0 || result.attempt() < 1) {
+    return absl::InvalidArgumentError("a negative or impossible figure");
+  }
+  if (result.memory_curve_size() > kMaxMemorySamples) {
+    return absl::InvalidArgumentError(absl::StrCat(result.memory_curve_size(),
+                                                   " memory samples, over ",
+                                                   kMaxMemorySamples));
+  }
+  for (const v1::MemorySample& sample : result.memory_curve()) {
+    if (sample.offset_ms() < 0 || sample.rss_kb() < 0 ||
+        sample.rss_kb() > kMaxPeakKb) {
+      return absl::InvalidArgumentError("an impossible memory sample");
+    }
+  }
+  // A drifting clock is the worker's problem, not the report's. (Past
+  // times are possible: a cached result keeps those of the run behind it.)
+  const absl::Time now = Now();
+  const int64_t latest = absl::ToUnixMillis(now + kMaxClockSkew);
+  auto believable = [&](int64_t ms) { return ms > 0 && ms <= latest; };
+  if (!believable(result.started_at_unix_ms()) ||
+      !believable(result.finished_at_unix_ms()) ||
+      result.finished_at_unix_ms() < result.started_at_unix_ms()) {
+    const int64_t now_ms = absl::ToUnixMillis(now);
+    result.set_finished_at_unix_ms(now_ms);
+    result.set_started_at_unix_ms(now_ms -
+                                  static_cast<int64_t>(result.wall_ms()));
+  }
+  result.set_flaky(false);  // the coordinator's to decide
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     const v1::ReportResultsRequest& request) {
   v1::ReportResultsResponse response;
-  absl::MutexLock lock(&mu_);
-  const absl::Time now = Now();
-  auto worker = workers_.find(request.worker_id());
-  if (worker != workers_.end()) worker->second.last_seen = now;
-  for (const v1::ReportedResult& reported : request.results()) {
-    auto suite = suites_.find(reported.suite_id());
-    auto lease = leases_.find(reported.lease_id());
-    Lease* lease_ptr = lease == leases_.end() ? nullptr : &lease->second;
-    if (!HeldBy(lease_ptr,
-                suite == suites_.end() ? nullptr : suite->second.get(),
-                reported, request.worker_id())) {
-      spdlog::warn(
-          "worker {} reported {} of lease {}, which it does not hold; "
-          "rejected",
-          request.worker_id(), reported.result().test_id(),
-          reported.lease_id());
-      response.set_rejected(response.rejected() + 1);
-      continue;
-    }
-    if (lease_ptr != nullptr) lease_ptr->deadline = now + options_.lease;
-    bool accepted = suite != suites_.end() && !suite->second->ended &&
-                    Accept(*suite->second, lease_ptr, reported.result());
-    if (accepted) {
-      response.set_accepted(response.accepted() + 1);
-      if (worker != workers_.end()) {
-        worker->second.info.set_tests_run(worker->second.info.tests_run() + 1);
+  Writes writes;
+  {
+    absl::MutexLock lock(&mu_);
+    auto worker = workers_.find(request.worker_id());
+    if (worker != workers_.end()) worker->second.last_seen = Steady();
+    for (const v1::ReportedResult& reported : request.results()) {
+      auto suite = suites_.find(reported.suite_id());
+      if (suite == suites_.end() ||
+          !HeldBy(*suite->second, reported, request.worker_id())) {
+        spdlog::warn(
+            "worker {} reported test {} of suite {} under lease {}, which it "
+            "was not given; rejected",
+            LogSafe(request.worker_id()), LogSafe(reported.result().test_id()),
+            LogSafe(reported.suite_id()), LogSafe(reported.lease_id()));
+        response.set_rejected(response.rejected() + 1);
+        continue;
       }
-    } else {
-      response.set_ignored(response.ignored() + 1);
+      v1::TestResult result = reported.result();
+      if (absl::Status sane = SanitizeReported(result); !sane.ok()) {
+        spdlog::warn("worker {} reported test {} with {}; rejected",
+                     LogSafe(request.worker_id()), LogSafe(result.test_id()),
+                     std::string(sane.message()));
+        response.set_rejected(response.rejected() + 1);
+        continue;
+      }
+      auto lease = leases_.find(reported.lease_id());
+      Lease* lease_ptr = lease == leases_.end() ? nullptr : &lease->second;
+      if (lease_ptr != nullptr) lease_ptr->deadline = Steady() + options_.lease;
+      const bool accepted =
+          !suite->second->ended &&
+          Accept(*suite->second, lease_ptr, std::move(result));
+      if (accepted) {
+        response.set_accepted(response.accepted() + 1);
+        if (worker != workers_.end()) {
+          worker->second.info.set_tests_run(worker->second.info.tests_run() +
+                                            1);
+        }
+      } else {
+        response.set_ignored(response.ignored() + 1);
+      }
+      if (lease_ptr != nullptr && lease_ptr->outstanding.empty()) {
+        ReleaseLease(reported.lease_id());
+      }
     }
-    if (lease_ptr != nullptr && lease_ptr->outstanding.empty()) {
-      ReleaseLease(reported.lease_id());
-    }
+    TakeWrites(writes);
   }
-  if (options_.store) NoteStoreWrite(options_.store->WriteRuns(pending_runs_));
   // Acknowledged only once durable; the worker retries otherwise, and its
-  // retry, ignored as a duplicate, flushes what is still unsaved.
-  if (absl::Status saved = FlushFinished(); !saved.ok()) {
+  // retry, ignored as a duplicate, lets the next commit write what is still
+  // unsaved.
+  if (absl::Status saved = Commit(writes); !saved.ok()) {
     return absl::Status(saved.code(),
                         absl::StrCat("results not saved (", saved.message(),
                                      "); resend them later"));
@@ -735,15 +935,19 @@ v1::HeartbeatResponse Coordinator::Heartbeat(
     return response;
   }
   Worker& worker = it->second;
-  worker.last_seen = Now();
-  worker.info.set_last_heartbeat_unix_ms(absl::ToUnixMillis(worker.last_seen));
-  worker.info.set_load_average(request.load_average());
-  worker.info.set_free_memory_kb(request.free_memory_kb());
+  worker.last_seen = Steady();
+  worker.info.set_last_heartbeat_unix_ms(absl::ToUnixMillis(Now()));
+  // Bounded: a rogue worker's figures steer placement, not arithmetic.
+  const double load = request.load_average();
+  worker.info.set_load_average(std::isfinite(load) ? std::clamp(load, 0.0, 1e6)
+                                                   : 0.0);
+  worker.info.set_free_memory_kb(
+      std::clamp<int64_t>(request.free_memory_kb(), 0, kMaxPeakKb));
   for (const std::string& lease_id : request.lease_ids()) {
     auto lease = leases_.find(lease_id);
     if (lease != leases_.end() &&
         lease->second.worker_id == worker.info.worker_id()) {
-      lease->second.deadline = Now() + options_.lease;
+      lease->second.deadline = Steady() + options_.lease;
     }
   }
   std::vector<std::string> cancelled;
@@ -780,8 +984,17 @@ void Coordinator::ExpireLease(const std::string& lease_id) {
 }
 
 void Coordinator::ExpireLeases() {
-  absl::MutexLock lock(&mu_);
-  const absl::Time now = Now();
+  Writes writes;
+  {
+    absl::MutexLock lock(&mu_);
+    ExpireLeasesLocked();
+    TakeWrites(writes);  // and what failed to be written before
+  }
+  (void)Commit(writes);
+}
+
+void Coordinator::ExpireLeasesLocked() {
+  const absl::Time now = Steady();
   std::vector<std::string> expired;
   for (const auto& [id, lease] : leases_) {
     if (lease.deadline < now) expired.push_back(id);
@@ -800,14 +1013,28 @@ void Coordinator::ExpireLeases() {
   for (const std::string& id : expired) ExpireLease(id);
 }
 
-absl::StatusOr<int> Coordinator::Cancel(const std::string& suite_id) {
-  absl::MutexLock lock(&mu_);
+absl::StatusOr<int> Coordinator::Cancel(const std::string& suite_id,
+                                        const Principal& caller) {
+  Writes writes;
+  absl::StatusOr<int> cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled = CancelLocked(suite_id, caller);
+    TakeWrites(writes);
+  }
+  (void)Commit(writes);  // failures logged; retried by the next commit
+  return cancelled;
+}
+
+absl::StatusOr<int> Coordinator::CancelLocked(const std::string& suite_id,
+                                              const Principal& caller) {
   auto it = suites_.find(suite_id);
   if (it == suites_.end()) {
     return absl::NotFoundError(
         absl::StrCat("no running suite with id ", suite_id));
   }
   Suite& suite = *it->second;
+  RETURN_IF_ERROR(CheckAccess(suite_id, suite.spec.owner(), caller, true));
   if (suite.ended) return 0;
   suite.report.set_state(v1::SUITE_STATE_CANCELLED);
   for (auto& [lease_id, lease] : leases_) {
@@ -827,7 +1054,6 @@ absl::StatusOr<int> Coordinator::Cancel(const std::string& suite_id) {
     ++cancelled;
     Finish(suite, static_cast<int>(i), std::move(result), /*persist=*/true);
   }
-  (void)FlushFinished();  // failures logged; retried by the next flush
   return cancelled;
 }
 
@@ -860,13 +1086,17 @@ v1::SuiteProgress Coordinator::ProgressOf(const Suite& suite) const {
 }
 
 absl::StatusOr<v1::SuiteProgress> Coordinator::Progress(
-    const std::string& suite_id) {
+    const std::string& suite_id, const Principal& caller) {
   {
     absl::MutexLock lock(&mu_);
     auto it = suites_.find(suite_id);
-    if (it != suites_.end()) return ProgressOf(*it->second);
+    if (it != suites_.end()) {
+      RETURN_IF_ERROR(
+          CheckAccess(suite_id, it->second->spec.owner(), caller, false));
+      return ProgressOf(*it->second);
+    }
   }
-  absl::StatusOr<v1::SuiteReport> report = Report(suite_id);
+  absl::StatusOr<v1::SuiteReport> report = Report(suite_id, caller);
   if (!report.ok()) return report.status();
   v1::SuiteProgress progress;
   progress.set_suite_id(suite_id);
@@ -875,23 +1105,30 @@ absl::StatusOr<v1::SuiteProgress> Coordinator::Progress(
   return progress;
 }
 
-absl::StatusOr<v1::SuiteReport> Coordinator::Report(
-    const std::string& suite_id) {
+absl::StatusOr<v1::SuiteReport> Coordinator::Report(const std::string& suite_id,
+                                                    const Principal& caller) {
   {
     absl::MutexLock lock(&mu_);
     auto it = suites_.find(suite_id);
     if (it != suites_.end()) {
+      RETURN_IF_ERROR(
+          CheckAccess(suite_id, it->second->spec.owner(), caller, false));
       v1::SuiteReport report = it->second->report;
       report.mutable_summary()->set_running(it->second->leased);
       return report;
     }
   }
-  if (options_.store) return options_.store->LoadReport(suite_id);
-  return absl::NotFoundError(absl::StrCat("no suite with id ", suite_id));
+  if (options_.store == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no suite with id ", suite_id));
+  }
+  ASSIGN_OR_RETURN(v1::SuiteReport report,
+                   options_.store->LoadReport(suite_id));
+  RETURN_IF_ERROR(CheckAccess(suite_id, report.owner(), caller, false));
+  return report;
 }
 
 absl::StatusOr<v1::HistoryResponse> Coordinator::History(
-    const v1::HistoryRequest& request) {
+    const v1::HistoryRequest& request, const Principal& caller) {
   if (options_.store == nullptr) {
     return absl::FailedPreconditionError("this coordinator keeps no history");
   }
@@ -899,6 +1136,7 @@ absl::StatusOr<v1::HistoryResponse> Coordinator::History(
   if (name.empty()) {
     return absl::InvalidArgumentError("name the suite whose history you want");
   }
+  RETURN_IF_ERROR(CheckNameOwner(name, caller, /*change=*/false));
   v1::HistoryResponse response;
   std::optional<v1::Baseline> baseline = options_.store->GetBaseline(name);
   if (baseline) *response.mutable_baseline() = *baseline;
@@ -931,13 +1169,15 @@ absl::StatusOr<v1::HistoryResponse> Coordinator::History(
 }
 
 absl::StatusOr<v1::Baseline> Coordinator::SetBaseline(
-    const v1::SetBaselineRequest& request) {
+    const v1::SetBaselineRequest& request, const Principal& caller) {
   if (options_.store == nullptr) {
     return absl::FailedPreconditionError("this coordinator keeps no history");
   }
   if (request.suite_name().empty()) {
     return absl::InvalidArgumentError("name the suite to set a baseline for");
   }
+  RETURN_IF_ERROR(
+      CheckNameOwner(request.suite_name(), caller, /*change=*/true));
   v1::Baseline baseline;
   baseline.set_suite_name(request.suite_name());
   if (request.clear()) {
@@ -948,7 +1188,8 @@ absl::StatusOr<v1::Baseline> Coordinator::SetBaseline(
   baseline.set_pinned_at_unix_ms(now);
   baseline.set_until_unix_ms(now);
   if (!request.from_suite_id().empty()) {
-    ASSIGN_OR_RETURN(v1::SuiteReport report, Report(request.from_suite_id()));
+    ASSIGN_OR_RETURN(v1::SuiteReport report,
+                     Report(request.from_suite_id(), caller));
     if (report.name() != request.suite_name()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "suite ", request.from_suite_id(), " is \"", report.name(),
@@ -969,8 +1210,9 @@ absl::StatusOr<v1::Baseline> Coordinator::SetBaseline(
 absl::StatusOr<bool> Coordinator::NextEvent(const std::string& suite_id,
                                             size_t* cursor,
                                             absl::Duration max_wait,
-                                            v1::WatchEvent* event) {
-  const absl::Time wait_until = absl::Now() + max_wait;
+                                            v1::WatchEvent* event,
+                                            const Principal& caller) {
+  const absl::Time wait_until = SteadyDeadline(max_wait);
   {
     absl::MutexLock lock(&mu_);
     bool timed_out = false;
@@ -980,6 +1222,7 @@ absl::StatusOr<bool> Coordinator::NextEvent(const std::string& suite_id,
       auto it = suites_.find(suite_id);
       if (it == suites_.end()) break;
       Suite& suite = *it->second;
+      RETURN_IF_ERROR(CheckAccess(suite_id, suite.spec.owner(), caller, false));
       const size_t available = static_cast<size_t>(suite.report.results_size());
       if (available > *cursor || suite.ended || shutting_down_ || timed_out) {
         *event->mutable_progress() = ProgressOf(suite);
@@ -989,10 +1232,10 @@ absl::StatusOr<bool> Coordinator::NextEvent(const std::string& suite_id,
         *cursor = available;
         return suite.ended;
       }
-      timed_out = suite_changed_.WaitWithDeadline(&mu_, wait_until);
+      timed_out = suite_changed_.WaitWithTimeout(&mu_, Remaining(wait_until));
     }
   }
-  absl::StatusOr<v1::SuiteReport> report = Report(suite_id);
+  absl::StatusOr<v1::SuiteReport> report = Report(suite_id, caller);
   if (!report.ok()) return report.status();
   event->mutable_progress()->set_suite_id(suite_id);
   event->mutable_progress()->set_state(report->state());
@@ -1006,7 +1249,8 @@ absl::StatusOr<bool> Coordinator::NextEvent(const std::string& suite_id,
 }
 
 absl::StatusOr<v1::ExplainResponse> Coordinator::Explain(
-    const std::string& suite_id, const std::string& test_id) {
+    const std::string& suite_id, const std::string& test_id,
+    const Principal& caller) {
   v1::ExplainResponse response;
   v1::ActionKey current;
   std::string suite_name;
@@ -1019,6 +1263,7 @@ absl::StatusOr<v1::ExplainResponse> Coordinator::Explain(
           " most recent suites this coordinator holds; explain a newer run"));
     }
     const Suite& suite = *it->second;
+    RETURN_IF_ERROR(CheckAccess(suite_id, suite.spec.owner(), caller, false));
     auto index = suite.index_of.find(test_id);
     if (index == suite.index_of.end()) {
       return absl::NotFoundError(

@@ -3,6 +3,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "absl/time/time.h"
 #include "cache/cache_client.h"
 #include "common/clock.h"
+#include "common/security.h"
 #include "coordinator/metrics.h"
 #include "coordinator/store.h"
 #include "testfleet/v1/services.pb.h"
@@ -44,8 +46,19 @@ struct CoordinatorOptions {
   absl::Duration default_expected = absl::Seconds(1);
   /// Limits against runaway or hostile clients (0: none).
   int max_suite_tests = 1'000'000;
-  int max_suites_per_owner = 0;            // unfinished suites of one token
+  int max_suites_per_owner = 0;  // unfinished suites of one token
+  /// Unfinished tests of one token, over all its suites.
+  int64_t max_tests_per_owner = 2'000'000;
   size_t max_output_tail_bytes = 1 << 20;  // per stream, in reports
+  int max_workers = 10'000;                // registered at once
+  int max_worker_slots = 1024;             // what one worker may claim
+  /// Ended suites stay in memory for watchers while they hold at most this
+  /// many tests in all (and are at most 64); older ones are read from the
+  /// store.
+  int64_t max_ended_tests_in_memory = 200'000;
+  /// Accept absolute and climbing paths (cwd, inputs) in submitted suites:
+  /// for `coordctl run` and fleets that share one file system.
+  bool allow_outside_paths = false;
   /// Dispatch waits and results are observed here. Not owned; may be null.
   CoordinatorMetrics* metrics = nullptr;
 };
@@ -64,32 +77,48 @@ class Coordinator {
   ~Coordinator();
 
   // ---- clients ----
+  // Every call names its caller: a suite is read by its owner and by tokens
+  // with the view or admin role, changed by its owner and admins (see
+  // Principal). A suite name belongs to the token that first submitted it:
+  // its history and baseline are that owner's, and other tokens may not
+  // submit under it. Without tokens everyone is Principal::Anyone().
+
+  /// Checks every field (CheckSuiteSpec) before anything is queued.
   absl::StatusOr<v1::SubmitSuiteResponse> Submit(v1::SuiteSpec suite);
-  absl::StatusOr<v1::SuiteProgress> Progress(const std::string& suite_id);
-  absl::StatusOr<v1::SuiteReport> Report(const std::string& suite_id);
+  absl::StatusOr<v1::SuiteProgress> Progress(
+      const std::string& suite_id,
+      const Principal& caller = Principal::Anyone());
+  absl::StatusOr<v1::SuiteReport> Report(
+      const std::string& suite_id,
+      const Principal& caller = Principal::Anyone());
   /// A test's history (or every test's of a suite name) with its insight.
   absl::StatusOr<v1::HistoryResponse> History(
-      const v1::HistoryRequest& request);
+      const v1::HistoryRequest& request,
+      const Principal& caller = Principal::Anyone());
   /// Pins (or clears) the baseline of a suite name.
   absl::StatusOr<v1::Baseline> SetBaseline(
-      const v1::SetBaselineRequest& request);
-  absl::StatusOr<int> Cancel(const std::string& suite_id);
+      const v1::SetBaselineRequest& request,
+      const Principal& caller = Principal::Anyone());
+  absl::StatusOr<int> Cancel(const std::string& suite_id,
+                             const Principal& caller = Principal::Anyone());
   /// Waits up to `max_wait` for results past `*cursor` (or the suite's end),
   /// fills `event` and advances the cursor. Returns true once the suite has
   /// ended and everything was delivered.
   absl::StatusOr<bool> NextEvent(const std::string& suite_id, size_t* cursor,
-                                 absl::Duration max_wait,
-                                 v1::WatchEvent* event);
+                                 absl::Duration max_wait, v1::WatchEvent* event,
+                                 const Principal& caller = Principal::Anyone());
   v1::ListWorkersResponse ListWorkers();
   /// Why a test of a suite ran or came from the cache: its key against the
   /// last earlier passing run's, part by part.
-  absl::StatusOr<v1::ExplainResponse> Explain(const std::string& suite_id,
-                                              const std::string& test_id);
+  absl::StatusOr<v1::ExplainResponse> Explain(
+      const std::string& suite_id, const std::string& test_id,
+      const Principal& caller = Principal::Anyone());
 
   // ---- workers ----
   /// `owner`: the registering token's name (empty without tokens); only
-  /// that token may then act as this worker.
-  v1::RegisterWorkerResponse RegisterWorker(
+  /// that token may then act as this worker. RESOURCE_EXHAUSTED past
+  /// max_workers; INVALID_ARGUMENT for a name that is not printable.
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
       const v1::RegisterWorkerRequest& request, const std::string& owner = "");
   /// PERMISSION_DENIED when `worker_id` was registered by another token than
   /// `owner` (an unknown worker passes: it is told to register).
@@ -97,16 +126,20 @@ class Coordinator {
                                 const std::string& owner);
   /// Queue, workers and work left, for metrics and autoscaling.
   CoordinatorSnapshot Snapshot();
-  /// The name of the token that submitted the suite ("" without tokens).
-  absl::StatusOr<std::string> OwnerOf(const std::string& suite_id);
   /// Blocks up to the request's wait_ms while no work is queued for it.
   v1::PullWorkResponse PullWork(const v1::PullWorkRequest& request);
+  /// A result is accepted only from the registered worker that was given
+  /// exactly that suite's test, for that attempt, under the lease it names
+  /// (an expired lease still counts: a slow worker's late result is kept).
+  /// Anything else, and results with impossible numbers (negative or
+  /// non-finite times, unknown statuses), is rejected and counted.
   absl::StatusOr<v1::ReportResultsResponse> ReportResults(
       const v1::ReportResultsRequest& request);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
 
-  /// Requeues the work of expired leases and forgets silent workers. Called
-  /// periodically by the server, directly by tests.
+  /// Requeues the work of expired leases, forgets silent workers and
+  /// retries store writes that failed. Called periodically by the server,
+  /// directly by tests.
   void ExpireLeases();
   /// Resumes the suites a previous run of the coordinator left unfinished
   /// (their finished results kept, everything else queued again); returns
@@ -117,6 +150,13 @@ class Coordinator {
 
  private:
   enum class Phase { kQueued, kLeased, kDone };
+  // A test given to a worker: who may report which attempt, under which
+  // lease.
+  struct Grant {
+    std::string lease_id;
+    std::string worker_id;
+    int32_t attempt = 0;
+  };
   struct Test {
     v1::TestSpec spec;
     std::string cache_key;
@@ -126,8 +166,8 @@ class Coordinator {
     bool failed_before = false;
     Phase phase = Phase::kQueued;
     std::string lease_id;
-    std::vector<std::string> leased_to;  // every worker given it, in order
-    absl::Time queued_at;                // for the dispatch latency
+    std::vector<Grant> grants;  // every lease it was given under, in order
+    absl::Time queued_at;       // steady clock, for the dispatch latency
   };
   struct Suite {
     std::string id;
@@ -144,6 +184,7 @@ class Coordinator {
     double leased_expected_ms = 0;  // of the tests leased to workers
     v1::SuiteReport report;         // results in completion order
     bool ended = false;
+    bool report_saved = false;             // in the store: may leave memory
     std::optional<v1::Baseline> baseline;  // pinned; else rolling
   };
   struct Lease {
@@ -151,15 +192,49 @@ class Coordinator {
     std::string worker_id;
     std::string suite_id;
     std::vector<int> outstanding;  // test indices not yet reported
-    absl::Time deadline;
+    absl::Time deadline;           // steady clock
   };
   struct Worker {
     v1::WorkerInfo info;
-    absl::Time last_seen;
+    absl::Time last_seen;                // steady clock
     std::map<std::string, bool> leases;  // lease id -> cancelled
+  };
+  // What a call changed that the store must hold, written by Commit after
+  // the lock is released: no I/O under mu_. Commits are written in the order
+  // their tickets were taken, so a later history never lands under an
+  // earlier one.
+  struct Writes {
+    uint64_t ticket = 0;
+    std::vector<CoordinatorStore::FinishedTest> finished;
+    CoordinatorStore::PendingRuns runs;
+    std::vector<std::shared_ptr<const v1::SuiteReport>> reports;
   };
 
   absl::Time Now() const { return options_.clock->Now(); }
+  absl::Time Steady() const { return options_.clock->Steady(); }
+  /// Whether `caller` may read (or, with `change`, change) the suite; the
+  /// error names who may.
+  static absl::Status CheckAccess(const std::string& suite_id,
+                                  const std::string& owner,
+                                  const Principal& caller, bool change);
+  /// The owner of `suite_name` once `owner` submitted under it (claims an
+  /// unowned name); PERMISSION_DENIED when it is another's.
+  absl::Status ClaimSuiteName(const std::string& suite_name,
+                              const std::string& owner);
+  absl::Status CheckNameOwner(const std::string& suite_name,
+                              const Principal& caller, bool change);
+  /// A result a worker sent is possible: known status, finite non-negative
+  /// figures, bounded curve. Timestamps far from now are replaced by now.
+  absl::Status SanitizeReported(v1::TestResult& result) const;
+  /// Takes what the calls so far staged (failed writes included) into
+  /// `writes` with a ticket. Call under mu_, then Commit without it.
+  void TakeWrites(Writes& writes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Writes `writes` in ticket order; what fails is staged again for the
+  /// next commit. Returns the status of the finished results (what a
+  /// report's acknowledgement rests on).
+  absl::Status Commit(Writes& writes) ABSL_LOCKS_EXCLUDED(mu_);
+  /// Forgets the oldest ended suites whose reports are saved.
+  void TrimEndedSuites() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Tests, keys, expectations and order from a spec.
   std::unique_ptr<Suite> BuildSuite(v1::SuiteSpec spec);
   Suite& Install(std::unique_ptr<Suite> suite, const std::string& id,
@@ -168,19 +243,16 @@ class Coordinator {
   /// Finish for a test still in the queue (a cache hit, a recovered result).
   void FinishQueued(Suite& suite, int index, v1::TestResult result,
                     bool persist) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  /// Writes the results finished since the last flush, in one batch.
-  absl::Status FlushFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether `worker_id` may report this result: the lease it names is its
-  // own, or it was given the test under a lease since expired.
-  bool HeldBy(const Lease* lease, const Suite* suite,
-              const v1::ReportedResult& reported,
+  // Whether `worker_id` was given this test of `suite`, for the result's
+  // attempt, under the lease the report names.
+  bool HeldBy(const Suite& suite, const v1::ReportedResult& reported,
               const std::string& worker_id) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Regressions and insights of a test's newest run, into the report.
   void Analyze(Suite& suite, const Test& test, const v1::TestHistory& history)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteStoreWrite(const absl::Status& status)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   static bool HasQueuedWorkFor(const Suite& suite, const Worker& worker);
   bool HasWorkFor(const Worker& worker) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -205,6 +277,10 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLease(const std::string& lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<int> CancelLocked(const std::string& suite_id,
+                                   const Principal& caller)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndSuite(Suite& suite, v1::SuiteState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SuiteProgress ProgressOf(const Suite& suite) const
@@ -215,15 +291,25 @@ class Coordinator {
   absl::CondVar work_available_;
   absl::CondVar suite_changed_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::string id_prefix_;
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::unique_ptr<Suite>> suites_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
+  // Staged for the next Commit: results finished (and failed writes to
+  // retry), ended suites' reports, and histories changed since their last
+  // write (`staged_runs_` also answers reads of a history whose write is
+  // still under way).
   std::vector<CoordinatorStore::FinishedTest> unsaved_ ABSL_GUARDED_BY(mu_);
-  // Histories of the results being accepted, written once per report.
-  CoordinatorStore::PendingRuns pending_runs_ ABSL_GUARDED_BY(mu_);
-  bool store_failing_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::shared_ptr<const v1::SuiteReport>> unsaved_reports_
+      ABSL_GUARDED_BY(mu_);
+  CoordinatorStore::PendingRuns staged_runs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> run_tickets_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> dirty_runs_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Mutex commit_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  uint64_t committed_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  bool store_failing_ ABSL_GUARDED_BY(commit_mu_) = false;
 };
 
 }  // namespace testfleet

@@ -30,6 +30,11 @@ absl::StatusOr<Principal> CoordinatorService::Caller(
 #define TF_AUTHORIZE(caller, ...)                         \
   absl::StatusOr<Principal> caller = Caller(__VA_ARGS__); \
   if (!caller.ok()) return ToGrpcStatus(caller.status())
+// Handlers that read suites: submit (its own) or view (all); the
+// coordinator checks each suite against the caller.
+#define TF_AUTHORIZE_READER(caller)                                    \
+  absl::StatusOr<Principal> caller = auth_->AuthorizeReader(*context); \
+  if (!caller.ok()) return ToGrpcStatus(caller.status())
 
 grpc::Status CoordinatorService::SubmitSuite(
     grpc::ServerContext* context, const v1::SubmitSuiteRequest* request,
@@ -45,12 +50,12 @@ grpc::Status CoordinatorService::SubmitSuite(
 grpc::Status CoordinatorService::WatchSuite(
     grpc::ServerContext* context, const v1::SuiteRef* request,
     grpc::ServerWriter<v1::WatchEvent>* writer) {
-  TF_AUTHORIZE(caller, context, Role::kSubmit);
+  TF_AUTHORIZE_READER(caller);
   size_t cursor = 0;
   while (!context->IsCancelled()) {
     v1::WatchEvent event;
     absl::StatusOr<bool> ended = coordinator_->NextEvent(
-        request->suite_id(), &cursor, absl::Seconds(1), &event);
+        request->suite_id(), &cursor, absl::Seconds(1), &event, *caller);
     if (!ended.ok()) return ToGrpcStatus(ended.status());
     if (!writer->Write(event)) return grpc::Status::OK;  // the client left
     if (*ended) return grpc::Status::OK;
@@ -61,25 +66,16 @@ grpc::Status CoordinatorService::WatchSuite(
 grpc::Status CoordinatorService::GetStatus(grpc::ServerContext* context,
                                            const v1::SuiteRef* request,
                                            v1::SuiteProgress* response) {
-  TF_AUTHORIZE(caller, context, Role::kSubmit);
-  return Answer(coordinator_->Progress(request->suite_id()), response);
+  TF_AUTHORIZE_READER(caller);
+  return Answer(coordinator_->Progress(request->suite_id(), *caller), response);
 }
 
 grpc::Status CoordinatorService::CancelSuite(grpc::ServerContext* context,
                                              const v1::SuiteRef* request,
                                              v1::CancelResponse* response) {
   TF_AUTHORIZE(caller, context, Role::kSubmit);
-  if (!caller->Has(Role::kAdmin)) {
-    absl::StatusOr<std::string> owner =
-        coordinator_->OwnerOf(request->suite_id());
-    if (!owner.ok()) return ToGrpcStatus(owner.status());
-    if (*owner != caller->name) {
-      return ToGrpcStatus(absl::PermissionDeniedError(
-          absl::StrCat("suite ", request->suite_id(), " belongs to ", *owner,
-                       "; only its owner or an admin may cancel it")));
-    }
-  }
-  absl::StatusOr<int> cancelled = coordinator_->Cancel(request->suite_id());
+  absl::StatusOr<int> cancelled =
+      coordinator_->Cancel(request->suite_id(), *caller);
   if (!cancelled.ok()) return ToGrpcStatus(cancelled.status());
   response->set_cancelled(*cancelled);
   return grpc::Status::OK;
@@ -88,14 +84,14 @@ grpc::Status CoordinatorService::CancelSuite(grpc::ServerContext* context,
 grpc::Status CoordinatorService::GetReport(grpc::ServerContext* context,
                                            const v1::SuiteRef* request,
                                            v1::SuiteReport* response) {
-  TF_AUTHORIZE(caller, context, Role::kSubmit);
-  return Answer(coordinator_->Report(request->suite_id()), response);
+  TF_AUTHORIZE_READER(caller);
+  return Answer(coordinator_->Report(request->suite_id(), *caller), response);
 }
 
 grpc::Status CoordinatorService::ListWorkers(
     grpc::ServerContext* context, const v1::ListWorkersRequest*,
     v1::ListWorkersResponse* response) {
-  TF_AUTHORIZE(caller, context, Role::kSubmit);
+  TF_AUTHORIZE_READER(caller);
   *response = coordinator_->ListWorkers();
   return grpc::Status::OK;
 }
@@ -103,17 +99,17 @@ grpc::Status CoordinatorService::ListWorkers(
 grpc::Status CoordinatorService::Explain(grpc::ServerContext* context,
                                          const v1::ExplainRequest* request,
                                          v1::ExplainResponse* response) {
-  TF_AUTHORIZE(caller, context, Role::kSubmit);
-  return Answer(coordinator_->Explain(request->suite_id(), request->test_id()),
-                response);
+  TF_AUTHORIZE_READER(caller);
+  return Answer(
+      coordinator_->Explain(request->suite_id(), request->test_id(), *caller),
+      response);
 }
 
 grpc::Status CoordinatorService::RegisterWorker(
     grpc::ServerContext* context, const v1::RegisterWorkerRequest* request,
     v1::RegisterWorkerResponse* response) {
   TF_AUTHORIZE(caller, context, Role::kWorker);
-  *response = coordinator_->RegisterWorker(*request, caller->name);
-  return grpc::Status::OK;
+  return Answer(coordinator_->RegisterWorker(*request, caller->name), response);
 }
 
 grpc::Status CoordinatorService::PullWork(grpc::ServerContext* context,
@@ -127,15 +123,15 @@ grpc::Status CoordinatorService::PullWork(grpc::ServerContext* context,
 grpc::Status CoordinatorService::GetHistory(grpc::ServerContext* context,
                                             const v1::HistoryRequest* request,
                                             v1::HistoryResponse* response) {
-  TF_AUTHORIZE(caller, context, Role::kSubmit);
-  return Answer(coordinator_->History(*request), response);
+  TF_AUTHORIZE_READER(caller);
+  return Answer(coordinator_->History(*request, *caller), response);
 }
 
 grpc::Status CoordinatorService::SetBaseline(
     grpc::ServerContext* context, const v1::SetBaselineRequest* request,
     v1::Baseline* response) {
   TF_AUTHORIZE(caller, context, Role::kSubmit);
-  return Answer(coordinator_->SetBaseline(*request), response);
+  return Answer(coordinator_->SetBaseline(*request, *caller), response);
 }
 
 grpc::Status CoordinatorService::ReportResults(

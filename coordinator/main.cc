@@ -57,6 +57,16 @@ int main(int argc, char** argv) {
                  config.coordinator.max_suites_per_owner,
                  "unfinished suites one token may have (0: no limit)")
       ->capture_default_str();
+  app.add_option("--max-tests-per-token",
+                 config.coordinator.max_tests_per_owner,
+                 "unfinished tests one token may have (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-workers", config.coordinator.max_workers,
+                 "workers registered at once (0: no limit)")
+      ->capture_default_str();
+  app.add_flag("--allow-outside-paths", config.coordinator.allow_outside_paths,
+               "accept suites whose cwd or inputs are absolute or climb out "
+               "of the suite folder (workers that share one file system)");
   AddServerSecurityFlags(app, config.tls, config.token_file);
   std::string target_drain = "10m";
   app.add_option("--metrics-listen", config.metrics_listen,
@@ -88,6 +98,11 @@ int main(int argc, char** argv) {
   config.cache_max_bytes = SizeFlag(max_bytes);
   config.cache_service = !no_cache_service;
   config.coordinator.lease = DurationFlag(lease);
+  if (config.coordinator.lease <= absl::ZeroDuration()) {
+    spdlog::error("--lease={}: a lease must be longer than 0 (e.g. 30s)",
+                  lease);
+    return 2;
+  }
   config.coordinator.worker_timeout = 2 * config.coordinator.lease;
 
   auto server = CoordinatorServer::Start(config);

@@ -20,10 +20,8 @@
 namespace testfleet {
 namespace {
 
-std::string HistoryKey(const std::string& suite_name,
-                       const std::string& test_id) {
-  // NUL separates the parts: neither a suite name nor a test id contains one.
-  return absl::StrCat("h/", suite_name, std::string(1, '\0'), test_id);
+std::string NameOwnerKey(const std::string& suite_name) {
+  return "o/" + suite_name;
 }
 
 std::string BaselineKey(const std::string& suite_name) {
@@ -65,6 +63,33 @@ absl::Status StoreError(const rocksdb::Status& s, const std::string& dir) {
 }
 
 }  // namespace
+
+std::string CoordinatorStore::HistoryKey(const std::string& suite_name,
+                                         const std::string& test_id) {
+  // NUL separates the parts: neither a suite name nor a test id contains one.
+  return absl::StrCat("h/", suite_name, std::string(1, '\0'), test_id);
+}
+
+absl::StatusOr<std::string> CoordinatorStore::ClaimSuiteName(
+    const std::string& suite_name, const std::string& owner) {
+  absl::MutexLock lock(&claim_mu_);
+  if (std::optional<std::string> holder = SuiteNameOwner(suite_name))
+    return *holder;
+  rocksdb::WriteBatch batch;
+  batch.Put(NameOwnerKey(suite_name), owner);
+  RETURN_IF_ERROR(Write(batch));
+  return owner;
+}
+
+std::optional<std::string> CoordinatorStore::SuiteNameOwner(
+    const std::string& suite_name) const {
+  std::string owner;
+  if (!db_->Get(rocksdb::ReadOptions(), NameOwnerKey(suite_name), &owner)
+           .ok()) {
+    return std::nullopt;
+  }
+  return owner;
+}
 
 absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
     const std::string& dir, int64_t min_free_disk) {
@@ -109,7 +134,9 @@ absl::Status CoordinatorStore::Write(rocksdb::WriteBatch& batch,
   if (adds_data) {
     if (absl::Status room = disk_->Check(); !room.ok()) return room;
   }
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  rocksdb::Status s = db_->Write(synced, &batch);
   if (!s.ok()) return StoreError(s, dir_);
   return absl::OkStatus();
 }

@@ -7,6 +7,7 @@
 
 #include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/disk_space.h"
 #include "testfleet/v1/testfleet.pb.h"
 
@@ -72,6 +73,17 @@ class CoordinatorStore {
   absl::StatusOr<std::vector<std::pair<std::string, v1::TestHistory>>>
   SuiteHistory(const std::string& suite_name) const;
 
+  /// The key of a test's history (what StageRun stages under).
+  static std::string HistoryKey(const std::string& suite_name,
+                                const std::string& test_id);
+
+  /// The token that owns `suite_name`: the first to submit under it. Claims
+  /// an unowned name for `owner` and returns who owns it now.
+  absl::StatusOr<std::string> ClaimSuiteName(const std::string& suite_name,
+                                             const std::string& owner);
+  std::optional<std::string> SuiteNameOwner(
+      const std::string& suite_name) const;
+
   /// The pinned baseline of a suite name; nullopt: rolling.
   std::optional<v1::Baseline> GetBaseline(const std::string& suite_name) const;
   absl::Status SetBaseline(const v1::Baseline& baseline);
@@ -99,11 +111,14 @@ class CoordinatorStore {
 
  private:
   CoordinatorStore() = default;
-  // `adds_data`: checked against the disk reserve (deletes are not).
+  // `adds_data`: checked against the disk reserve (deletes are not). Every
+  // write is synced: an acknowledgement rests on it, and a crashed machine
+  // (not only a killed process) must still hold it.
   absl::Status Write(rocksdb::WriteBatch& batch, bool adds_data = true);
   std::string dir_;
   std::unique_ptr<DiskSpaceGuard> disk_;
   std::unique_ptr<rocksdb::DB> db_;
+  absl::Mutex claim_mu_;  // one claim of a name at a time
   std::vector<rocksdb::ColumnFamilyHandle*>
       handles_;  // [history, reports, running]
 };

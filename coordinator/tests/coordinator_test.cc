@@ -1,5 +1,9 @@
 #include "coordinator/coordinator.h"
 
+#include <cmath>
+#include <functional>
+
+#include "absl/strings/match.h"
 #include "cache/tests/fake_cache_client.h"
 #include "common/action_key.h"
 #include "common/platform.h"
@@ -46,7 +50,7 @@ class CoordinatorTest : public ::testing::Test {
     request.set_name("w");
     request.set_slots(slots);
     *request.mutable_platform() = HostPlatform(tag);
-    return c.RegisterWorker(request).worker_id();
+    return c.RegisterWorker(request).value().worker_id();
   }
   v1::PullWorkResponse Pull(Coordinator& c, const std::string& worker,
                             int slots = 1) {
@@ -519,6 +523,309 @@ TEST(CoordinatorServerTest, StartThatFailsHalfWayReturnsTheError) {
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(std::string(server.status().message()),
               ::testing::HasSubstr("not-a-folder"));
+}
+
+// ---- hardening (issue 15): each of these failed before the fix ----
+
+Principal Token(const std::string& name, Role role) {
+  return Principal{name, static_cast<uint32_t>(role)};
+}
+
+v1::ReportResultsRequest Forge(const std::string& worker,
+                               const std::string& suite_id,
+                               const std::string& lease_id,
+                               const std::string& test_id, int attempt = 1) {
+  v1::ReportResultsRequest request;
+  request.set_worker_id(worker);
+  v1::ReportedResult* r = request.add_results();
+  r->set_suite_id(suite_id);
+  r->set_lease_id(lease_id);
+  r->mutable_result()->set_test_id(test_id);
+  r->mutable_result()->set_attempt(attempt);
+  r->mutable_result()->set_status(v1::TEST_STATUS_PASSED);
+  return request;
+}
+
+TEST_F(CoordinatorTest, AResultIsTakenOnlyForTheTestAttemptAndLeaseGiven) {
+  auto c = Make();
+  auto a = c->Submit(MakeSuite("a", 2));
+  auto b = c->Submit(MakeSuite("b", 2));
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::string worker = Register(*c);
+  options_.max_shard_tests = 1;
+  auto pulled = Pull(*c, worker);
+  ASSERT_EQ(pulled.shards_size(), 1);
+  const v1::Shard& shard = pulled.shards(0);
+  const std::string given = shard.tests(0).spec().id();
+  const std::string other_suite =
+      shard.suite_id() == a->suite_id() ? b->suite_id() : a->suite_id();
+  const std::string other_prefix =
+      shard.suite_id() == a->suite_id() ? "b" : "a";
+  auto rejected = [&](const v1::ReportResultsRequest& request) {
+    auto answer = c->ReportResults(request);
+    EXPECT_TRUE(answer.ok()) << answer.status();
+    return answer.ok() && answer->rejected() == 1 && answer->accepted() == 0;
+  };
+  // A queued test never leased, under a made-up lease id.
+  EXPECT_TRUE(rejected(Forge(worker, other_suite, "L1", other_prefix + ".t0")));
+  // A real lease, but for another suite's test.
+  EXPECT_TRUE(rejected(
+      Forge(worker, other_suite, shard.lease_id(), other_prefix + ".t0")));
+  // A worker nobody registered.
+  EXPECT_TRUE(
+      rejected(Forge("intruder#1", shard.suite_id(), shard.lease_id(), given)));
+  // The right lease, a later attempt than the one given.
+  EXPECT_TRUE(rejected(Forge(worker, shard.suite_id(), shard.lease_id(), given,
+                             /*attempt=*/2)));
+  // Only the real thing passes.
+  auto answer = c->ReportResults(
+      Forge(worker, shard.suite_id(), shard.lease_id(), given));
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(answer->accepted(), 1);
+}
+
+TEST_F(CoordinatorTest, LeaseAndSuiteIdsCarry128RandomBits) {
+  auto c = Make();
+  auto first = c->Submit(MakeSuite("s", 2));
+  auto second = c->Submit(MakeSuite("t", 2));
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_THAT(first->suite_id(),
+              ::testing::MatchesRegex("[0-9]{8}-[0-9]{6}-[0-9a-f]{32}"));
+  EXPECT_NE(first->suite_id().substr(16), second->suite_id().substr(16));
+  const std::string worker = Register(*c, 2);
+  auto pulled = Pull(*c, worker, 2);
+  ASSERT_EQ(pulled.shards_size(), 2);
+  EXPECT_THAT(pulled.shards(0).lease_id(),
+              ::testing::MatchesRegex("[0-9a-f]{32}"));
+  EXPECT_NE(pulled.shards(0).lease_id(), pulled.shards(1).lease_id());
+}
+
+TEST_F(CoordinatorTest, ASuiteIsReadByItsOwnerViewersAndAdminsOnly) {
+  auto c = Make();
+  v1::SuiteSpec spec = MakeSuite("s", 2);
+  spec.set_owner("alice");
+  auto submitted = c->Submit(spec);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const std::string id = submitted->suite_id();
+  const Principal alice = Token("alice", Role::kSubmit);
+  const Principal bob = Token("bob", Role::kSubmit);
+  const Principal viewer = Token("carol", Role::kView);
+  const Principal admin = Principal{"root", 63};
+  v1::WatchEvent event;
+  size_t cursor = 0;
+  EXPECT_TRUE(c->Report(id, alice).ok());
+  EXPECT_EQ(c->Report(id, bob).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c->Progress(id, bob).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c->Explain(id, "s.t0", bob).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c->NextEvent(id, &cursor, absl::ZeroDuration(), &event, bob)
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(c->Cancel(id, bob).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(c->Report(id, viewer).ok());
+  EXPECT_TRUE(c->Explain(id, "s.t0", viewer).ok());
+  EXPECT_EQ(c->Cancel(id, viewer).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(c->Progress(id, admin).ok());
+  EXPECT_THAT(c->Cancel(id, alice), ::testing::Eq(absl::StatusOr<int>(2)));
+}
+
+TEST_F(CoordinatorTest, ASuiteNameItsHistoryAndBaselineBelongToItsFirstOwner) {
+  TestDir dir;
+  auto store = CoordinatorStore::Open(dir.Join("state"));
+  ASSERT_TRUE(store.ok());
+  options_.store = store->get();
+  auto c = Make();
+  v1::SuiteSpec mine = MakeSuite("nightly", 1);
+  mine.set_owner("alice");
+  ASSERT_TRUE(c->Submit(mine).ok());
+  v1::SuiteSpec theirs = MakeSuite("nightly", 1);
+  theirs.set_owner("bob");
+  auto refused = c->Submit(theirs);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("belongs to alice"));
+  v1::SetBaselineRequest pin;
+  pin.set_suite_name("nightly");
+  EXPECT_EQ(c->SetBaseline(pin, Token("bob", Role::kSubmit)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  v1::HistoryRequest history;
+  history.set_suite_name("nightly");
+  EXPECT_EQ(c->History(history, Token("bob", Role::kSubmit)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(c->SetBaseline(pin, Token("alice", Role::kSubmit)).ok());
+}
+
+TEST_F(CoordinatorTest, EveryFieldIsCheckedOnTheServerAsInTheClient) {
+  auto c = Make();
+  struct Case {
+    std::function<void(v1::TestSpec&)> spoil;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {[](v1::TestSpec& t) { t.set_cwd("/etc"); },
+       "tests[0].cwd: \"/etc\" is outside the suite folder"},
+      {[](v1::TestSpec& t) { t.set_cwd("a/../../.."); },
+       "tests[0].cwd: \"a/../../..\" is not a normalized path"},
+      {[](v1::TestSpec& t) {
+         v1::InputDigest* input = t.add_inputs();
+         input->set_path("../../../etc/passwd");
+         input->set_sha256(std::string(64, 'a'));
+       },
+       "tests[0].inputs[0]: \"../../../etc/passwd\" is outside"},
+      {[](v1::TestSpec& t) { (*t.mutable_env())["A=B"] = "x"; },
+       "tests[0].env.A=B: is not a valid variable name"},
+      {[](v1::TestSpec& t) { t.add_argv(std::string("a\0b", 3)); },
+       "tests[0].cmd[2]: contains a NUL character"},
+      {[](v1::TestSpec& t) { (*t.mutable_env())["X"] = std::string("\0", 1); },
+       "tests[0].env.X: contains a NUL character"},
+      {[](v1::TestSpec& t) { t.set_id("two\nlines"); },
+       "tests[0].id: contains a control character"},
+      {[](v1::TestSpec& t) { t.set_retries(1000000); },
+       "tests[0].retries: 1000000 is out of range [0, 100]"},
+      {[](v1::TestSpec& t) { t.set_timeout_ms(-1); },
+       "tests[0].timeout: -1 ms is negative"},
+      {[](v1::TestSpec& t) {
+         v1::InputDigest* input = t.add_inputs();
+         input->set_path("data.txt");
+         input->set_sha256("abc");
+       },
+       "tests[0].inputs[0]: \"data.txt\" has no valid SHA-256"},
+  };
+  for (const Case& bad : cases) {
+    v1::SuiteSpec suite = MakeSuite("s", 1);
+    bad.spoil(*suite.mutable_tests(0));
+    auto refused = c->Submit(suite);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+        << bad.message;
+    EXPECT_THAT(std::string(refused.status().message()),
+                ::testing::StartsWith(bad.message));
+  }
+  // A coordinator told to trust shared paths takes the absolute cwd.
+  options_.allow_outside_paths = true;
+  v1::SuiteSpec shared = MakeSuite("s", 1);
+  shared.mutable_tests(0)->set_cwd("/tmp");
+  EXPECT_TRUE(Make()->Submit(shared).ok());
+}
+
+TEST_F(CoordinatorTest, ImpossibleFiguresFromAWorkerAreRejectedOrBounded) {
+  options_.max_workers = 2;
+  auto c = Make();
+  auto submitted = c->Submit(MakeSuite("s", 3));
+  ASSERT_TRUE(submitted.ok());
+  v1::RegisterWorkerRequest greedy;
+  greedy.set_name("greedy");
+  greedy.set_slots(100000);
+  auto registered = c->RegisterWorker(greedy);
+  ASSERT_TRUE(registered.ok());
+  EXPECT_EQ(c->ListWorkers().workers(0).slots(), options_.max_worker_slots);
+  v1::RegisterWorkerRequest escape;
+  escape.set_name("evil\x1b]0;title\x07");
+  EXPECT_EQ(c->RegisterWorker(escape).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::string worker = Register(*c, 3);
+  EXPECT_EQ(c->RegisterWorker(greedy).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  auto pulled = Pull(*c, worker, 3);
+  ASSERT_GE(pulled.shards_size(), 1);
+  const v1::Shard& shard = pulled.shards(0);
+  ASSERT_GE(shard.tests_size(), 1);
+  const std::string test = shard.tests(0).spec().id();
+  for (double wall : {-5.0, std::nan(""), 1e300}) {
+    v1::ReportResultsRequest bad =
+        Forge(worker, shard.suite_id(), shard.lease_id(), test);
+    bad.mutable_results(0)->mutable_result()->set_wall_ms(wall);
+    auto answer = c->ReportResults(bad);
+    ASSERT_TRUE(answer.ok());
+    EXPECT_EQ(answer->rejected(), 1) << wall;
+  }
+  v1::ReportResultsRequest future =
+      Forge(worker, shard.suite_id(), shard.lease_id(), test);
+  const int64_t year_3000 = 32503680000000;
+  future.mutable_results(0)->mutable_result()->set_started_at_unix_ms(
+      year_3000);
+  future.mutable_results(0)->mutable_result()->set_finished_at_unix_ms(
+      year_3000 + 5);
+  auto answer = c->ReportResults(future);
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(answer->accepted(), 1);
+  auto report = c->Report(submitted->suite_id());
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->results_size(), 1);
+  EXPECT_EQ(report->results(0).finished_at_unix_ms(),
+            absl::ToUnixMillis(clock_.Now()));
+}
+
+TEST_F(CoordinatorTest, ATokensQueuedTestsAreCountedAcrossItsSuites) {
+  options_.max_tests_per_owner = 5;
+  auto c = Make();
+  v1::SuiteSpec first = MakeSuite("a", 3);
+  first.set_owner("alice");
+  ASSERT_TRUE(c->Submit(first).ok());
+  v1::SuiteSpec second = MakeSuite("b", 3);
+  second.set_owner("alice");
+  EXPECT_EQ(c->Submit(second).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  second.set_owner("bob");
+  EXPECT_TRUE(c->Submit(second).ok());
+}
+
+TEST_F(CoordinatorTest, EndedSuitesLeaveMemoryByTheirSizeNotOnlyTheirCount) {
+  TestDir dir;
+  auto store = CoordinatorStore::Open(dir.Join("state"));
+  ASSERT_TRUE(store.ok());
+  options_.store = store->get();
+  options_.max_ended_tests_in_memory = 150;
+  auto c = Make();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto submitted = c->Submit(MakeSuite(absl::StrCat("s", i), 100));
+    ASSERT_TRUE(submitted.ok());
+    ids.push_back(submitted->suite_id());
+    ASSERT_TRUE(c->Cancel(submitted->suite_id()).ok());
+  }
+  int in_memory = 0;
+  for (const std::string& id : ids) {
+    // Explain answers only for suites held in memory; reports come from the
+    // store either way.
+    in_memory +=
+        c->Explain(id, "x").status().code() != absl::StatusCode::kNotFound ||
+        absl::StrContains(c->Explain(id, "x").status().message(),
+                          "has no test");
+    auto report = c->Report(id);
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_EQ(report->summary().cancelled(), 100);
+  }
+  EXPECT_EQ(in_memory, 1);
+}
+
+TEST_F(CoordinatorTest, AWallClockStepExpiresNoLease) {
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 2)).ok());
+  const std::string worker = Register(*c);
+  ASSERT_EQ(Pull(*c, worker).shards_size(), 1);
+  clock_.Set(clock_.Now() + absl::Hours(2));  // NTP steps the wall clock
+  c->ExpireLeases();
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(worker);
+  EXPECT_FALSE(c->Heartbeat(beat).unknown_worker());
+  EXPECT_EQ(c->Snapshot().running_tests, 1);
+}
+
+TEST_F(CoordinatorTest, ACachedFailureServesOnlyTestsThatAskedForIt) {
+  v1::SuiteSpec suite = MakeSuite("s", 1);
+  v1::CachedResult failed;
+  failed.mutable_result()->set_status(v1::TEST_STATUS_FAILED);
+  const std::string key =
+      ComputeActionKey(suite.tests(0), suite.platform()).hex();
+  ASSERT_TRUE(cache_.Put({{key, failed}}).ok());
+  auto submitted = Make()->Submit(suite);
+  ASSERT_TRUE(submitted.ok());
+  EXPECT_EQ(submitted->cached(), 0);
 }
 
 }  // namespace

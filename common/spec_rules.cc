@@ -1,0 +1,218 @@
+#include "common/spec_rules.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace testfleet {
+namespace {
+
+bool HasControl(absl::string_view text) {
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return true;
+  }
+  return false;
+}
+
+absl::Status Invalid(absl::string_view what) {
+  return absl::InvalidArgumentError(what);
+}
+
+// Prefixes a rule's message with the field it applies to.
+absl::Status At(const std::string& field, absl::Status status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(field, ": ", status.message()));
+}
+
+bool IsSha256Hex(absl::string_view hex) {
+  if (hex.size() != 64) return false;
+  for (char c : hex) {
+    if (!absl::ascii_isdigit(c) && !(c >= 'a' && c <= 'f')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status CheckTestId(absl::string_view id) {
+  if (id.empty()) return Invalid("is empty");
+  if (id.size() > kMaxIdBytes) {
+    return Invalid(absl::StrCat("is longer than ", kMaxIdBytes, " characters"));
+  }
+  if (HasControl(id)) return Invalid("contains a control character");
+  return absl::OkStatus();
+}
+
+absl::Status CheckSuiteName(absl::string_view name) {
+  if (name.empty()) return Invalid("is empty");
+  if (name.size() > kMaxNameBytes) {
+    return Invalid(
+        absl::StrCat("is longer than ", kMaxNameBytes, " characters"));
+  }
+  if (HasControl(name)) return Invalid("contains a control character");
+  return absl::OkStatus();
+}
+
+absl::Status CheckNoNul(absl::string_view value) {
+  if (value.find('\0') != absl::string_view::npos) {
+    return Invalid("contains a NUL character");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckEnvName(absl::string_view name) {
+  if (name.empty() || HasControl(name) ||
+      name.find('=') != absl::string_view::npos) {
+    return Invalid("is not a valid variable name");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTag(absl::string_view tag) {
+  if (tag.size() > kMaxNameBytes) {
+    return Invalid(
+        absl::StrCat("is longer than ", kMaxNameBytes, " characters"));
+  }
+  if (HasControl(tag)) return Invalid("contains a control character");
+  return absl::OkStatus();
+}
+
+absl::Status CheckRetries(int64_t retries) {
+  if (retries < 0 || retries > kMaxRetries) {
+    return Invalid(
+        absl::StrCat(retries, " is out of range [0, ", kMaxRetries, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPriority(int64_t priority) {
+  if (priority < -kMaxPriority || priority > kMaxPriority) {
+    return Invalid(absl::StrCat(priority, " is out of range [", -kMaxPriority,
+                                ", ", kMaxPriority, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTimeoutMs(int64_t ms) {
+  if (ms < 0) return Invalid(absl::StrCat(ms, " ms is negative"));
+  if (ms > kMaxTimeoutMs) {
+    return Invalid(absl::StrCat(ms, " ms is longer than a week"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTolerance(double fraction) {
+  if (!(fraction > 0 && fraction <= 10)) {
+    return Invalid(absl::StrCat(
+        fraction,
+        " is not a tolerance; write a fraction such as 0.2 or a percentage "
+        "such as \"20%\""));
+  }
+  return absl::OkStatus();
+}
+
+std::string NormalizePath(absl::string_view path) {
+  std::string normal = std::filesystem::path(std::string(path))
+                           .lexically_normal()
+                           .generic_string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  if (normal.empty()) normal = ".";
+  return normal;
+}
+
+absl::Status CheckInsidePath(absl::string_view path, absl::string_view shown,
+                             bool allow_outside) {
+  if (path.empty()) return Invalid("is an empty path");
+  RETURN_IF_ERROR(CheckNoNul(path));
+  if (NormalizePath(path) != path) {
+    return Invalid(absl::StrCat("\"", shown, "\" is not a normalized path"));
+  }
+  if (allow_outside) return absl::OkStatus();
+  if (path[0] == '/' || path == ".." || absl::StartsWith(path, "../")) {
+    return Invalid(
+        absl::StrCat("\"", shown,
+                     "\" is outside the suite folder; move it in, or pass "
+                     "--allow-outside-paths"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTestSpec(const v1::TestSpec& test, int index,
+                           bool allow_outside) {
+  const std::string field = absl::StrCat("tests[", index, "]");
+  RETURN_IF_ERROR(At(field + ".id", CheckTestId(test.id())));
+  if (test.argv_size() == 0) return At(field + ".cmd", Invalid("is empty"));
+  if (test.argv(0).empty()) {
+    return At(field + ".cmd[0]", Invalid("is an empty program name"));
+  }
+  for (int i = 0; i < test.argv_size(); ++i) {
+    RETURN_IF_ERROR(
+        At(absl::StrCat(field, ".cmd[", i, "]"), CheckNoNul(test.argv(i))));
+  }
+  if (!test.cwd().empty()) {  // empty: the suite folder
+    RETURN_IF_ERROR(At(field + ".cwd",
+                       CheckInsidePath(test.cwd(), test.cwd(), allow_outside)));
+  }
+  for (const auto& [name, value] : test.env()) {
+    const std::string item = absl::StrCat(field, ".env.", name);
+    RETURN_IF_ERROR(At(item, CheckEnvName(name)));
+    RETURN_IF_ERROR(At(item, CheckNoNul(value)));
+  }
+  RETURN_IF_ERROR(At(field + ".timeout", CheckTimeoutMs(test.timeout_ms())));
+  RETURN_IF_ERROR(At(field + ".expected", CheckTimeoutMs(test.expected_ms())));
+  if (test.memory_limit_bytes() < 0) {
+    return At(field + ".memory_limit", Invalid("is negative"));
+  }
+  RETURN_IF_ERROR(At(field + ".retries", CheckRetries(test.retries())));
+  RETURN_IF_ERROR(At(field + ".priority", CheckPriority(test.priority())));
+  if (test.regression_tolerance() != 0) {
+    RETURN_IF_ERROR(At(field + ".regression_tolerance",
+                       CheckTolerance(test.regression_tolerance())));
+  }
+  for (int i = 0; i < test.tags_size(); ++i) {
+    RETURN_IF_ERROR(
+        At(absl::StrCat(field, ".tags[", i, "]"), CheckTag(test.tags(i))));
+  }
+  for (int i = 0; i < test.inputs_size(); ++i) {
+    const v1::InputDigest& input = test.inputs(i);
+    const std::string item = absl::StrCat(field, ".inputs[", i, "]");
+    RETURN_IF_ERROR(
+        At(item, CheckInsidePath(input.path(), input.path(), allow_outside)));
+    if (!IsSha256Hex(input.sha256()) || input.size_bytes() < 0) {
+      return At(item, Invalid(absl::StrCat(
+                          "\"", input.path(),
+                          "\" has no valid SHA-256 digest and size")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSuiteSpec(const v1::SuiteSpec& suite, bool allow_outside) {
+  RETURN_IF_ERROR(At("name", CheckSuiteName(suite.name())));
+  RETURN_IF_ERROR(At("priority", CheckPriority(suite.priority())));
+  if (suite.tests_size() == 0) {
+    return At("tests", Invalid("is empty: the suite has no tests"));
+  }
+  absl::flat_hash_map<absl::string_view, int> seen;
+  seen.reserve(suite.tests_size());
+  for (int i = 0; i < suite.tests_size(); ++i) {
+    const v1::TestSpec& test = suite.tests(i);
+    RETURN_IF_ERROR(CheckTestSpec(test, i, allow_outside));
+    auto [it, inserted] = seen.emplace(test.id(), i);
+    if (!inserted) {
+      return At(absl::StrCat("tests[", i, "].id"),
+                Invalid(absl::StrCat("duplicate id \"", test.id(),
+                                     "\" (also tests[", it->second, "])")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace testfleet
