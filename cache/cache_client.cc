@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "common/digest.h"
 #include "common/grpc_util.h"
+#include "common/security.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -198,8 +199,6 @@ class SigningCacheClient : public CacheClient {
  public:
   SigningCacheClient(CacheClient* inner, std::string key)
       : inner_(inner), key_(std::move(key)) {}
-  SigningCacheClient(std::unique_ptr<CacheClient> inner, std::string key)
-      : owned_(std::move(inner)), inner_(owned_.get()), key_(std::move(key)) {}
 
   absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
       const std::vector<std::string>& keys) override {
@@ -208,7 +207,8 @@ class SigningCacheClient : public CacheClient {
     for (size_t i = 0; i < keys.size(); ++i) {
       std::optional<v1::CachedResult>& entry = (*found)[i];
       if (!entry ||
-          entry->signature() == CacheEntrySignature(key_, keys[i], *entry)) {
+          ConstantTimeEquals(entry->signature(),
+                             CacheEntrySignature(key_, keys[i], *entry))) {
         continue;
       }
       if (!warned_.exchange(true)) {
@@ -238,7 +238,6 @@ class SigningCacheClient : public CacheClient {
   }
 
  private:
-  std::unique_ptr<CacheClient> owned_;  // when given ownership of inner_
   CacheClient* inner_;
   const std::string key_;
   std::atomic<bool> warned_{false};
@@ -286,12 +285,45 @@ std::unique_ptr<CacheClient> NewTieredCacheClient(
                                              retry_after);
 }
 
+namespace {
+
+// Tiers each checked on their own, so an entry is checked before the tiered
+// lookup copies it from a shared tier into a local one.
+class FleetCacheClient : public CacheClient {
+ public:
+  FleetCacheClient(std::vector<CacheClient*> tiers, const std::string& key) {
+    std::vector<CacheClient*> checked;
+    for (CacheClient* tier : tiers) {
+      signed_.push_back(std::make_unique<SigningCacheClient>(tier, key));
+      checked.push_back(signed_.back().get());
+    }
+    tiered_ = NewTieredCacheClient(std::move(checked));
+  }
+  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
+      const std::vector<std::string>& keys) override {
+    return tiered_->Lookup(keys);
+  }
+  absl::Status Put(const CacheEntries& entries) override {
+    return tiered_->Put(entries);
+  }
+  absl::StatusOr<v1::CacheStats> Stats() override { return tiered_->Stats(); }
+  absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer) override {
+    return tiered_->Gc(writer);
+  }
+  std::string Describe() const override { return tiered_->Describe(); }
+
+ private:
+  std::vector<std::unique_ptr<CacheClient>> signed_;
+  std::unique_ptr<CacheClient> tiered_;
+};
+
+}  // namespace
+
 std::unique_ptr<CacheClient> NewFleetCacheClient(
     std::vector<CacheClient*> tiers, const std::string& signing_key) {
   if (tiers.empty()) return nullptr;
-  std::unique_ptr<CacheClient> tiered = NewTieredCacheClient(std::move(tiers));
-  if (signing_key.empty()) return tiered;
-  return std::make_unique<SigningCacheClient>(std::move(tiered), signing_key);
+  if (signing_key.empty()) return NewTieredCacheClient(std::move(tiers));
+  return std::make_unique<FleetCacheClient>(std::move(tiers), signing_key);
 }
 
 }  // namespace testfleet

@@ -30,6 +30,14 @@ class SpdlogLogger : public rocksdb::Logger {
 
 }  // namespace
 
+bool IsLockHeld(const rocksdb::Status& s) {
+  // "IO error: While lock file: DIR/LOCK: Resource temporarily unavailable"
+  const std::string message = s.ToString();
+  return s.IsIOError() &&
+         (message.find("While lock file") != std::string::npos ||
+          message.find("/LOCK:") != std::string::npos);
+}
+
 std::shared_ptr<rocksdb::Logger> RocksDbLogger() {
   static const auto logger = std::make_shared<SpdlogLogger>();
   return logger;

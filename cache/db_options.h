@@ -12,6 +12,9 @@ namespace testfleet {
 /// the process log, nothing written beside the data.
 std::shared_ptr<rocksdb::Logger> RocksDbLogger();
 
+/// Whether `s` says another process holds the database's LOCK file.
+bool IsLockHeld(const rocksdb::Status& s);
+
 /// RocksDB options of the result cache: point lookups (bloom filters, a block
 /// cache), WAL on. Shared with the benchmark's raw-RocksDB baseline so both
 /// are measured on the same configuration.

@@ -80,14 +80,15 @@ std::string EncodeMeta(int64_t bytes, int64_t access_ms, int64_t expires_ms) {
 
 absl::Status DbError(const rocksdb::Status& s, const std::string& dir) {
   std::string message = s.ToString();
-  if (absl::StrContains(message, "lock") ||
-      absl::StrContains(message, "LOCK")) {
+  // RocksDB says "While lock file: DIR/LOCK: Resource temporarily
+  // unavailable"; a plain "lock" would also match "block" in a corruption.
+  if (IsLockHeld(s)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cache dir ", dir,
         " is in use by another process (RocksDB LOCK is held); stop that "
         "process or choose another cache dir"));
   }
-  if (absl::StrContains(message, "No space")) {
+  if (s.IsNoSpace() || absl::StrContains(message, "No space")) {
     return absl::ResourceExhaustedError(
         absl::StrCat("cache dir ", dir, " is out of disk space (", message,
                      "); free space there or lower its size limit"));
@@ -406,6 +407,20 @@ ResultCache::FetchOutcome ResultCache::Fetch(
   for (size_t j = 0; j < wanted.size(); ++j) {
     const RawKey& key = keys[wanted[j]];
     const rocksdb::PinnableSlice& value = values[j];
+    if (statuses[j].IsCorruption()) {
+      // A damaged block is this entry's loss, not the cache's: a miss,
+      // counted, and deleted so the next put rewrites it.
+      // Said once per read: a damaged block holds many entries.
+      if (outcome.corrupt++ == 0) {
+        spdlog::warn(
+            "result cache: entry {} is in a damaged block ({}); it and any "
+            "others there are deleted and missed",
+            BytesToHex(absl::string_view(key.data(), key.size())),
+            statuses[j].ToString());
+      }
+      outcome.lost.push_back(key);
+      continue;
+    }
     if (!statuses[j].ok() && !statuses[j].IsNotFound()) {
       outcome.error = DbError(statuses[j], options_.dir);
       return outcome;
@@ -659,10 +674,41 @@ absl::StatusOr<int64_t> ResultCache::PurgeWriter(const std::string& writer) {
   return static_cast<int64_t>(written.size());
 }
 
+absl::StatusOr<int64_t> ResultCache::ScrubDamaged() {
+  std::vector<RawKey> keys;
+  {
+    absl::MutexLock lock(&mu_);
+    keys.reserve(index_.size());
+    for (const auto& [key, entry] : index_) keys.push_back(key);
+  }
+  int64_t damaged = 0;
+  std::vector<size_t> chunk;
+  std::vector<std::optional<v1::CachedResult>> values(keys.size());
+  for (size_t begin = 0; begin < keys.size(); begin += kKeysPerFetchChunk) {
+    const size_t end = std::min(keys.size(), begin + kKeysPerFetchChunk);
+    chunk.clear();
+    for (size_t i = begin; i < end; ++i) chunk.push_back(i);
+    FetchOutcome outcome = Fetch(keys, chunk, absl::MakeSpan(values));
+    for (size_t i = begin; i < end; ++i) values[i].reset();  // read, not kept
+    RETURN_IF_ERROR(outcome.error);
+    if (outcome.lost.empty()) continue;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const RawKey& key : outcome.lost) EraseLocked(key);
+      counters_.set_corrupt(counters_.corrupt() + outcome.corrupt);
+    }
+    damaged += outcome.corrupt;
+    RETURN_IF_ERROR(DeleteFromDisk(outcome.lost));
+  }
+  return damaged;
+}
+
 absl::StatusOr<v1::CacheGcResponse> ResultCache::Gc(const std::string& writer) {
   v1::CacheGcResponse response;
   ASSIGN_OR_RETURN(int64_t removed, SweepExpired());
   response.set_expired_removed(removed);
+  ASSIGN_OR_RETURN(int64_t damaged, ScrubDamaged());
+  response.set_corrupt_removed(damaged);
   if (!writer.empty()) {
     ASSIGN_OR_RETURN(int64_t purged, PurgeWriter(writer));
     response.set_writer_removed(purged);

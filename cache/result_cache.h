@@ -83,8 +83,11 @@ class ResultCache {
   absl::StatusOr<int64_t> SweepExpired();
   /// Removes every entry `writer` stored (one full scan); returns how many.
   absl::StatusOr<int64_t> PurgeWriter(const std::string& writer);
-  /// SweepExpired (and PurgeWriter when `writer` is set), answered with the
-  /// stats after it.
+  /// Reads every entry and removes those that fail their checks (a damaged
+  /// block, a bad checksum); returns how many.
+  absl::StatusOr<int64_t> ScrubDamaged();
+  /// SweepExpired, ScrubDamaged (and PurgeWriter when `writer` is set),
+  /// answered with the stats after it.
   absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer = "");
   /// Writes the pending metadata (new entries, refreshed access times) in
   /// one batch; returns how many entries it wrote.

@@ -65,6 +65,11 @@ v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
     *key.add_inputs() = *input;
   }
 
+  // Only when set, so the keys of every other test stay as they were: a
+  // test that caches its failures must not be served by (or serve) one
+  // that does not.
+  if (spec.cache_failures()) encoder.Field('f', "cache_failures");
+
   encoder.Field('o', platform.os());
   encoder.Field('r', platform.arch());
   encoder.Field('t', platform.tag());

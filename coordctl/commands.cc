@@ -703,6 +703,10 @@ int CacheCommand(const std::string& operation, const std::string& address,
     if (!gc.ok()) return Fail(CodeFor(gc.status()), gc.status());
     std::printf("removed %lld expired entries\n",
                 static_cast<long long>(gc->expired_removed()));
+    if (gc->corrupt_removed() > 0) {
+      std::printf("removed %lld damaged entries\n",
+                  static_cast<long long>(gc->corrupt_removed()));
+    }
     if (!writer.empty()) {
       std::printf("removed %lld entries written by %s\n",
                   static_cast<long long>(gc->writer_removed()), writer.c_str());

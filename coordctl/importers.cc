@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,17 +51,32 @@ absl::StatusOr<std::string> CaptureOutput(const std::vector<std::string>& argv,
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   close(err[1]);
-  // Read both pipes to the end; the listing programs print little to stderr.
+  // Both pipes at once: a program that fills one pipe while we wait on the
+  // other would otherwise block forever.
   std::string output, errors;
   char buffer[65536];
-  for (int fd : {out[0], err[0]}) {
-    std::string& sink = fd == out[0] ? output : errors;
-    ssize_t n;
-    while ((n = read(fd, buffer, sizeof(buffer))) > 0 ||
-           (n < 0 && errno == EINTR)) {
-      if (n > 0) sink.append(buffer, static_cast<size_t>(n));
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* sinks[2] = {&output, &errors};
+  int open_pipes = 2;
+  while (open_pipes > 0) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
     }
-    close(fd);
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      const ssize_t n = read(fds[i].fd, buffer, sizeof(buffer));
+      if (n > 0) {
+        sinks[i]->append(buffer, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_pipes;
+      }
+    }
+  }
+  for (const pollfd& fd : fds) {
+    if (fd.fd >= 0) close(fd.fd);
   }
   if (rc != 0) {
     return absl::InvalidArgumentError(

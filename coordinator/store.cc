@@ -48,16 +48,17 @@ std::string ReportKey(const std::string& suite_id) {
 
 absl::Status StoreError(const rocksdb::Status& s, const std::string& dir) {
   std::string message = s.ToString();
-  if (absl::StrContains(message, "lock")) {
+  if (IsLockHeld(s)) {
     return absl::FailedPreconditionError(
         absl::StrCat("data dir ", dir,
                      " is in use by another coordinator; stop it or use "
                      "another --data-dir"));
   }
-  if (absl::StrContains(message, "No space")) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("data dir ", dir, " is out of disk space (", message,
-                     "); free space there, the coordinator resumes by itself"));
+  if (s.IsNoSpace() || absl::StrContains(message, "No space")) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "data dir ", dir, " is out of disk space (", message,
+        "); free space there: writes resume once RocksDB can flush, which "
+        "needs about its write buffer (64 MiB) free beyond --min-free-disk"));
   }
   return absl::InternalError(absl::StrCat("data dir ", dir, ": ", message));
 }

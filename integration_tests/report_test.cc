@@ -49,6 +49,40 @@ TEST(ReportTest, JunitWithHostileOutputValidatesAgainstTheJunitSchema) {
   EXPECT_THAT(xml, HasSubstr("ctrl \\x01\\x1b[31m red"));
 }
 
+TEST(ReportTest, IllFormedOutputAndTerminalEscapesReachNoReportRaw) {
+  if (system("command -v xmllint >/dev/null 2>&1") != 0) {
+    GTEST_SKIP()
+        << "xmllint is missing: scripts/install-deps.sh installs libxml2-utils";
+  }
+  TestDir dir;
+  // An overlong NUL and U+FFFE (the outputs that aborted coordctl and broke
+  // JUnit), from a passing test, so the second run serves it from the
+  // cache; and a failing test that tries to drive the terminal.
+  const std::string suite = dir.Write("suite.json", R"({"tests": [
+      {"id": "odd", "cmd": ["sh", "-c", "printf 'over\\300\\200long \\357\\277\\276 end'"]},
+      {"id": "escapes", "cmd": ["sh", "-c",
+        "printf '\\033[2J\\033]0;pwned\\007ALL TESTS PASSED\\n' >&2; exit 1"]}]})");
+  for (int run = 0; run < 2; ++run) {
+    SCOPED_TRACE(run == 0 ? "first run" : "from the cache");
+    std::string output;
+    ASSERT_EQ(Coordctl({"run", suite, "--cache-dir=" + dir.Join("cache"),
+                        "--json=" + dir.Join("report.json"),
+                        "--junit=" + dir.Join("junit.xml")},
+                       dir.Join("run.log"), &output),
+              1)
+        << output;
+    EXPECT_EQ(output.find('\x1b'), std::string::npos) << output;
+    EXPECT_EQ(output.find('\x07'), std::string::npos) << output;
+    EXPECT_THAT(output, HasSubstr("  | \\x1b[2J\\x1b]0;pwned\\x07ALL TESTS"));
+    const nlohmann::json report = ReadJson(dir.Join("report.json"));
+    ASSERT_EQ(report["tests"].size(), 2u);
+    const std::string validate =
+        absl::StrCat("xmllint --noout ", dir.Join("junit.xml"), " > ",
+                     dir.Join("xmllint.log"), " 2>&1");
+    EXPECT_EQ(system(validate.c_str()), 0) << ReadFile(dir.Join("xmllint.log"));
+  }
+}
+
 TEST(ReportTest, ProgressLineUpdatesInPlaceOnATerminal) {
   TestDir dir;
   std::string tests;

@@ -23,6 +23,8 @@ constexpr char kIntruder[] = "intruder-0123456789abcdef";
 constexpr char kLaptop[] = "laptop-0123456789abcdef";
 constexpr char kExpired[] = "expired-0123456789abcdef";
 constexpr char kOps[] = "ops-0123456789abcdef";
+constexpr char kOtherTeam[] = "otherteam-0123456789abcdef";
+constexpr char kViewer[] = "viewer-0123456789abcdef";
 
 class SecurityTest : public ::testing::Test {
  protected:
@@ -46,7 +48,8 @@ class SecurityTest : public ::testing::Test {
         absl::StrCat(kSubmitter, " alice submit\n", kRunner, " ci worker\n",
                      kIntruder, " intruder worker\n", kLaptop,
                      " laptop cache-read\n", kExpired,
-                     " bob submit 2020-01-01\n", kOps, " ops admin\n"));
+                     " bob submit 2020-01-01\n", kOps, " ops admin\n",
+                     kOtherTeam, " dave submit\n", kViewer, " carol view\n"));
   }
   std::string WriteSuite(const std::string& name, const std::string& command) {
     json suite = {{"name", name},
@@ -285,6 +288,56 @@ TEST_F(SecurityTest, ForgedResultForAnotherWorkersLeaseIsRejected) {
             1)
       << output;
   EXPECT_EQ(ReadJson(dir_.Join("report.json"))["tests"][0]["status"], "failed");
+}
+
+TEST_F(SecurityTest, AnotherTeamCannotReadOrSteerASuiteAViewerCanRead) {
+  const std::string coordinator =
+      StartCoordinator({"--token-file=" + WriteTokens()});
+  auto worker =
+      StartWorker(coordinator, {"--token-file=" + TokenFile(kRunner)});
+  const std::string suite = WriteSuite("team-a", "echo secret-output; exit 1");
+  std::string output;
+  ASSERT_EQ(Run({"submit", suite, "--coordinator=" + coordinator, "--wait",
+                 "--cache-dir=" + dir_.Join("cc"),
+                 "--token-file=" + TokenFile(kSubmitter)},
+                &output),
+            1)
+      << output << worker->Log();
+  const std::string suite_id = output.substr(0, output.find('\n'));
+  const std::string other = "--token-file=" + TokenFile(kOtherTeam);
+  for (const std::vector<std::string>& call :
+       std::vector<std::vector<std::string>>{
+           {"status", suite_id},
+           {"report", suite_id, "--json=" + dir_.Join("stolen.json")},
+           {"explain", suite_id, "t"},
+           {"cancel", suite_id},
+           {"history", "team-a"},
+           {"baseline", "set", "team-a"}}) {
+    std::vector<std::string> args = call;
+    args.push_back("--coordinator=" + coordinator);
+    args.push_back(other);
+    EXPECT_NE(Run(args, &output), 0) << call[0] << ": " << output;
+    EXPECT_THAT(output, HasSubstr("belongs to alice")) << call[0];
+    EXPECT_THAT(output, ::testing::Not(HasSubstr("secret-output")));
+  }
+  // Nor may it submit under the name whose history is alice's.
+  EXPECT_EQ(Run({"submit", suite, "--coordinator=" + coordinator,
+                 "--cache-dir=" + dir_.Join("cc"), other},
+                &output),
+            2);
+  EXPECT_THAT(output, HasSubstr("the suite name \"team-a\" belongs to alice"));
+  // A view token reads it all and changes nothing.
+  const std::string viewer = "--token-file=" + TokenFile(kViewer);
+  EXPECT_EQ(Run({"report", suite_id, "--coordinator=" + coordinator,
+                 "--json=" + dir_.Join("viewed.json"), viewer},
+                &output),
+            1)
+      << output;
+  EXPECT_THAT(ReadFile(dir_.Join("viewed.json")), HasSubstr("secret-output"));
+  EXPECT_EQ(Run({"cancel", suite_id, "--coordinator=" + coordinator, viewer},
+                &output),
+            2);
+  EXPECT_THAT(output, HasSubstr("lacks the submit role"));
 }
 
 TEST_F(SecurityTest, SignedCacheIgnoresAPoisonedEntryAndGcPurgesItsWriter) {

@@ -366,6 +366,16 @@ TEST_F(SystemTest, WorkerRefusesInputsThatDifferFromTheSubmittedOnes) {
   }
 }
 
+TEST_F(SystemTest, ASecondCoordinatorOnAPortInUseRefusesToStart) {
+  const std::string first = StartCoordinator();
+  Process second("coordinator",
+                 {"--listen=" + first, "--data-dir=" + dir_.Join("second")},
+                 dir_.Join("second.log"));
+  EXPECT_EQ(second.Wait(absl::Seconds(30)), 2) << second.Log();
+  EXPECT_THAT(second.Log(), HasSubstr("cannot listen on " + first));
+  EXPECT_THAT(second.Log(), ::testing::Not(HasSubstr("listening")));
+}
+
 TEST_F(SystemTest, StatusWorkersAndReportCommands) {
   const std::string coordinator = StartCoordinator();
   StartWorker(coordinator, "lister");

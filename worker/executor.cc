@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/text.h"
 
 extern char** environ;
 
@@ -346,8 +347,10 @@ absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
   result.set_peak_rss_kb(std::max<int64_t>(finished->max_rss_kb, peak_tree_kb));
   result.set_stdout_bytes(out_tail.total());
   result.set_stderr_bytes(err_tail.total());
-  result.set_stdout_tail(out_tail.Take());
-  result.set_stderr_tail(err_tail.Take());
+  // Valid UTF-8 from here on: every report, cache entry and terminal
+  // downstream can take it (ill-formed bytes become U+FFFD).
+  result.set_stdout_tail(ValidUtf8(out_tail.Take()));
+  result.set_stderr_tail(ValidUtf8(err_tail.Take()));
   if (WIFEXITED(status)) result.set_exit_code(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) result.set_signal(WTERMSIG(status));
   result.set_memory_slope_kb_per_s(MemorySlopeKbPerSecond(curve));

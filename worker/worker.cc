@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/action_key.h"
@@ -33,6 +34,28 @@ std::string JoinPath(const std::string& root, const std::string& relative) {
   return std::filesystem::path(root + "/" + relative)
       .lexically_normal()
       .string();
+}
+
+// A relative path of a test stays inside the workspace once symbolic links
+// are followed (absolute ones were allowed by the coordinator's
+// --allow-outside-paths). One that does not exist is left to the caller.
+absl::Status CheckInside(const std::string& workspace,
+                         const std::string& path) {
+  if (path.empty() || path[0] == '/') return absl::OkStatus();
+  std::error_code ec;
+  const std::filesystem::path root = std::filesystem::canonical(workspace, ec);
+  if (ec) return absl::OkStatus();
+  const std::filesystem::path real =
+      std::filesystem::canonical(root / path, ec);
+  if (ec) return absl::OkStatus();
+  const std::string relative = real.lexically_relative(root).generic_string();
+  if (relative == ".." || absl::StartsWith(relative, "../") ||
+      relative.empty()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(path, " leads outside the workspace ", workspace,
+                     " through a symbolic link; refused"));
+  }
+  return absl::OkStatus();
 }
 
 bool Cacheable(const v1::TestSpec& spec, const v1::TestResult& result) {
@@ -267,7 +290,10 @@ void Worker::RunShard(ActiveShard& active, Slot& slot) {
     pending.reported.set_suite_id(shard.suite_id());
     pending.reported.set_lease_id(shard.lease_id());
     v1::TestResult& result = *pending.reported.mutable_result();
-    if (hits[i].has_value()) {
+    // A cached failure serves only a test that asked for failures to be
+    // cached, whatever a shared cache holds.
+    if (hits[i].has_value() &&
+        Cacheable(assignment.spec(), hits[i]->result())) {
       result = std::move(*hits[i]->mutable_result());
       result.set_cached(true);
     } else {
@@ -318,22 +344,31 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
                               assignment.cache_key(),
                               " (different platform or Testfleet version)"));
   }
-  // The inputs here must be the ones the submitter hashed.
+  // The inputs here must be the ones the submitter hashed, inside the
+  // workspace once links are followed. Errors say which input, never what
+  // this machine's file holds.
   for (const v1::InputDigest& input : spec.inputs()) {
+    if (absl::Status inside = CheckInside(config_.workspace, input.path());
+        !inside.ok()) {
+      return error(std::string(inside.message()));
+    }
     auto digest = digester_.Digest(config_.workspace, input.path());
     if (!digest.ok()) {
       return error(absl::StrCat(
-          "input ", input.path(), " is missing on worker ", config_.name,
-          " (workspace ", config_.workspace, "): ", digest.status().message()));
+          "input ", input.path(), " is missing or unreadable on worker ",
+          config_.name, " (workspace ", config_.workspace, ")"));
     }
     if (digest->sha256() != input.sha256()) {
       return error(
           absl::StrCat("input ", input.path(), " on worker ", config_.name,
-                       " differs from the submitted one (sha256 ",
-                       digest->sha256().substr(0, 12), " here, ",
-                       input.sha256().substr(0, 12),
-                       " submitted); sync the workspace ", config_.workspace));
+                       " differs from the submitted one (submitted sha256 ",
+                       input.sha256().substr(0, 12), "); sync the workspace ",
+                       config_.workspace));
     }
+  }
+  if (absl::Status inside = CheckInside(config_.workspace, spec.cwd());
+      !inside.ok()) {
+    return error(std::string(inside.message()));
   }
   ExecSpec exec;
   exec.argv.assign(spec.argv().begin(), spec.argv().end());

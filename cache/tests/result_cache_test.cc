@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -327,6 +329,68 @@ TEST_F(ResultCacheTest, CorruptValueIsDetectedDeletedAndMissed) {
   EXPECT_EQ(cache->Stats().entries(), 0);
   ASSERT_TRUE(cache->Put(Key(1), Result("t1")).ok());  // healthy again
   EXPECT_TRUE(Has(*cache, 1));
+}
+
+TEST_F(ResultCacheTest, DamagedFileCostsItsEntriesNotTheWholeCache) {
+  constexpr int kEntries = 300;
+  {
+    auto cache = Open();
+    CacheEntries entries;
+    for (int i = 0; i < kEntries; ++i) {
+      // Incompressible payloads: each block holds a few entries.
+      entries.emplace_back(Key(i), Result(Sha256Hex(Key(i)) + Key(i), 1000));
+    }
+    ASSERT_TRUE(cache->Put(entries).ok());
+  }
+  // Everything into table files, then bytes flipped inside the largest one
+  // (the values), as a bad disk would.
+  {
+    rocksdb::Options options = CacheDbOptions();
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.Join("cache"),
+                                  CacheColumnFamilies(), &handles, &db)
+                    .ok());
+    for (auto* handle : handles) {
+      ASSERT_TRUE(db->Flush(rocksdb::FlushOptions(), handle).ok());
+    }
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    delete db;
+  }
+  std::string largest;
+  uintmax_t largest_size = 0;
+  for (const auto& file :
+       std::filesystem::directory_iterator(dir_.Join("cache"))) {
+    if (file.path().extension() == ".sst" && file.file_size() > largest_size) {
+      largest = file.path().string();
+      largest_size = file.file_size();
+    }
+  }
+  ASSERT_FALSE(largest.empty());
+  {
+    std::fstream sst(largest, std::ios::in | std::ios::out | std::ios::binary);
+    for (uintmax_t at = largest_size / 4; at < largest_size / 2; at += 4096) {
+      sst.seekp(static_cast<std::streamoff>(at));
+      sst.put('\xff');
+    }
+  }
+  auto cache = Open();
+  ASSERT_NE(cache, nullptr);
+  std::vector<std::string> keys;
+  for (int i = 0; i < kEntries; ++i) keys.push_back(Key(i));
+  auto found = cache->BatchLookup(keys);
+  ASSERT_TRUE(found.ok()) << found.status();  // was "in use by another process"
+  int hits = 0;
+  for (const auto& hit : *found) hits += hit.has_value();
+  EXPECT_GT(hits, 0);
+  EXPECT_LT(hits, kEntries);
+  EXPECT_EQ(cache->Stats().corrupt(), kEntries - hits);
+  // Damaged entries are gone: the next lookup is clean misses and hits.
+  auto again = cache->BatchLookup(keys);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto gc = cache->Gc();
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_EQ(gc->stats().entries(), hits);
 }
 
 TEST_F(ResultCacheTest, AcknowledgedPutsSurviveKillNine) {

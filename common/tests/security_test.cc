@@ -119,11 +119,73 @@ TEST(TokenAuthorityOpenTest, WithoutATokenFileEveryoneIsLetIn) {
 
 TEST(LoopbackTest, RecognisesLocalAddressesAndPeers) {
   EXPECT_TRUE(IsLoopbackAddress("127.0.0.1:7070"));
+  EXPECT_TRUE(IsLoopbackAddress("127.9.8.7:7070"));
   EXPECT_TRUE(IsLoopbackAddress("localhost:7070"));
   EXPECT_TRUE(IsLoopbackAddress("ipv6:[::1]:7070"));
+  EXPECT_TRUE(IsLoopbackAddress("ipv4:127.0.0.1:40000"));
+  EXPECT_TRUE(IsLoopbackAddress("dns:///localhost:7070"));
   EXPECT_FALSE(IsLoopbackAddress("10.0.0.5:7070"));
   EXPECT_FALSE(IsLoopbackAddress("coord.example:7070"));
   EXPECT_FALSE(IsLoopbackAddress("localhost.evil.example:7070"));
+}
+
+TEST(LoopbackTest, ANameIsJudgedByWhatItResolvesTo) {
+  // Spelled like loopback, but a name (that resolves nowhere here).
+  EXPECT_FALSE(IsLoopbackAddress("127.attacker.example:7070"));
+  EXPECT_FALSE(IsLoopbackAddress("dns:127.attacker.example:7070"));
+  EXPECT_FALSE(IsLoopbackAddress("[::ffff:10.0.0.1]:7070"));
+  EXPECT_TRUE(IsLoopbackAddress("[::ffff:127.0.0.1]:7070"));
+}
+
+TEST(ConstantTimeEqualsTest, ComparesBytes) {
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "ab"));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+}
+
+TEST_F(TokenAuthorityTest, ATokenListedTwiceIsAnErrorNamingBothLines) {
+  dir_.Write("tokens",
+             "alice-0123456789abcdef  alice   submit\n"
+             "bob-0123456789abcdefgh  bob     submit\n"
+             "alice-0123456789abcdef  mallory admin\n");
+  auto loaded = TokenAuthority::Load(dir_.Join("tokens"), &clock_);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(std::string(loaded.status().message()),
+              HasSubstr("line 3: the token of mallory is also on line 1"));
+}
+
+TEST_F(TokenAuthorityTest, WindowsLineEndsGiveTheRolesWritten) {
+  dir_.Write("tokens", "alice-0123456789abcdef alice submit\r\n");
+  auto authority = Load();
+  ASSERT_NE(authority, nullptr);
+  EXPECT_TRUE(
+      authority->Authorize(kAlice, kLoopback, false, Role::kSubmit).ok());
+}
+
+TEST_F(TokenAuthorityTest, AnEmptyFileLoadsAndLetsNobodyIn) {
+  dir_.Write("tokens", "# nobody yet\n");
+  auto authority = Load();
+  ASSERT_NE(authority, nullptr);
+  EXPECT_EQ(authority->Authorize(kAlice, kLoopback, false, Role::kSubmit)
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(TokenAuthorityTest, ViewReadsButNeitherSubmitsNorWorks) {
+  dir_.Write("tokens", "view-0123456789abcdefg carol view\n");
+  auto authority = Load();
+  ASSERT_NE(authority, nullptr);
+  const char kView[] = "Bearer view-0123456789abcdefg";
+  auto carol = authority->Authorize(kView, kLoopback, false, Role::kView);
+  ASSERT_TRUE(carol.ok()) << carol.status();
+  EXPECT_TRUE(carol->CanRead("alice"));
+  EXPECT_FALSE(carol->CanChange("alice"));
+  EXPECT_EQ(authority->Authorize(kView, kLoopback, false, Role::kSubmit)
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
 }  // namespace

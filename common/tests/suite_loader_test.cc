@@ -1,5 +1,7 @@
 #include "common/suite_loader.h"
 
+#include <filesystem>
+
 #include "common/action_key.h"
 #include "common/digest.h"
 #include "common/platform.h"
@@ -195,6 +197,46 @@ TEST_F(SuiteLoaderTest, PathsOutsideTheSuiteFolderNeedPermission) {
   options.allow_outside_paths = true;
   auto allowed = LoadSuiteFile(dir_.Join("suite.json"), digester_, options);
   EXPECT_TRUE(allowed.ok()) << allowed.status();
+}
+
+TEST_F(SuiteLoaderTest, SymbolicLinksOutOfTheSuiteFolderAreRefused) {
+  dir_.Write("outside/secret.txt", "not yours");
+  dir_.Write("suite/data/ok.txt", "fine");
+  const std::string suite_dir = dir_.Join("suite");
+  std::filesystem::create_directory_symlink(dir_.Join("outside"),
+                                            suite_dir + "/lnk");
+  std::filesystem::create_symlink(dir_.Join("outside/secret.txt"),
+                                  suite_dir + "/data/alias.txt");
+  auto error_of = [&](const std::string& json) {
+    dir_.Write("suite/suite.json", json);
+    auto loaded = LoadSuiteFile(suite_dir + "/suite.json", digester_);
+    EXPECT_FALSE(loaded.ok()) << json;
+    return std::string(loaded.status().message());
+  };
+  EXPECT_THAT(
+      error_of(R"({"tests": [{"id": "a", "cmd": ["x"],
+                              "inputs": ["lnk/secret.txt"]}]})"),
+      HasSubstr("tests[0].inputs[0]: \"lnk/secret.txt\" leads outside the "
+                "suite folder through a symbolic link"));
+  // A folder input must not pick up a linked file from elsewhere either.
+  EXPECT_THAT(error_of(R"({"tests": [{"id": "a", "cmd": ["x"],
+                                       "inputs": ["data"]}]})"),
+              HasSubstr("\"data/alias.txt\" leads outside"));
+  EXPECT_THAT(
+      error_of(R"({"tests": [{"id": "a", "cmd": ["x"], "cwd": "lnk"}]})"),
+      HasSubstr("tests[0].cwd: \"lnk\" leads outside"));
+}
+
+TEST_F(SuiteLoaderTest, AFieldGivenTwiceIsRefused) {
+  EXPECT_THAT(ErrorOf(R"({"tests": [{"id": "a", "cmd": ["x"], "timeout": "1s",
+                             "timeout": "1h"}]})"),
+              HasSubstr("the field \"timeout\" appears twice in one object"));
+  EXPECT_THAT(ErrorOf(R"({"name": "a", "name": "b", "tests": []})"),
+              HasSubstr("\"name\" appears twice"));
+  // The same name in different objects is fine.
+  EXPECT_TRUE(Load(R"({"tests": [{"id": "a", "cmd": ["x"]},
+                                 {"id": "b", "cmd": ["x"]}]})")
+                  .ok());
 }
 
 TEST_F(SuiteLoaderTest, MissingSuiteFileSaysSo) {
