@@ -7,6 +7,7 @@
 // put rate of a full cache, each put evicting.
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -52,8 +53,14 @@ struct Stores {
   int64_t entries = 0;
 
   Stores() {
-    root = std::filesystem::temp_directory_path() / "testfleet-cache-bench";
-    std::filesystem::remove_all(root);
+    // A folder of its own: two runs at once never share one.
+    std::string pattern =
+        std::filesystem::temp_directory_path() / "testfleet-cache-bench-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) {
+      std::perror("cache_bench: cannot make a temporary folder");
+      std::exit(1);
+    }
+    root = pattern;
     entries = Entries();
     ResultCacheOptions options;
     options.dir = root + "/cache";

@@ -352,7 +352,12 @@ absl::Status Coordinator::Commit(Writes& writes) {
     absl::Status all = runs_saved;
     all.Update(finished_saved);
     all.Update(reports_saved);
-    NoteStoreWrite(all);
+    // Only a write tried tells whether writes work: an empty commit would
+    // otherwise say "working again" between two failures.
+    if (!run_keys.empty() || !writes.finished.empty() ||
+        !writes.reports.empty()) {
+      NoteStoreWrite(all);
+    }
     committed_ = writes.ticket;
   }
   absl::MutexLock lock(&mu_);

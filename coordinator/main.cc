@@ -93,6 +93,12 @@ int main(int argc, char** argv) {
   }
   config.cache_signing_key = *key;
   config.min_free_disk = SizeFlag(min_free_disk);
+  if (config.min_free_disk < CoordinatorStore::kMinSafeFreeBytes) {
+    spdlog::warn(
+        "--min-free-disk={} is below {} MiB: a full disk can then stop the "
+        "store until the coordinator is restarted",
+        min_free_disk, CoordinatorStore::kMinSafeFreeBytes >> 20);
+  }
   config.target_drain = DurationFlag(target_drain);
   config.cache_ttl = DurationFlag(ttl);
   config.cache_max_bytes = SizeFlag(max_bytes);

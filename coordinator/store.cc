@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "cache/db_options.h"
 #include "common/status_macros.h"
 #include "rocksdb/cache.h"
@@ -16,6 +17,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "spdlog/spdlog.h"
 
 namespace testfleet {
 namespace {
@@ -55,10 +57,9 @@ absl::Status StoreError(const rocksdb::Status& s, const std::string& dir) {
                      "another --data-dir"));
   }
   if (s.IsNoSpace() || absl::StrContains(message, "No space")) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "data dir ", dir, " is out of disk space (", message,
-        "); free space there: writes resume once RocksDB can flush, which "
-        "needs about its write buffer (64 MiB) free beyond --min-free-disk"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("data dir ", dir, " is out of disk space (", message,
+                     "); free space there"));
   }
   return absl::InternalError(absl::StrCat("data dir ", dir, ": ", message));
 }
@@ -93,7 +94,7 @@ std::optional<std::string> CoordinatorStore::SuiteNameOwner(
 }
 
 absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
-    const std::string& dir, int64_t min_free_disk) {
+    const std::string& dir, int64_t min_free_disk, rocksdb::Env* env) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -105,6 +106,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   options.info_log = RocksDbLogger();
+  if (env != nullptr) options.env = env;
   // History: small values read once per test at every submit; bloom filters
   // and a block cache keep that in memory.
   rocksdb::BlockBasedTableOptions table;
@@ -135,11 +137,30 @@ absl::Status CoordinatorStore::Write(rocksdb::WriteBatch& batch,
   if (adds_data) {
     if (absl::Status room = disk_->Check(); !room.ok()) return room;
   }
+  if (stopped_by_full_disk_.load()) return FullDiskStop();
   rocksdb::WriteOptions synced;
   synced.sync = true;
   rocksdb::Status s = db_->Write(synced, &batch);
-  if (!s.ok()) return StoreError(s, dir_);
+  if (!s.ok()) {
+    // RocksDB stops every write after a full disk until told to resume.
+    if (s.IsNoSpace() || absl::StrContains(s.ToString(), "No space")) {
+      stopped_by_full_disk_ = true;
+      spdlog::error("{}", std::string(FullDiskStop().message()));
+      return FullDiskStop();
+    }
+    return StoreError(s, dir_);
+  }
   return absl::OkStatus();
+}
+
+absl::Status CoordinatorStore::FullDiskStop() const {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "data dir ", dir_,
+      ": RocksDB stopped writing when the disk filled (only --min-free-disk "
+      "stops short of that); free at least ",
+      kMinSafeFreeBytes >> 20,
+      " MiB there and restart the coordinator: unfinished suites resume and "
+      "nothing acknowledged is lost"));
 }
 
 CoordinatorStore::~CoordinatorStore() {

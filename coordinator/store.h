@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 class ColumnFamilyHandle;
 class WriteBatch;
 }  // namespace rocksdb
@@ -39,8 +41,14 @@ class CoordinatorStore {
 
   /// Writes of new data are refused while the disk has less than
   /// `min_free_disk` free (see DiskSpaceGuard); deletes go on.
+  /// Below this reserve (--min-free-disk) RocksDB itself can meet a full
+  /// disk (its 64 MiB write buffer must fit), which stops it until a restart.
+  static constexpr int64_t kMinSafeFreeBytes = 64LL << 20;
+
+  /// `env` (not owned; null: the real one) lets tests watch the files.
   static absl::StatusOr<std::unique_ptr<CoordinatorStore>> Open(
-      const std::string& dir, int64_t min_free_disk = 128LL << 20);
+      const std::string& dir, int64_t min_free_disk = 128LL << 20,
+      rocksdb::Env* env = nullptr);
   ~CoordinatorStore();
 
   /// Medians of the test's recent runs, if it ever ran.
@@ -115,6 +123,11 @@ class CoordinatorStore {
   // write is synced: an acknowledgement rests on it, and a crashed machine
   // (not only a killed process) must still hold it.
   absl::Status Write(rocksdb::WriteBatch& batch, bool adds_data = true);
+  // After a write failed on a full disk RocksDB takes no more writes (and
+  // Debian's build aborts on a write to the file that failed), so none is
+  // tried again: this says what to do.
+  absl::Status FullDiskStop() const;
+  std::atomic<bool> stopped_by_full_disk_{false};
   std::string dir_;
   std::unique_ptr<DiskSpaceGuard> disk_;
   std::unique_ptr<rocksdb::DB> db_;

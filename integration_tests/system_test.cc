@@ -7,7 +7,10 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/disk_space.h"
 #include "common/tests/test_dir.h"
 #include "gmock/gmock.h"
@@ -98,6 +101,26 @@ class SystemTest : public ::testing::Test {
     const std::string log = client.Log();
     const size_t end = log.find('\n');
     return end == std::string::npos ? "" : log.substr(0, end);
+  }
+
+  // The busy slots `coordctl workers` shows for the worker named `name`;
+  // -1 when it is not listed.
+  int BusySlots(const std::string& coordinator, const std::string& name) {
+    std::string output;
+    if (Coordctl({"workers", "--coordinator=" + coordinator},
+                 dir_.Join("workers-poll.log"), &output) != 0) {
+      return -1;
+    }
+    for (absl::string_view line : absl::StrSplit(output, '\n')) {
+      std::vector<std::string> columns =
+          absl::StrSplit(line, ' ', absl::SkipEmpty());
+      int busy = 0;
+      if (columns.size() > 2 && absl::StartsWith(columns[0], name + "#") &&
+          absl::SimpleAtoi(columns[2], &busy)) {
+        return busy;
+      }
+    }
+    return -1;
   }
 
   // Every one of the suite's `n` tests reported exactly once, passed.
@@ -211,12 +234,9 @@ TEST_F(SystemTest, WorkerKilledMidSuiteLosesNoTest) {
   StartWorker(coordinator, "survivor");
   const std::string suite = WriteSuite("suite.json", "kill", 40, 0.1);
   auto client = SubmitInBackground(coordinator, suite);
-  // Kill the victim while it holds a shard.
-  ASSERT_TRUE(WaitFor(
-      [&] { return coordinator_->Log().find("suite") != std::string::npos; },
-      absl::Seconds(30)));
-  absl::SleepFor(
-      absl::Milliseconds(800));  // 40 x 0.1 s over two workers: mid-suite
+  // Kill the victim while it holds a shard (checked, not assumed).
+  ASSERT_TRUE(WaitFor([&] { return BusySlots(coordinator, "victim") > 0; },
+                      absl::Seconds(30)));
   victim.Kill(SIGKILL);
   ASSERT_EQ(client->Wait(absl::Minutes(2)), 0) << client->Log();
   ExpectEveryTestPassedOnce(ReadJson(dir_.Join("report.json")), 40);
@@ -611,6 +631,14 @@ class SmallDisk {
     filler.close();
     return filler.good();
   }
+  // Writes until the disk refuses another byte.
+  bool FillCompletely() {
+    if (!FillLeaving(1 << 20)) return false;
+    std::ofstream filler(path_ + "/filler", std::ios::binary | std::ios::app);
+    const std::string chunk(4096, 'x');
+    for (int i = 0; i < 100'000 && filler; ++i) filler << chunk << std::flush;
+    return !filler.good();  // it stopped because the disk is full
+  }
   void Free() { std::filesystem::remove(path_ + "/filler"); }
 
  private:
@@ -654,6 +682,51 @@ TEST_F(SystemTest, FullDiskFailsRequestsClearlyAndLosesNothing) {
   EXPECT_THAT(coordinator_->Log(), HasSubstr("store writes failing"));
   EXPECT_THAT(coordinator_->Log(), HasSubstr("store writes work again"));
   EXPECT_THAT(workers_.back()->Log(), HasSubstr("results not saved"));
+}
+
+TEST_F(SystemTest, WithoutAReserveAFullDiskStopsWritesUntilSpaceReturns) {
+  SmallDisk disk(dir_.Join("coordinator"), "256m");
+  if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  const std::string coordinator = StartCoordinator({"--min-free-disk=0"});
+  StartWorker(coordinator, "w");
+  ASSERT_TRUE(disk.FillCompletely());  // RocksDB itself meets the full disk
+  std::string output;
+  const std::string suite = WriteSuite("a.json", "full", 3);
+  EXPECT_NE(Coordctl({"submit", suite, "--coordinator=" + coordinator,
+                      "--cache-dir=" + dir_.Join("client-cache")},
+                     dir_.Join("refused.log"), &output),
+            0);
+  // What to do is said, and the server stays up and says it again rather
+  // than try a write that RocksDB would refuse (or abort on).
+  EXPECT_THAT(output, HasSubstr("free at least 64 MiB there and restart"));
+  EXPECT_NE(Coordctl({"submit", suite, "--coordinator=" + coordinator,
+                      "--cache-dir=" + dir_.Join("client-cache")},
+                     dir_.Join("refused-again.log"), &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("restart the coordinator"));
+  EXPECT_EQ(Coordctl({"workers", "--coordinator=" + coordinator},
+                     dir_.Join("workers.log")),
+            0);
+  const std::string log = coordinator_->Log();
+  EXPECT_THAT(log, HasSubstr("is below 64 MiB"));
+  size_t said = 0;
+  for (size_t at = log.find("RocksDB stopped writing"); at != std::string::npos;
+       at = log.find("RocksDB stopped writing", at + 1))
+    ++said;
+  EXPECT_EQ(said, 1u) << log;  // the state change is logged once
+  // Space freed and a restart, as it says: the store works again.
+  disk.Free();
+  coordinator_->Kill(SIGKILL);
+  const std::string port = coordinator.substr(coordinator.rfind(':') + 1);
+  coordinator_ = std::make_unique<Process>(
+      "coordinator",
+      std::vector<std::string>{"--listen=127.0.0.1:" + port,
+                               "--data-dir=" + dir_.Join("coordinator"),
+                               "--min-free-disk=0"},
+      dir_.Join("coordinator-2.log"));
+  ASSERT_GT(ListeningPort(*coordinator_), 0) << coordinator_->Log();
+  EXPECT_EQ(Submit(coordinator, suite, dir_.Join("a.json.report"), &output), 0)
+      << output << coordinator_->Log();
 }
 
 TEST_F(SystemTest, FiftyConcurrentClientsAllComplete) {

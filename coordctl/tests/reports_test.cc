@@ -115,6 +115,7 @@ TEST(ReportsTest, HtmlIsSelfContained) {
   EXPECT_THAT(html, Not(HasSubstr("<script")));
   EXPECT_THAT(html, Not(HasSubstr("src=\"http")));
   EXPECT_THAT(html, Not(HasSubstr("<weird>")));
+  EXPECT_THAT(html, HasSubstr("io.&lt;weird&gt;"));  // the failure is there
 }
 
 TEST(ReportsTest, SummaryNamesFailuresAndCounts) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -200,10 +201,19 @@ TEST_F(ExecutorTest, SamplingCanBeTurnedOff) {
 }
 
 TEST_F(ExecutorTest, CancelStopsTheTest) {
-  std::atomic<bool> cancelled{true};
+  // Cancelled while it runs, not before it starts.
+  std::atomic<bool> cancelled{false};
   ExecSpec spec = Probe({"--sleep-ms=60000"});
   spec.cancelled = &cancelled;
-  EXPECT_EQ(Run(spec).status(), v1::TEST_STATUS_CANCELLED);
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    cancelled = true;
+  });
+  const v1::TestResult result = Run(spec);
+  canceller.join();
+  EXPECT_EQ(result.status(), v1::TEST_STATUS_CANCELLED);
+  EXPECT_GE(result.wall_ms(), 250);  // it had started and ran until then
+  EXPECT_NE(result.signal(), 0);     // the process was stopped, not finished
 }
 
 TEST_F(ExecutorTest, OneLauncherRunsManyTestsInTurn) {
