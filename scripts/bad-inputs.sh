@@ -85,15 +85,79 @@ gen 'import json; print(json.dumps({"name": "big", "tests": [{"id": f"t{i}", "cm
 submit_case "200,001 tests (over --max-suite-tests)" toobig.json
 gen 'import json; print(json.dumps({"tests": [{"id": "a", "cmd": ["true"], "env": {"BLOB": "x" * (300 << 20)}}]}))' oversized.json
 submit_case "300 MB suite (over the message limit)" oversized.json
+# Symbolic links out of the suite folder, and a key given twice.
+mkdir -p "$work/linked" && ln -sfn /etc "$work/lnk" && ln -sfn /etc/hostname "$work/linked/alias"
+gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"], \"inputs\": [\"lnk/hostname\"]}]}")' symlink-input.json
+submit_case "input through a symlink to /etc" symlink-input.json
+gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"], \"inputs\": [\"linked\"]}]}")' symlink-file.json
+submit_case "input folder holding a link to /etc/hostname" symlink-file.json
+gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"], \"cwd\": \"lnk\"}]}")' symlink-cwd.json
+submit_case "cwd through a symlink" symlink-cwd.json
+gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"true\"], \"timeout\": \"1s\", \"timeout\": \"9h\"}]}")' dupkey.json
+submit_case "a field given twice" dupkey.json
+gen 'print("{\"tests\": [{\"id\": \"a\", \"cmd\": [\"false\"], \"retries\": 1000000}]}")' retries.json
+submit_case "retries: 1000000" retries.json
+# What a test prints cannot break reports or drive the terminal.
+gen 'import json; print(json.dumps({"tests": [{"id": "odd", "cmd": ["sh", "-c", "printf \"over\\300\\200long \\357\\277\\276\"; printf \"\\033[2J\\033]0;pwned\\007ALL PASSED\" >&2; exit 1"]}]}))' hostile-output.json
+try "test printing invalid UTF-8, U+FFFE and terminal escapes" hostile-output.json \
+  run hostile-output.json --cache-dir="$work/cc" --json="$work/hostile.json" --junit="$work/hostile.xml"
+
+# Requests that skip coordctl: the coordinator checks every field itself.
+# raw_case NAME JSON: a SubmitSuite request sent as it is.
+raw_case() {
+  local name="$1" request="$2" output code
+  set +e
+  output=$(echo "$request" | timeout 60 "$bin/tf_raw_submit" "$address" 2>&1 | tr '\n' ' ' | cut -c1-220)
+  code=${PIPESTATUS[0]}
+  set -e
+  local alive="yes"
+  (cd "$work" && "$bin/coordctl" submit tiny.json --coordinator="$address" \
+     --cache-dir="$work/cc" >/dev/null 2>&1) || alive="NO"
+  [ -d /proc/"$coordinator_pid" ] || alive="NO (crashed)"
+  output="${output//|/\\|}"
+  rows+=("| $name (direct SubmitSuite) | - | $code | $output | $alive |")
+  echo "$name (direct): exit $code, coordinator alive: $alive"
+}
+test_json() { echo "{\"suite\": {\"name\": \"raw\", \"tests\": [{\"id\": \"a\", \"argv\": [\"true\"], $1}]}}"; }
+digest='"sha256": "'"$(printf '%064d' 0)"'", "sizeBytes": "1"'
+raw_case "cwd /etc" "$(test_json '"cwd": "/etc"')"
+raw_case "input ../../../etc/passwd" "$(test_json '"inputs": [{"path": "../../../etc/passwd", '"$digest"'}]')"
+raw_case "input with a malformed digest" "$(test_json '"inputs": [{"path": "a.txt", "sha256": "abc"}]')"
+raw_case "env key A=B" "$(test_json '"env": {"A=B": "1"}')"
+raw_case "NUL in argv" '{"suite": {"name": "raw", "tests": [{"id": "a", "argv": ["tr\u0000ue"]}]}}'
+raw_case "newline in a test id" '{"suite": {"name": "raw", "tests": [{"id": "a\nFAKE LINE", "argv": ["true"]}]}}'
+raw_case "retries 1000000" "$(test_json '"retries": 1000000')"
+raw_case "timeout of ten years" "$(test_json '"timeoutMs": "315360000000"')"
+
+# Server flags and files.
+# bad_start NAME FLAGS...: a coordinator that must refuse to start.
+bad_start() {
+  local name="$1" output code
+  shift
+  set +e
+  output=$(timeout 30 "$bin/coordinator" --data-dir="$work/bad-start" "$@" 2>&1 | tail -1 | cut -c1-220)
+  code=${PIPESTATUS[0]}
+  set -e
+  output="${output//|/\\|}"
+  rows+=("| $name | - | $code | $output | (not started) |")
+  echo "$name: exit $code"
+}
+bad_start "coordinator --lease=0" --listen=127.0.0.1:0 --lease=0
+printf 'aaaaaaaaaaaaaaaaaaaa alice submit\nbbbbbbbbbbbbbbbbbbbb bob submit\naaaaaaaaaaaaaaaaaaaa mallory admin\n' >"$work/dup-tokens"
+bad_start "token file naming one token twice" --listen=127.0.0.1:0 --token-file="$work/dup-tokens"
+bad_start "second coordinator on a port in use" --listen="$address"
+
 try "unreachable coordinator" tiny.json submit tiny.json --coordinator=127.0.0.1:1 --cache-dir="$work/cc"
 try "unknown suite id" - status no-such-suite --coordinator="$address"
 
 {
   echo "# Bad inputs and what the user sees"
   echo
-  echo "Produced by \`scripts/bad-inputs.sh\` on $(date -u +%Y-%m-%d) against \`coordctl submit\` and a running"
-  echo "coordinator (\`--max-suite-tests=200000\`). After each case the script submits a valid suite:"
-  echo "the last column says whether the coordinator still took it. Messages are cut at 220 characters."
+  echo "Produced by \`scripts/bad-inputs.sh\` on $(date -u +%Y-%m-%d) against \`coordctl\` and a running"
+  echo "coordinator (\`--max-suite-tests=200000\`); rows marked \"direct SubmitSuite\" skip coordctl"
+  echo "(\`tf_raw_submit\`, what a hostile client can send), so the coordinator's own checks answer."
+  echo "After each case the script submits a valid suite: the last column says whether the coordinator"
+  echo "still took it. Messages are cut at 220 characters; control characters show escaped."
   echo
   echo "| input | file | exit | what coordctl prints | coordinator still works |"
   echo "| --- | --- | --- | --- | --- |"
