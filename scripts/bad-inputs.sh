@@ -30,14 +30,18 @@ try() {
   output=$(cd "$work" && timeout 300 "$bin/coordctl" "$@" 2>&1 | tr '\n' ' ' | cut -c1-220)
   code=${PIPESTATUS[0]}
   set -e
-  # The coordinator must still take work after each case.
-  local alive="yes"
+  record "$name" "\`$file\`" "$code" "$output"
+}
+
+# record NAME FILE CODE OUTPUT: checks that the coordinator still takes work,
+# then adds the row.
+record() {
+  local alive="yes" output="${4//|/\\|}"
   (cd "$work" && "$bin/coordctl" submit tiny.json --coordinator="$address" \
      --cache-dir="$work/cc" >/dev/null 2>&1) || alive="NO"
   [ -d /proc/"$coordinator_pid" ] || alive="NO (crashed)"
-  output="${output//|/\\|}"
-  rows+=("| $name | \`$file\` | $code | $output | $alive |")
-  echo "$name: exit $code, coordinator alive: $alive"
+  rows+=("| $1 | $2 | $3 | $output | $alive |")
+  echo "$1: exit $3, coordinator alive: $alive"
 }
 
 gen() { python3 -c "$1" >"$work/$2"; }
@@ -110,13 +114,7 @@ raw_case() {
   output=$(echo "$request" | timeout 60 "$bin/tf_raw_submit" "$address" 2>&1 | tr '\n' ' ' | cut -c1-220)
   code=${PIPESTATUS[0]}
   set -e
-  local alive="yes"
-  (cd "$work" && "$bin/coordctl" submit tiny.json --coordinator="$address" \
-     --cache-dir="$work/cc" >/dev/null 2>&1) || alive="NO"
-  [ -d /proc/"$coordinator_pid" ] || alive="NO (crashed)"
-  output="${output//|/\\|}"
-  rows+=("| $name (direct SubmitSuite) | - | $code | $output | $alive |")
-  echo "$name (direct): exit $code, coordinator alive: $alive"
+  record "$name (direct SubmitSuite)" "-" "$code" "$output"
 }
 test_json() { echo "{\"suite\": {\"name\": \"raw\", \"tests\": [{\"id\": \"a\", \"argv\": [\"true\"], $1}]}}"; }
 digest='"sha256": "'"$(printf '%064d' 0)"'", "sizeBytes": "1"'

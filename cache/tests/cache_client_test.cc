@@ -117,6 +117,16 @@ TEST(FleetCacheClientTest, TiersSignedOnlyWithAKey) {
   EXPECT_EQ(shared.size(), 2u);  // written to every tier, signed
 }
 
+TEST(FleetCacheClientTest, AnUnsignedSharedEntryNeverReachesTheLocalTier) {
+  FakeCacheClient local, shared;
+  shared.Tamper("k1", Result("unsigned"));
+  auto signing = NewFleetCacheClient({&local, &shared}, "fleet key");
+  auto found = signing->Lookup({"k1"});
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE((*found)[0].has_value());
+  EXPECT_EQ(local.size(), 0u);  // checked before it could be copied down
+}
+
 TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
   TestDir dir;
   ResultCacheOptions options;

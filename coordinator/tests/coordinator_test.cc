@@ -43,6 +43,11 @@ class CoordinatorTest : public ::testing::Test {
   std::unique_ptr<Coordinator> Make() {
     return std::make_unique<Coordinator>(options_);
   }
+  // Coordinators made from now on keep history and reports in a real store.
+  void UseStore() {
+    store_ = CoordinatorStore::Open(store_dir_.Join("state")).value();
+    options_.store = store_.get();
+  }
 
   std::string Register(Coordinator& c, int slots = 1,
                        const std::string& tag = "") {
@@ -87,6 +92,8 @@ class CoordinatorTest : public ::testing::Test {
 
   FakeClock clock_;
   FakeCacheClient cache_;
+  TestDir store_dir_;
+  std::unique_ptr<CoordinatorStore> store_;
   CoordinatorOptions options_;
 };
 
@@ -133,16 +140,13 @@ TEST_F(CoordinatorTest, ShardsShrinkTowardTheEndOfASuite) {
 }
 
 TEST_F(CoordinatorTest, LongestExpectedTestsGoFirstAndTestPriorityBeforeThat) {
-  TestDir dir;
-  auto store = CoordinatorStore::Open(dir.Join("state"));
-  ASSERT_TRUE(store.ok());
-  options_.store = store->get();
+  UseStore();
   v1::TestResult run;
   for (auto [id, ms] :
        {std::pair{"s.t0", 10.0}, {"s.t1", 5000.0}, {"s.t2", 300.0}}) {
     run.set_test_id(id);
     run.set_wall_ms(ms);
-    ASSERT_TRUE((*store)->RecordRun("s", "s-1", run).ok());
+    ASSERT_TRUE(store_->RecordRun("s", "s-1", run).ok());
   }
   auto c = Make();
   v1::SuiteSpec suite =
@@ -370,15 +374,12 @@ TEST_F(CoordinatorTest, CacheHitsAtSubmitNeverReachAWorker) {
 }
 
 TEST_F(CoordinatorTest, MemoryHungryTestsGoToWorkersWithRoom) {
-  TestDir dir;
-  auto store = CoordinatorStore::Open(dir.Join("state"));
-  ASSERT_TRUE(store.ok());
-  options_.store = store->get();
+  UseStore();
   v1::TestResult run;
   run.set_test_id("s.t0");
   run.set_wall_ms(100);
   run.set_peak_rss_kb(4 << 20);  // 4 GiB
-  ASSERT_TRUE((*store)->RecordRun("s", "s-1", run).ok());
+  ASSERT_TRUE(store_->RecordRun("s", "s-1", run).ok());
   auto c = Make();
   ASSERT_TRUE(c->Submit(MakeSuite("s", 1)).ok());
   auto beat = [&](const std::string& worker, int64_t free_kb) {
@@ -401,10 +402,7 @@ TEST_F(CoordinatorTest, MemoryHungryTestsGoToWorkersWithRoom) {
 }
 
 TEST_F(CoordinatorTest, RestartedCoordinatorResumesUnfinishedSuites) {
-  TestDir dir;
-  auto store = CoordinatorStore::Open(dir.Join("state"));
-  ASSERT_TRUE(store.ok());
-  options_.store = store->get();
+  UseStore();
   std::string suite_id;
   std::set<std::string> finished_before;
   {
@@ -635,10 +633,7 @@ TEST_F(CoordinatorTest, ASuiteIsReadByItsOwnerViewersAndAdminsOnly) {
 }
 
 TEST_F(CoordinatorTest, ASuiteNameItsHistoryAndBaselineBelongToItsFirstOwner) {
-  TestDir dir;
-  auto store = CoordinatorStore::Open(dir.Join("state"));
-  ASSERT_TRUE(store.ok());
-  options_.store = store->get();
+  UseStore();
   auto c = Make();
   v1::SuiteSpec mine = MakeSuite("nightly", 1);
   mine.set_owner("alice");
@@ -775,10 +770,7 @@ TEST_F(CoordinatorTest, ATokensQueuedTestsAreCountedAcrossItsSuites) {
 }
 
 TEST_F(CoordinatorTest, EndedSuitesLeaveMemoryByTheirSizeNotOnlyTheirCount) {
-  TestDir dir;
-  auto store = CoordinatorStore::Open(dir.Join("state"));
-  ASSERT_TRUE(store.ok());
-  options_.store = store->get();
+  UseStore();
   options_.max_ended_tests_in_memory = 150;
   auto c = Make();
   std::vector<std::string> ids;
