@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/digest.h"
 #include "common/disk_space.h"
 #include "common/tests/test_dir.h"
 #include "gmock/gmock.h"
@@ -380,6 +381,10 @@ TEST_F(SystemTest, WorkerRefusesInputsThatDifferFromTheSubmittedOnes) {
       EXPECT_THAT(test["error"].get<std::string>(),
                   HasSubstr("input inputs/0.txt on worker stale differs from "
                             "the submitted one"));
+      // Nothing of what the worker's own file holds leaks to the submitter.
+      const std::string local_digest = Sha256Hex("something else");
+      EXPECT_THAT(test["error"].get<std::string>(),
+                  ::testing::Not(HasSubstr(local_digest.substr(0, 12))));
     } else {
       EXPECT_EQ(test["status"], "passed");
     }

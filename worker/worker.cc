@@ -132,6 +132,12 @@ absl::Status Worker::Register() {
     }
     absl::Status error =
         FromGrpcStatus(status, "coordinator", config_.coordinator_address);
+    // Retrying cannot fix a refused name or token; a full coordinator or an
+    // unreachable one may change.
+    if (absl::IsInvalidArgument(error) || absl::IsPermissionDenied(error) ||
+        absl::IsUnauthenticated(error)) {
+      return error;
+    }
     if (attempt == 0) spdlog::warn("{}; retrying", error.ToString());
     absl::MutexLock lock(&mu_);
     if (stopping_) return error;

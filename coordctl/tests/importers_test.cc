@@ -1,5 +1,7 @@
 #include "coordctl/importers.h"
 
+#include <sys/stat.h>
+
 #include "common/tests/test_dir.h"
 #include "gtest/gtest.h"
 
@@ -27,6 +29,22 @@ TEST(CtestImporterTest, KeepsCtestsLimitsNotTestfleetsDefaults) {
   ASSERT_EQ((*suite)["tests"].size(), 2u);
   EXPECT_FALSE((*suite)["tests"][0].contains("timeout"));
   EXPECT_EQ((*suite)["tests"][1]["timeout"], "30000ms");
+}
+
+TEST(GtestImporterTest, ABinaryFillingStderrFirstDoesNotHangTheImport) {
+  // 200 KiB on stderr before the listing: a reader that drains stdout first
+  // would wait forever on a full stderr pipe.
+  TestDir dir;
+  const std::string binary =
+      dir.Write("noisy_test",
+                "#!/bin/sh\n"
+                "head -c 204800 /dev/zero | tr '\\0' x >&2\n"
+                "printf 'Suite.\\n  Case\\n'\n");
+  ASSERT_EQ(chmod(binary.c_str(), 0755), 0);
+  absl::StatusOr<nlohmann::json> suite = SuiteFromGtest(binary, dir.path());
+  ASSERT_TRUE(suite.ok()) << suite.status();
+  ASSERT_EQ((*suite)["tests"].size(), 1u);
+  EXPECT_EQ((*suite)["tests"][0]["id"], "Suite.Case");
 }
 
 }  // namespace
