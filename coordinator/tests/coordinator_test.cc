@@ -653,6 +653,13 @@ TEST_F(CoordinatorTest, ASuiteNameItsHistoryAndBaselineBelongToItsFirstOwner) {
   EXPECT_EQ(c->History(history, Token("bob", Role::kSubmit)).status().code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(c->SetBaseline(pin, Token("alice", Role::kSubmit)).ok());
+  // A name nobody claimed: readable by every reader, pinned only by admins.
+  history.set_suite_name("unclaimed");
+  EXPECT_NE(c->History(history, Token("bob", Role::kSubmit)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  pin.set_suite_name("unclaimed");
+  EXPECT_EQ(c->SetBaseline(pin, Token("bob", Role::kSubmit)).status().code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(CoordinatorTest, EveryFieldIsCheckedOnTheServerAsInTheClient) {
