@@ -289,32 +289,22 @@ namespace {
 
 // Tiers each checked on their own, so an entry is checked before the tiered
 // lookup copies it from a shared tier into a local one.
-class FleetCacheClient : public CacheClient {
+class FleetCacheClient : public TieredCacheClient {
  public:
-  FleetCacheClient(std::vector<CacheClient*> tiers, const std::string& key) {
-    std::vector<CacheClient*> checked;
-    for (CacheClient* tier : tiers) {
-      signed_.push_back(std::make_unique<SigningCacheClient>(tier, key));
-      checked.push_back(signed_.back().get());
-    }
-    tiered_ = NewTieredCacheClient(std::move(checked));
-  }
-  absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> Lookup(
-      const std::vector<std::string>& keys) override {
-    return tiered_->Lookup(keys);
-  }
-  absl::Status Put(const CacheEntries& entries) override {
-    return tiered_->Put(entries);
-  }
-  absl::StatusOr<v1::CacheStats> Stats() override { return tiered_->Stats(); }
-  absl::StatusOr<v1::CacheGcResponse> Gc(const std::string& writer) override {
-    return tiered_->Gc(writer);
-  }
-  std::string Describe() const override { return tiered_->Describe(); }
+  FleetCacheClient(std::vector<std::unique_ptr<CacheClient>> checked_tiers)
+      : TieredCacheClient(Pointers(checked_tiers), RealClock::Get(),
+                          kRetryFailingTierAfter),
+        checked_tiers_(std::move(checked_tiers)) {}
 
  private:
-  std::vector<std::unique_ptr<CacheClient>> signed_;
-  std::unique_ptr<CacheClient> tiered_;
+  static std::vector<CacheClient*> Pointers(
+      const std::vector<std::unique_ptr<CacheClient>>& owned) {
+    std::vector<CacheClient*> pointers;
+    for (const auto& tier : owned) pointers.push_back(tier.get());
+    return pointers;
+  }
+  // Moving the vector keeps the clients where the base points at them.
+  std::vector<std::unique_ptr<CacheClient>> checked_tiers_;
 };
 
 }  // namespace
@@ -323,7 +313,11 @@ std::unique_ptr<CacheClient> NewFleetCacheClient(
     std::vector<CacheClient*> tiers, const std::string& signing_key) {
   if (tiers.empty()) return nullptr;
   if (signing_key.empty()) return NewTieredCacheClient(std::move(tiers));
-  return std::make_unique<FleetCacheClient>(std::move(tiers), signing_key);
+  std::vector<std::unique_ptr<CacheClient>> checked;
+  for (CacheClient* tier : tiers) {
+    checked.push_back(std::make_unique<SigningCacheClient>(tier, signing_key));
+  }
+  return std::make_unique<FleetCacheClient>(std::move(checked));
 }
 
 }  // namespace testfleet

@@ -53,6 +53,9 @@ std::string CacheEntrySignature(const std::string& fleet_key,
                                 const std::string& key_hex,
                                 const v1::CachedResult& entry);
 
+/// How long a failing cache tier rests before it is tried again.
+inline constexpr absl::Duration kRetryFailingTierAfter = absl::Seconds(10);
+
 /// Looks keys up tier by tier (a hit in a later tier is copied into the
 /// earlier ones) and writes to every tier. A failing tier counts as a miss and
 /// is reported once, not per call, so an unreachable shared cache degrades to
@@ -61,7 +64,7 @@ std::string CacheEntrySignature(const std::string& fleet_key,
 /// Tiers are not owned.
 std::unique_ptr<CacheClient> NewTieredCacheClient(
     std::vector<CacheClient*> tiers, Clock* clock = RealClock::Get(),
-    absl::Duration retry_after = absl::Seconds(10));
+    absl::Duration retry_after = kRetryFailingTierAfter);
 
 /// What a coordinator or worker reads and writes through: `tiers` (not
 /// owned) as NewTieredCacheClient does, every entry signed and checked as

@@ -38,6 +38,10 @@ bool IsLockHeld(const rocksdb::Status& s) {
           message.find("/LOCK:") != std::string::npos);
 }
 
+bool IsDiskFull(const rocksdb::Status& s) {
+  return s.IsNoSpace() || s.ToString().find("No space") != std::string::npos;
+}
+
 std::shared_ptr<rocksdb::Logger> RocksDbLogger() {
   static const auto logger = std::make_shared<SpdlogLogger>();
   return logger;

@@ -14,6 +14,9 @@ std::shared_ptr<rocksdb::Logger> RocksDbLogger();
 
 /// Whether `s` says another process holds the database's LOCK file.
 bool IsLockHeld(const rocksdb::Status& s);
+/// Whether `s` says the disk is full (RocksDB does not always set the
+/// NoSpace subcode on an ENOSPC it passes through).
+bool IsDiskFull(const rocksdb::Status& s);
 
 /// RocksDB options of the result cache: point lookups (bloom filters, a block
 /// cache), WAL on. Shared with the benchmark's raw-RocksDB baseline so both

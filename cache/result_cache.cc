@@ -88,7 +88,7 @@ absl::Status DbError(const rocksdb::Status& s, const std::string& dir) {
         " is in use by another process (RocksDB LOCK is held); stop that "
         "process or choose another cache dir"));
   }
-  if (s.IsNoSpace() || absl::StrContains(message, "No space")) {
+  if (IsDiskFull(s)) {
     return absl::ResourceExhaustedError(
         absl::StrCat("cache dir ", dir, " is out of disk space (", message,
                      "); free space there or lower its size limit"));

@@ -79,6 +79,11 @@ v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
   return key;
 }
 
+bool Cacheable(const v1::TestSpec& spec, const v1::TestResult& result) {
+  return result.status() == v1::TEST_STATUS_PASSED ||
+         (spec.cache_failures() && result.status() == v1::TEST_STATUS_FAILED);
+}
+
 std::vector<std::string> DescribeKeyChanges(const v1::ActionKey& before,
                                             const v1::ActionKey& after) {
   std::vector<std::string> changes;

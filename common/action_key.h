@@ -17,6 +17,11 @@ namespace testfleet {
 v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
                                const v1::Platform& platform);
 
+/// Whether `result` may be stored under, or served from, the test's key:
+/// a pass, or a failure of a test that caches its failures
+/// (`cache_failures`, which is part of its key).
+bool Cacheable(const v1::TestSpec& spec, const v1::TestResult& result);
+
 /// What differs between two keys' parts, one line each, e.g.
 /// `input data/add.txt changed (sha256 1a2b3c4d5e6f -> 9f8e7d6c5b4a)`,
 /// `argv[1] changed: "--fast" -> "--slow"`, `env SEED changed`,

@@ -52,17 +52,19 @@ constexpr RoleName kRoles[] = {
 constexpr uint32_t kReaderRoles =
     static_cast<uint32_t>(Role::kSubmit) | static_cast<uint32_t>(Role::kView);
 
-bool IsLoopbackIp(const std::string& host) {
+bool IsLoopback(const in_addr& v4) { return (ntohl(v4.s_addr) >> 24) == 127; }
+bool IsLoopback(const in6_addr& v6) {
+  return IN6_IS_ADDR_LOOPBACK(&v6) ||
+         (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+}
+
+// A numeric address: whether it is loopback; nullopt for a name.
+std::optional<bool> IsLoopbackIp(const std::string& host) {
   in_addr v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return IsLoopback(v4);
   in6_addr v6{};
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-  }
-  return false;
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IsLoopback(v6);
+  return std::nullopt;
 }
 
 // The host part of "HOST:PORT", "[V6]:PORT", "ipv4:HOST:PORT" or
@@ -180,7 +182,7 @@ bool IsLoopbackAddress(const std::string& address) {
   if (address == "inproc" || absl::StartsWith(address, "unix:")) return true;
   const std::string host = HostOf(address);
   if (host.empty()) return false;
-  if (IsLoopbackIp(host)) return true;
+  if (std::optional<bool> numeric = IsLoopbackIp(host)) return *numeric;
   // A name: loopback only if everything it resolves to is.
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -189,17 +191,13 @@ bool IsLoopbackAddress(const std::string& address) {
   if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return false;
   bool loopback = found != nullptr;
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    char text[INET6_ADDRSTRLEN] = {};
-    const void* raw =
+    const bool is_loopback =
         a->ai_family == AF_INET
-            ? static_cast<const void*>(
-                  &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
-            : static_cast<const void*>(
-                  &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
-    if (inet_ntop(a->ai_family, raw, text, sizeof(text)) == nullptr ||
-        !IsLoopbackIp(text)) {
-      loopback = false;
-    }
+            ? IsLoopback(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+        : a->ai_family == AF_INET6
+            ? IsLoopback(reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr)
+            : false;
+    loopback = loopback && is_loopback;
   }
   freeaddrinfo(found);
   return loopback;

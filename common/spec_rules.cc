@@ -127,6 +127,26 @@ std::string NormalizePath(absl::string_view path) {
   return normal;
 }
 
+absl::StatusOr<std::string> ResolvePath(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path real = std::filesystem::canonical(path, ec);
+  if (ec) return absl::NotFoundError(ec.message());
+  return real.string();
+}
+
+absl::StatusOr<std::optional<std::string>> RealPathOutside(
+    const std::string& real_root, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string real, ResolvePath(path));
+  const std::string relative = std::filesystem::path(real)
+                                   .lexically_relative(real_root)
+                                   .generic_string();
+  if (relative.empty() || relative == ".." ||
+      absl::StartsWith(relative, "../")) {
+    return real;
+  }
+  return std::nullopt;
+}
+
 absl::Status CheckInsidePath(absl::string_view path, absl::string_view shown,
                              bool allow_outside) {
   if (path.empty()) return Invalid("is an empty path");

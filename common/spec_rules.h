@@ -1,8 +1,10 @@
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "testfleet/v1/testfleet.pb.h"
 
@@ -41,6 +43,15 @@ absl::Status CheckInsidePath(absl::string_view path, absl::string_view shown,
                              bool allow_outside);
 /// The lexically normal form of `path` ("." for the folder itself).
 std::string NormalizePath(absl::string_view path);
+
+/// `path` with every symbolic link followed; an error saying why (only the
+/// reason: the caller names the path) when it does not resolve.
+absl::StatusOr<std::string> ResolvePath(const std::string& path);
+/// Where `path` really leads when that is outside `real_root` (a folder
+/// already resolved by ResolvePath); nullopt when it stays inside. The
+/// check the lexical rules cannot make: "lnk/hostname" with lnk -> /etc.
+absl::StatusOr<std::optional<std::string>> RealPathOutside(
+    const std::string& real_root, const std::string& path);
 
 /// Every field of a resolved test, as the coordinator receives it. Errors
 /// are "tests[3].id: contains a control character".

@@ -49,6 +49,7 @@ class SuiteParser {
               const SuiteLoadOptions& options)
       : display_(std::move(display_name)),
         dir_(std::move(dir)),
+        real_dir_(ResolvePath(dir_).value_or(dir_)),
         digester_(digester),
         options_(options) {}
 
@@ -112,7 +113,7 @@ class SuiteParser {
 
   std::string display_;
   std::string dir_;
-  mutable fs::path real_dir_;  // dir_ with links resolved, once needed
+  const std::string real_dir_;  // dir_ with its links resolved
   FileDigester& digester_;
   const SuiteLoadOptions options_;
 };
@@ -195,9 +196,7 @@ absl::StatusOr<std::string> SuiteParser::String(
                  absl::StrCat("expected a string, found ", TypeName(value)));
   }
   std::string s = value.get<std::string>();
-  if (absl::Status ok = CheckNoNul(s); !ok.ok()) {
-    return Error(field, std::string(ok.message()));
-  }
+  RETURN_IF_ERROR(Rule(field, CheckNoNul(s)));
   return s;
 }
 
@@ -281,20 +280,16 @@ absl::Status SuiteParser::CheckRealInside(const std::string& full,
                                           const std::string& text,
                                           const std::string& field) const {
   if (options_.allow_outside_paths) return absl::OkStatus();
-  std::error_code ec;
-  if (real_dir_.empty()) real_dir_ = fs::canonical(dir_, ec);
-  const fs::path real = ec ? fs::path() : fs::canonical(full, ec);
-  if (ec) {
-    return Error(field, absl::StrCat("\"", text,
-                                     "\" cannot be resolved: ", ec.message()));
+  absl::StatusOr<std::optional<std::string>> outside =
+      RealPathOutside(real_dir_, full);
+  if (!outside.ok()) {
+    return Error(field, absl::StrCat("\"", text, "\" cannot be resolved: ",
+                                     outside.status().message()));
   }
-  const std::string relative =
-      real.lexically_relative(real_dir_).generic_string();
-  if (relative.empty() || relative == ".." ||
-      absl::StartsWith(relative, "../")) {
+  if (outside->has_value()) {
     return Error(field,
                  absl::StrCat("\"", text, "\" leads outside the suite folder ",
-                              "through a symbolic link (to ", real.string(),
+                              "through a symbolic link (to ", **outside,
                               "); move it in, or pass --allow-outside-paths"));
   }
   return absl::OkStatus();

@@ -246,13 +246,10 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     response.set_suite_id(s.id);
     for (int i = 0; i < n; ++i) {
       if (!hits[i].has_value()) continue;
-      v1::TestResult result = std::move(*hits[i]->mutable_result());
       // A cached failure serves only a test that asked for failures to be
       // cached (the key says so too; this guards entries from elsewhere).
-      if (result.status() != v1::TEST_STATUS_PASSED &&
-          !s.tests[i].spec.cache_failures()) {
-        continue;
-      }
+      if (!Cacheable(s.tests[i].spec, hits[i]->result())) continue;
+      v1::TestResult result = std::move(*hits[i]->mutable_result());
       result.set_test_id(s.tests[i].spec.id());
       result.set_cached(true);
       result.set_flaky(false);
@@ -477,7 +474,6 @@ int Coordinator::PopTest(Suite& suite) {
 void Coordinator::Requeue(Suite& suite, int index, bool first) {
   Test& test = suite.tests[index];
   test.phase = Phase::kQueued;
-  test.lease_id.clear();
   test.queued_at = Steady();
   ++suite.queued;
   suite.queued_expected_ms += test.expected_ms;
@@ -537,7 +533,6 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     }
     shard_ms += test.expected_ms;
     test.phase = Phase::kLeased;
-    test.lease_id = lease.id;
     test.grants.push_back({lease.id, lease.worker_id, test.attempt});
     if (options_.metrics) options_.metrics->Dispatched(now - test.queued_at);
     --suite.queued;
@@ -707,7 +702,6 @@ void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
                          bool persist) {
   Test& test = suite.tests[index];
   test.phase = Phase::kDone;
-  test.lease_id.clear();
   result.set_attempt(result.cached() ? result.attempt() : test.attempt);
   result.set_flaky(test.failed_before &&
                    result.status() == v1::TEST_STATUS_PASSED);
@@ -762,7 +756,6 @@ void Coordinator::ReleaseLease(const std::string& lease_id) {
 
 bool Coordinator::HeldBy(const Suite& suite, const v1::ReportedResult& reported,
                          const std::string& worker_id) const {
-  if (workers_.count(worker_id) == 0) return false;
   auto found = suite.index_of.find(reported.result().test_id());
   if (found == suite.index_of.end()) return false;
   for (const Grant& grant : suite.tests[found->second].grants) {
@@ -785,16 +778,24 @@ absl::Status Coordinator::CheckWorkerOwner(const std::string& worker_id,
       absl::StrCat("worker ", worker_id, " was registered by another token"));
 }
 
-absl::Status Coordinator::CheckAccess(const std::string& suite_id,
-                                      const std::string& owner,
-                                      const Principal& caller, bool change) {
+absl::Status Coordinator::CheckOwner(const Principal& caller,
+                                     const std::string& owner, bool change,
+                                     const std::string& what,
+                                     const std::string& action) {
   if (change ? caller.CanChange(owner) : caller.CanRead(owner)) {
     return absl::OkStatus();
   }
   return absl::PermissionDeniedError(
-      absl::StrCat("suite ", suite_id, " belongs to ", owner,
+      absl::StrCat(what, " belongs to ", owner.empty() ? "no token" : owner,
                    "; only its owner", change ? "" : ", a view token",
-                   " or an admin may ", change ? "change" : "read", " it"));
+                   " or an admin may ", action));
+}
+
+absl::Status Coordinator::CheckAccess(const std::string& suite_id,
+                                      const std::string& owner,
+                                      const Principal& caller, bool change) {
+  return CheckOwner(caller, owner, change, absl::StrCat("suite ", suite_id),
+                    change ? "change it" : "read it");
 }
 
 absl::Status Coordinator::ClaimSuiteName(const std::string& suite_name,
@@ -816,15 +817,9 @@ absl::Status Coordinator::CheckNameOwner(const std::string& suite_name,
   // A name nobody has submitted under with a token (history from before
   // tokens were turned on) is readable by every reader, changed by admins.
   if (!holder.has_value() && !change) return absl::OkStatus();
-  const std::string owner = holder.value_or("");
-  if (change ? caller.CanChange(owner) : caller.CanRead(owner)) {
-    return absl::OkStatus();
-  }
-  return absl::PermissionDeniedError(
-      absl::StrCat("the suite name \"", suite_name, "\" belongs to ",
-                   owner.empty() ? "nobody yet" : owner, "; only its owner",
-                   change ? "" : ", a view token", " or an admin may ",
-                   change ? "change its baseline" : "read its history"));
+  return CheckOwner(caller, holder.value_or(""), change,
+                    absl::StrCat("the suite name \"", suite_name, "\""),
+                    change ? "change its baseline" : "read its history");
 }
 
 absl::Status Coordinator::SanitizeReported(v1::TestResult& result) const {
@@ -883,7 +878,7 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     if (worker != workers_.end()) worker->second.last_seen = Steady();
     for (const v1::ReportedResult& reported : request.results()) {
       auto suite = suites_.find(reported.suite_id());
-      if (suite == suites_.end() ||
+      if (worker == workers_.end() || suite == suites_.end() ||
           !HeldBy(*suite->second, reported, request.worker_id())) {
         spdlog::warn(
             "worker {} reported test {} of suite {} under lease {}, which it "
@@ -909,10 +904,7 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
           Accept(*suite->second, lease_ptr, std::move(result));
       if (accepted) {
         response.set_accepted(response.accepted() + 1);
-        if (worker != workers_.end()) {
-          worker->second.info.set_tests_run(worker->second.info.tests_run() +
-                                            1);
-        }
+        worker->second.info.set_tests_run(worker->second.info.tests_run() + 1);
       } else {
         response.set_ignored(response.ignored() + 1);
       }
@@ -978,7 +970,8 @@ void Coordinator::ExpireLease(const std::string& lease_id) {
     Suite& s = *suite->second;
     for (int index : lease.outstanding) {
       Test& test = s.tests[index];
-      if (test.phase == Phase::kLeased && test.lease_id == lease_id) {
+      if (test.phase == Phase::kLeased &&
+          test.grants.back().lease_id == lease_id) {
         --s.leased;
         s.leased_expected_ms -= test.expected_ms;
         Requeue(s, index, /*first=*/true);

@@ -165,9 +165,10 @@ class Coordinator {
     int32_t attempt = 1;
     bool failed_before = false;
     Phase phase = Phase::kQueued;
-    std::string lease_id;
-    std::vector<Grant> grants;  // every lease it was given under, in order
-    absl::Time queued_at;       // steady clock, for the dispatch latency
+    // Every lease it was given under, in order; while kLeased the last one
+    // is the lease that holds it.
+    std::vector<Grant> grants;
+    absl::Time queued_at;  // steady clock, for the dispatch latency
   };
   struct Suite {
     std::string id;
@@ -214,6 +215,12 @@ class Coordinator {
   absl::Time Steady() const { return options_.clock->Steady(); }
   /// Whether `caller` may read (or, with `change`, change) the suite; the
   /// error names who may.
+  /// PERMISSION_DENIED unless `caller` may read (or, with `change`,
+  /// change) what `owner` owns; `what` and `action` say it in the message.
+  static absl::Status CheckOwner(const Principal& caller,
+                                 const std::string& owner, bool change,
+                                 const std::string& what,
+                                 const std::string& action);
   static absl::Status CheckAccess(const std::string& suite_id,
                                   const std::string& owner,
                                   const Principal& caller, bool change);
@@ -243,8 +250,8 @@ class Coordinator {
   /// Finish for a test still in the queue (a cache hit, a recovered result).
   void FinishQueued(Suite& suite, int index, v1::TestResult result,
                     bool persist) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether `worker_id` was given this test of `suite`, for the result's
-  // attempt, under the lease the report names.
+  // Whether `worker_id` (a registered worker) was given this test of
+  // `suite`, for the result's attempt, under the lease the report names.
   bool HeldBy(const Suite& suite, const v1::ReportedResult& reported,
               const std::string& worker_id) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

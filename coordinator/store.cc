@@ -56,7 +56,7 @@ absl::Status StoreError(const rocksdb::Status& s, const std::string& dir) {
                      " is in use by another coordinator; stop it or use "
                      "another --data-dir"));
   }
-  if (s.IsNoSpace() || absl::StrContains(message, "No space")) {
+  if (IsDiskFull(s)) {
     return absl::ResourceExhaustedError(
         absl::StrCat("data dir ", dir, " is out of disk space (", message,
                      "); free space there"));
@@ -143,10 +143,11 @@ absl::Status CoordinatorStore::Write(rocksdb::WriteBatch& batch,
   rocksdb::Status s = db_->Write(synced, &batch);
   if (!s.ok()) {
     // RocksDB stops every write after a full disk until told to resume.
-    if (s.IsNoSpace() || absl::StrContains(s.ToString(), "No space")) {
+    if (IsDiskFull(s)) {
       stopped_by_full_disk_ = true;
-      spdlog::error("{}", std::string(FullDiskStop().message()));
-      return FullDiskStop();
+      absl::Status stop = FullDiskStop();
+      spdlog::error("{}", std::string(stop.message()));
+      return stop;
     }
     return StoreError(s, dir_);
   }

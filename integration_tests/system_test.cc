@@ -51,11 +51,23 @@ class SystemTest : public ::testing::Test {
 
   // Starts a coordinator on a free loopback port; returns its address.
   std::string StartCoordinator(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--listen=127.0.0.1:0",
+    return StartCoordinatorAt("127.0.0.1:0", extra, "coordinator.log");
+  }
+  // Kills the coordinator (SIGKILL) and starts another on the same address
+  // and data dir, with `extra` flags.
+  void RestartCoordinator(const std::string& address,
+                          std::vector<std::string> extra = {}) {
+    coordinator_->Kill(SIGKILL);
+    StartCoordinatorAt(address, extra, "coordinator-2.log");
+  }
+  std::string StartCoordinatorAt(const std::string& listen,
+                                 std::vector<std::string> extra,
+                                 const std::string& log) {
+    std::vector<std::string> args = {"--listen=" + listen,
                                      "--data-dir=" + dir_.Join("coordinator")};
     args.insert(args.end(), extra.begin(), extra.end());
-    coordinator_ = std::make_unique<Process>("coordinator", args,
-                                             dir_.Join("coordinator.log"));
+    coordinator_ =
+        std::make_unique<Process>("coordinator", args, dir_.Join(log));
     int port = ListeningPort(*coordinator_);
     EXPECT_GT(port, 0) << coordinator_->Log();
     return absl::StrCat("127.0.0.1:", port);
@@ -559,21 +571,14 @@ TEST_F(SystemTest, InterruptingWaitDetachesWithoutCancelling) {
 
 TEST_F(SystemTest, CoordinatorKilledAndRestartedMidSuiteLosesNothing) {
   const std::string first = StartCoordinator({"--lease=2s"});
-  const std::string port = first.substr(first.rfind(':') + 1);
   StartWorker(first, "w1");
   StartWorker(first, "w2");
   const std::string suite = WriteSuite("suite.json", "restart", 40, 0.1);
   auto client = SubmitInBackground(first, suite);
   ASSERT_FALSE(SuiteIdOf(*client).empty());
   absl::SleepFor(absl::Milliseconds(900));  // some tests done, others in flight
-  coordinator_->Kill(SIGKILL);
   // The same address and data: workers and the waiting client reconnect.
-  coordinator_ = std::make_unique<Process>(
-      "coordinator",
-      std::vector<std::string>{"--listen=127.0.0.1:" + port,
-                               "--data-dir=" + dir_.Join("coordinator"),
-                               "--lease=2s"},
-      dir_.Join("coordinator-2.log"));
+  RestartCoordinator(first, {"--lease=2s"});
   ASSERT_GT(ListeningPort(*coordinator_), 0) << coordinator_->Log();
   ASSERT_EQ(client->Wait(absl::Minutes(2)), 0) << client->Log();
   EXPECT_THAT(coordinator_->Log(), HasSubstr("resumed"));
@@ -721,14 +726,7 @@ TEST_F(SystemTest, WithoutAReserveAFullDiskStopsWritesUntilSpaceReturns) {
   EXPECT_EQ(said, 1u) << log;  // the state change is logged once
   // Space freed and a restart, as it says: the store works again.
   disk.Free();
-  coordinator_->Kill(SIGKILL);
-  const std::string port = coordinator.substr(coordinator.rfind(':') + 1);
-  coordinator_ = std::make_unique<Process>(
-      "coordinator",
-      std::vector<std::string>{"--listen=127.0.0.1:" + port,
-                               "--data-dir=" + dir_.Join("coordinator"),
-                               "--min-free-disk=0"},
-      dir_.Join("coordinator-2.log"));
+  RestartCoordinator(coordinator, {"--min-free-disk=0"});
   ASSERT_GT(ListeningPort(*coordinator_), 0) << coordinator_->Log();
   EXPECT_EQ(Submit(coordinator, suite, dir_.Join("a.json.report"), &output), 0)
       << output << coordinator_->Log();

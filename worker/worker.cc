@@ -12,6 +12,7 @@
 #include "common/action_key.h"
 #include "common/grpc_util.h"
 #include "common/platform.h"
+#include "common/spec_rules.h"
 #include "spdlog/spdlog.h"
 #include "worker/executor.h"
 
@@ -36,33 +37,6 @@ std::string JoinPath(const std::string& root, const std::string& relative) {
       .string();
 }
 
-// A relative path of a test stays inside the workspace once symbolic links
-// are followed (absolute ones were allowed by the coordinator's
-// --allow-outside-paths). One that does not exist is left to the caller.
-absl::Status CheckInside(const std::string& workspace,
-                         const std::string& path) {
-  if (path.empty() || path[0] == '/') return absl::OkStatus();
-  std::error_code ec;
-  const std::filesystem::path root = std::filesystem::canonical(workspace, ec);
-  if (ec) return absl::OkStatus();
-  const std::filesystem::path real =
-      std::filesystem::canonical(root / path, ec);
-  if (ec) return absl::OkStatus();
-  const std::string relative = real.lexically_relative(root).generic_string();
-  if (relative == ".." || absl::StartsWith(relative, "../") ||
-      relative.empty()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(path, " leads outside the workspace ", workspace,
-                     " through a symbolic link; refused"));
-  }
-  return absl::OkStatus();
-}
-
-bool Cacheable(const v1::TestSpec& spec, const v1::TestResult& result) {
-  return result.status() == v1::TEST_STATUS_PASSED ||
-         (spec.cache_failures() && result.status() == v1::TEST_STATUS_FAILED);
-}
-
 }  // namespace
 
 Worker::Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
@@ -72,7 +46,23 @@ Worker::Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
       stub_(v1::Coordinator::NewStub(channel_)),
       local_cache_(local_cache),
       platform_(HostPlatform(config_.platform_tag)),
+      real_workspace_(ResolvePath(config_.workspace).value_or("")),
       spool_(std::move(spool)) {}
+
+absl::Status Worker::CheckInWorkspace(const std::string& path) const {
+  // Absolute paths were allowed by the coordinator's --allow-outside-paths;
+  // one that does not resolve is left to the caller (a missing input, a
+  // missing folder).
+  if (path.empty() || path[0] == '/' || real_workspace_.empty()) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<std::string>> outside =
+      RealPathOutside(real_workspace_, real_workspace_ + "/" + path);
+  if (!outside.ok() || !outside->has_value()) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat(path, " leads outside the workspace ", config_.workspace,
+                   " through a symbolic link; refused"));
+}
 
 Worker::~Worker() { Stop(); }
 
@@ -354,8 +344,7 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
   // workspace once links are followed. Errors say which input, never what
   // this machine's file holds.
   for (const v1::InputDigest& input : spec.inputs()) {
-    if (absl::Status inside = CheckInside(config_.workspace, input.path());
-        !inside.ok()) {
+    if (absl::Status inside = CheckInWorkspace(input.path()); !inside.ok()) {
       return error(std::string(inside.message()));
     }
     auto digest = digester_.Digest(config_.workspace, input.path());
@@ -372,8 +361,7 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
                        config_.workspace));
     }
   }
-  if (absl::Status inside = CheckInside(config_.workspace, spec.cwd());
-      !inside.ok()) {
+  if (absl::Status inside = CheckInWorkspace(spec.cwd()); !inside.ok()) {
     return error(std::string(inside.message()));
   }
   ExecSpec exec;

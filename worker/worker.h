@@ -108,6 +108,9 @@ class Worker {
   // Sends spooled batches, oldest first, until one fails.
   absl::Status DeliverSpooled();
   void HeartbeatLoop();
+  // A relative input or cwd that leads outside the workspace through a
+  // symbolic link: PERMISSION_DENIED naming it.
+  absl::Status CheckInWorkspace(const std::string& path) const;
 
   const WorkerConfig config_;
   const std::shared_ptr<grpc::Channel> channel_;
@@ -115,6 +118,8 @@ class Worker {
   ResultCache* const local_cache_;
   FileDigester digester_;
   v1::Platform platform_;
+  // The workspace with its links resolved ("" when it does not resolve).
+  const std::string real_workspace_;
 
   std::unique_ptr<CacheClient> local_client_;
   std::unique_ptr<CacheClient> shared_client_;

@@ -32,6 +32,14 @@ v1::SuiteSpec MakeSuite(const std::string& name, int tests, int priority = 0) {
   return suite;
 }
 
+// A suite as the service hands it over: submitted by the token `owner`.
+v1::SuiteSpec OwnedSuite(const std::string& owner, const std::string& name,
+                         int tests) {
+  v1::SuiteSpec suite = MakeSuite(name, tests);
+  suite.set_owner(owner);
+  return suite;
+}
+
 class CoordinatorTest : public ::testing::Test {
  protected:
   CoordinatorTest() {
@@ -600,9 +608,7 @@ TEST_F(CoordinatorTest, LeaseAndSuiteIdsCarry128RandomBits) {
 
 TEST_F(CoordinatorTest, ASuiteIsReadByItsOwnerViewersAndAdminsOnly) {
   auto c = Make();
-  v1::SuiteSpec spec = MakeSuite("s", 2);
-  spec.set_owner("alice");
-  auto submitted = c->Submit(spec);
+  auto submitted = c->Submit(OwnedSuite("alice", "s", 2));
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   const std::string id = submitted->suite_id();
   const Principal alice = Token("alice", Role::kSubmit);
@@ -635,12 +641,8 @@ TEST_F(CoordinatorTest, ASuiteIsReadByItsOwnerViewersAndAdminsOnly) {
 TEST_F(CoordinatorTest, ASuiteNameItsHistoryAndBaselineBelongToItsFirstOwner) {
   UseStore();
   auto c = Make();
-  v1::SuiteSpec mine = MakeSuite("nightly", 1);
-  mine.set_owner("alice");
-  ASSERT_TRUE(c->Submit(mine).ok());
-  v1::SuiteSpec theirs = MakeSuite("nightly", 1);
-  theirs.set_owner("bob");
-  auto refused = c->Submit(theirs);
+  ASSERT_TRUE(c->Submit(OwnedSuite("alice", "nightly", 1)).ok());
+  auto refused = c->Submit(OwnedSuite("bob", "nightly", 1));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(std::string(refused.status().message()),
               ::testing::HasSubstr("belongs to alice"));
@@ -765,15 +767,10 @@ TEST_F(CoordinatorTest, ImpossibleFiguresFromAWorkerAreRejectedOrBounded) {
 TEST_F(CoordinatorTest, ATokensQueuedTestsAreCountedAcrossItsSuites) {
   options_.max_tests_per_owner = 5;
   auto c = Make();
-  v1::SuiteSpec first = MakeSuite("a", 3);
-  first.set_owner("alice");
-  ASSERT_TRUE(c->Submit(first).ok());
-  v1::SuiteSpec second = MakeSuite("b", 3);
-  second.set_owner("alice");
-  EXPECT_EQ(c->Submit(second).status().code(),
+  ASSERT_TRUE(c->Submit(OwnedSuite("alice", "a", 3)).ok());
+  EXPECT_EQ(c->Submit(OwnedSuite("alice", "b", 3)).status().code(),
             absl::StatusCode::kResourceExhausted);
-  second.set_owner("bob");
-  EXPECT_TRUE(c->Submit(second).ok());
+  EXPECT_TRUE(c->Submit(OwnedSuite("bob", "b", 3)).ok());
 }
 
 TEST_F(CoordinatorTest, EndedSuitesLeaveMemoryByTheirSizeNotOnlyTheirCount) {
