@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Every benchmark workload in one run on this machine, written to one
-Markdown file and one JSON file, with each target of issue 9 and its ratio.
+Markdown file and one JSON file, with each target (issues 9 and 16) and its ratio.
 
   bench/run.py                      # full run: about 25 minutes on 2 cores
   bench/run.py --quick --out=DIR    # small sizes, under 3 minutes: CI smoke
 
 Workloads: 1 dispatch (10,000 `true`), 2 makespan (2,000 skewed tests),
 3 warm cache, 4 a real CTest suite (Testfleet's unit tests), 5 growth with
-suite size, 6 cache latency (cache_bench). Each script also runs on its own;
+suite size, 6 cache latency (cache_bench), 7 the REAPI blob store
+(run_cas.py). Each script also runs on its own;
 this driver gives them JSON files in --out and collects their tables.
 Fails only when a run fails, never on a time: targets are printed, not
 asserted.
@@ -56,6 +57,9 @@ def workloads(quick):
           "--benchmark_enable_random_interleaving=true",
           "--benchmark_report_aggregates_only=true",
           "--benchmark_out={json}", "--benchmark_out_format=json"]),
+        ("cas", "7. REAPI blob store: FindMissingBlobs, uploads, ByteStream, "
+         "action results",
+         [sys.executable, os.path.join(HERE, "run_cas.py"), *q, "--json={json}"]),
     ]
 
 
@@ -92,7 +96,7 @@ def bench(results, name):
 
 
 def targets(r):
-    """(workload, target, measured, met) for each target of issue 9."""
+    """(workload, target, measured, met) for each target of issues 9 and 16."""
     out = []
     d = r["dispatch"]["wall_s"]
     out.append(("1", "`coordctl run` cold within 1.2x of `xargs -P2`",
@@ -144,6 +148,35 @@ def targets(r):
                 lookup["p99_us"] <= 1.25 * raw["p99_us"]))
     out.append(("6", "gRPC batch lookup of 1,000 keys p99 under 10 ms",
                 f"{batch['p99_us'] / 1000:.2f} ms", batch["p99_us"] < 10000))
+    blob = bench(cache, "BM_BlobRead")
+    raw_bytes = bench(cache, "BM_RawRocksDbGetBytes")
+    ratio = blob["items_per_second"] / raw_bytes["items_per_second"]
+    out.append(("6", "CAS blob reads at least 80% of raw RocksDB Get throughput",
+                f"{ratio:.0%} ({blob['items_per_second'] / 1000:.0f}k vs "
+                f"{raw_bytes['items_per_second'] / 1000:.0f}k/s)", ratio >= 0.8))
+    cas = r["cas"]
+    fm = cas["find_missing"]
+    out.append(("7", f"FindMissingBlobs of {fm['digests']:,} digests under 300 ms",
+                f"{fm['median_ms']:.0f} ms", fm["median_ms"] < 300))
+    tree = cas["upload_tree"]
+    out.append(("7", f"{tree['files']:,} files, {tree['bytes'] / 1e6:.0f} MB uploaded by our "
+                "client (hashing included) under 3 s",
+                f"{tree['total_s']:.2f} s", tree["total_s"] < 3))
+    bazel = cas.get("bazel_upload")
+    if bazel:
+        out.append(("7", "(no target) Bazel 4.2 uploading the same tree, for the record",
+                    f"{bazel['upload_s']:.1f} s", None))
+    s = cas["bytestream"]
+    slower = max(s["write_s"], s["read_s"])
+    out.append(("7", f"{s['bytes'] >> 20} MiB through ByteStream write and read at "
+                "least half the speed of `cp`",
+                f"write {s['write_mib_s']:.0f}, read {s['read_mib_s']:.0f}, cp "
+                f"{s['cp_mib_s']:.0f} MiB/s ({s['cp_s'] / slower:.2f}x)",
+                slower <= 2 * s["cp_s"]))
+    ac = cas["action_results"]
+    out.append(("7", "GetActionResult p99 under 1 ms over loopback",
+                f"{ac['p99_us'] / 1000:.2f} ms (p50 {ac['p50_us']:.0f} µs)",
+                ac["p99_us"] < 1000))
     return out
 
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <array>
+
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
@@ -9,7 +11,10 @@ namespace testfleet {
 
 /// A result cache's statistics as Prometheus metrics:
 /// testfleet_cache_{hits,misses,puts,evictions,expirations,corrupt}_total
-/// and the testfleet_cache_{entries,bytes} gauges.
+/// (Testfleet results) and the testfleet_cache_{entries,bytes} gauges (all
+/// kinds), and each kind apart, labelled kind="results", "blobs" or
+/// "action_results": testfleet_cache_kind_{...}_total and the
+/// testfleet_cache_kind_{entries,bytes,pinned} gauges.
 class CacheMetrics {
  public:
   explicit CacheMetrics(prometheus::Registry& registry);
@@ -21,11 +26,19 @@ class CacheMetrics {
     prometheus::Counter* counter;
     int64_t seen = 0;
   };
+  struct Kind {
+    Total hits, misses, puts, evictions, expirations, corrupt;
+    prometheus::Gauge* entries;
+    prometheus::Gauge* bytes;
+    prometheus::Gauge* pinned;
+  };
   void Advance(Total& total, int64_t now);
+  void UpdateKind(Kind& kind, const v1::CacheKindStats& stats);
 
   Total hits_, misses_, puts_, evictions_, expirations_, corrupt_;
   prometheus::Gauge& entries_;
   prometheus::Gauge& bytes_;
+  std::array<Kind, 3> kinds_;  // results, blobs, action results
 };
 
 }  // namespace testfleet

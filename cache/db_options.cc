@@ -63,7 +63,20 @@ std::vector<rocksdb::ColumnFamilyDescriptor> CacheColumnFamilies() {
   rocksdb::ColumnFamilyOptions values(CacheDbOptions());
   rocksdb::ColumnFamilyOptions meta(CacheDbOptions());
   meta.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
-  return {{rocksdb::kDefaultColumnFamilyName, values}, {"meta", meta}};
+  // Blob chunks (up to 1 MiB each) live in RocksDB's blob files, apart from
+  // the keys, so compactions move keys, not megabytes; their space comes
+  // back through blob garbage collection.
+  rocksdb::ColumnFamilyOptions chunks(CacheDbOptions());
+  chunks.enable_blob_files = true;
+  chunks.min_blob_size = 4096;
+  chunks.blob_file_size = 256 << 20;
+  chunks.enable_blob_garbage_collection = true;
+  chunks.blob_garbage_collection_age_cutoff = 0.25;
+  rocksdb::ColumnFamilyOptions actions(CacheDbOptions());
+  return {{rocksdb::kDefaultColumnFamilyName, values},
+          {"meta", meta},
+          {"blobs", chunks},
+          {"actions", actions}};
 }
 
 }  // namespace testfleet

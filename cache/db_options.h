@@ -23,9 +23,11 @@ bool IsDiskFull(const rocksdb::Status& s);
 /// are measured on the same configuration.
 rocksdb::Options CacheDbOptions();
 
-/// The cache's column families: values ("default") and per-entry metadata
-/// ("meta": size, access and expiry time), the latter in an append-only
-/// memtable since it is only scanned at open, never searched.
+/// The cache's column families: result values ("default"), per-entry
+/// metadata ("meta": size, access and expiry time; in an append-only
+/// memtable since it is only scanned at open, never searched), CAS blob
+/// chunks ("blobs", in BlobDB blob files) and REAPI action results
+/// ("actions").
 std::vector<rocksdb::ColumnFamilyDescriptor> CacheColumnFamilies();
 
 }  // namespace testfleet

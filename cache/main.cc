@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "cache/cache_metrics.h"
 #include "cache/cache_service.h"
+#include "cache/reapi_service.h"
 #include "cache/result_cache.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
@@ -19,7 +20,10 @@ int main(int argc, char** argv) {
   using namespace testfleet;
   DisableMutexDeadlockDetection();
   BlockTerminationSignals();
-  CLI::App app{"Testfleet cache server: the shared result cache."};
+  CLI::App app{
+      "Testfleet cache server: the shared result cache, and a Remote "
+      "Execution API v2 cache (CAS, ActionCache, ByteStream) on the same "
+      "port."};
   std::string listen = "127.0.0.1:7071", ttl = "1h", max_bytes = "1GiB",
               min_free_disk = "128MiB";
   ResultCacheOptions options;
@@ -39,6 +43,10 @@ int main(int argc, char** argv) {
   TlsConfig tls;
   std::string token_file;
   AddServerSecurityFlags(app, tls, token_file);
+  ReapiOptions reapi_options;
+  app.add_option("--instance-name", reapi_options.instances,
+                 "REAPI instance name to serve (repeatable; default: only the "
+                 "empty name)");
   std::string metrics_listen;
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT to serve Prometheus metrics on (/metrics)");
@@ -67,6 +75,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   ResultCacheService service(cache->get(), tokens.get());
+  ReapiServices reapi((*cache).get(), tokens.get(), reapi_options);
   auto registry = std::make_shared<prometheus::Registry>();
   CacheMetrics cache_metrics(*registry);
   grpc::EnableDefaultHealthCheckService(true);
@@ -88,6 +97,7 @@ int main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(listen, *credentials, &port);
   builder.RegisterService(&service);
+  reapi.Register(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::error("cannot listen on {} (in use or not a local address?)",

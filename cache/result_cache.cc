@@ -78,6 +78,13 @@ std::string EncodeMeta(int64_t bytes, int64_t access_ms, int64_t expires_ms) {
   return meta;
 }
 
+rocksdb::Slice AsSlice(const std::array<char, 32>& key) {
+  return rocksdb::Slice(key.data(), key.size());
+}
+rocksdb::Slice AsSlice(const std::array<char, 33>& key) {
+  return rocksdb::Slice(key.data(), key.size());
+}
+
 absl::Status DbError(const rocksdb::Status& s, const std::string& dir) {
   std::string message = s.ToString();
   // RocksDB says "While lock file: DIR/LOCK: Resource temporarily
@@ -96,17 +103,36 @@ absl::Status DbError(const rocksdb::Status& s, const std::string& dir) {
   return absl::InternalError(absl::StrCat("cache dir ", dir, ": ", message));
 }
 
-// What an entry costs in the store: its value, its metadata and two keys.
-int64_t EntryBytes(size_t value_size) {
-  return static_cast<int64_t>(value_size + 2 * 32 + kMetaSize);
+}  // namespace
+
+ResultCache::IndexKey ResultCache::MakeIndexKey(char kind, const RawKey& hash) {
+  IndexKey key;
+  key[0] = kind;
+  std::memcpy(key.data() + 1, hash.data(), hash.size());
+  return key;
 }
 
-}  // namespace
+// The meta column family's key of an entry: a result's is its bare hash (as
+// before blobs existed), the others' their index key.
+static rocksdb::Slice MetaKey(const std::array<char, 33>& key) {
+  return key[0] == 'r' ? rocksdb::Slice(key.data() + 1, 32) : AsSlice(key);
+}
+
+// Its value, its metadata and two keys.
+int64_t ResultCache::EntryBytes(size_t value_size) {
+  return static_cast<int64_t>(value_size + 2 * 32 + kMetaSize);
+}
 
 ResultCache::ResultCache(const ResultCacheOptions& options)
     : options_(options),
       disk_(std::make_unique<DiskSpaceGuard>(options.dir, options.min_free_disk,
-                                             options.clock)) {}
+                                             options.clock)) {
+  // Generations of blob uploads must differ across restarts too.
+  uint64_t seed = 0;
+  std::string raw = *HexToBytes(RandomHex(8));
+  std::memcpy(&seed, raw.data(), sizeof(seed));
+  next_generation_ = seed;
+}
 
 ResultCache::~ResultCache() {
   if (db_ == nullptr) return;
@@ -240,51 +266,72 @@ absl::Status ResultCache::LoadIndex() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     rocksdb::Slice key = it->key();
     rocksdb::Slice value = it->value();
-    if (key.size() != sizeof(RawKey) || value.size() != kMetaSize) continue;
     IndexRecord record;
-    std::memcpy(record.key.data(), key.data(), sizeof(RawKey));
+    if (key.size() == sizeof(RawKey)) {
+      record.key[0] = kResultKind;
+      std::memcpy(record.key.data() + 1, key.data(), sizeof(RawKey));
+    } else if (key.size() == sizeof(IndexKey) && key[0] == kActionKind) {
+      std::memcpy(record.key.data(), key.data(), sizeof(IndexKey));
+    } else {
+      continue;  // blobs: LoadBlobIndex
+    }
+    if (value.size() != kMetaSize) continue;
     record.bytes = GetInt64(value.data());
     record.access_ms = GetInt64(value.data() + 8);
     record.expires_ms = GetInt64(value.data() + 16);
     records.push_back(record);
   }
   if (!it->status().ok()) return DbError(it->status(), options_.dir);
+  RETURN_IF_ERROR(LoadBlobIndex(&records));
   return InstallIndex(std::move(records), /*persist=*/false);
 }
 
 absl::Status ResultCache::RebuildIndex() {
   const absl::Time started = absl::Now();
   // Access times the metadata already had; new entries' come from the value.
-  absl::flat_hash_map<RawKey, int64_t> access;
+  absl::flat_hash_map<IndexKey, int64_t> access;
   std::unique_ptr<rocksdb::Iterator> meta(
       db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
   for (meta->SeekToFirst(); meta->Valid(); meta->Next()) {
-    if (meta->key().size() != sizeof(RawKey) ||
-        meta->value().size() != kMetaSize)
+    rocksdb::Slice key = meta->key();
+    if (meta->value().size() != kMetaSize) continue;
+    IndexKey index_key;
+    if (key.size() == sizeof(RawKey)) {
+      index_key[0] = kResultKind;
+      std::memcpy(index_key.data() + 1, key.data(), sizeof(RawKey));
+    } else if (key.size() == sizeof(IndexKey) && key[0] == kActionKind) {
+      std::memcpy(index_key.data(), key.data(), sizeof(IndexKey));
+    } else {
       continue;
-    RawKey key;
-    std::memcpy(key.data(), meta->key().data(), sizeof(RawKey));
-    access[key] = GetInt64(meta->value().data() + 8);
+    }
+    access[index_key] = GetInt64(meta->value().data() + 8);
   }
+  // Results and action results are rebuilt from their values; blobs from
+  // their metadata, which is written with a blob's last chunk.
   std::vector<IndexRecord> records;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    rocksdb::Slice key = it->key();
-    rocksdb::Slice value = it->value();
-    // Anything malformed is kept out of the index; a lookup never sees it
-    // and eviction of its neighbours will not count it.
-    if (key.size() != sizeof(RawKey) || value.size() < kValueHeader) continue;
-    IndexRecord record;
-    std::memcpy(record.key.data(), key.data(), sizeof(RawKey));
-    record.bytes = EntryBytes(value.size());
-    record.expires_ms = GetInt64(value.data() + 8);
-    auto known = access.find(record.key);
-    record.access_ms =
-        known != access.end() ? known->second : GetInt64(value.data() + 16);
-    records.push_back(record);
+  for (char kind : {kResultKind, kActionKind}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(
+        rocksdb::ReadOptions(), handles_[kind == kResultKind ? 0 : 3]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      rocksdb::Slice key = it->key();
+      rocksdb::Slice value = it->value();
+      // Anything malformed is kept out of the index; a lookup never sees it
+      // and eviction of its neighbours will not count it.
+      if (key.size() != sizeof(RawKey) || value.size() < kValueHeader) continue;
+      IndexRecord record;
+      record.key[0] = kind;
+      std::memcpy(record.key.data() + 1, key.data(), sizeof(RawKey));
+      record.bytes = EntryBytes(value.size());
+      record.expires_ms = GetInt64(value.data() + 8);
+      auto known = access.find(record.key);
+      record.access_ms =
+          known != access.end() ? known->second : GetInt64(value.data() + 16);
+      records.push_back(record);
+    }
+    if (!it->status().ok()) return DbError(it->status(), options_.dir);
   }
-  if (!it->status().ok()) return DbError(it->status(), options_.dir);
+  RETURN_IF_ERROR(LoadBlobIndex(&records));
+  RETURN_IF_ERROR(RemoveOrphanChunks(records));
   spdlog::warn(
       "result cache {} was not closed cleanly; rebuilt its index of {} entries "
       "in {}",
@@ -296,7 +343,7 @@ absl::Status ResultCache::RebuildIndex() {
 absl::Status ResultCache::InstallIndex(std::vector<IndexRecord> records,
                                        bool persist) {
   const int64_t now = NowMs();
-  std::vector<RawKey> expired;
+  std::vector<DiskKey> expired;
   std::sort(records.begin(), records.end(),
             [](const IndexRecord& a, const IndexRecord& b) {
               return a.access_ms < b.access_ms;
@@ -306,18 +353,13 @@ absl::Status ResultCache::InstallIndex(std::vector<IndexRecord> records,
     index_.reserve(records.size());
     for (const IndexRecord& record : records) {
       if (record.expires_ms <= now) {
-        expired.push_back(record.key);
+        expired.push_back({record.key, record.blob_size, record.generation});
         continue;
       }
-      auto [slot, inserted] = index_.try_emplace(record.key);
-      Entry& entry = slot->second;
-      entry.key = &slot->first;
-      entry.bytes = record.bytes;
-      entry.access_ms = record.access_ms;
-      entry.stored_access_ms = record.access_ms;
-      entry.expires_ms = record.expires_ms;
-      PushNewest(&entry);
-      total_bytes_ += record.bytes;
+      Entry& entry = InsertLocked(record.key, record.bytes, record.access_ms,
+                                  record.expires_ms);
+      entry.blob_size = record.blob_size;
+      entry.generation = record.generation;
       if (persist) {
         entry.access_dirty = true;
         dirty_access_.push_back(record.key);
@@ -331,11 +373,14 @@ absl::Status ResultCache::InstallIndex(std::vector<IndexRecord> records,
 }
 
 void ResultCache::Unlink(Entry* entry) {
+  if (!entry->linked) return;
   if (entry->newer) entry->newer->older = entry->older;
   if (entry->older) entry->older->newer = entry->newer;
   if (newest_ == entry) newest_ = entry->older;
   if (oldest_ == entry) oldest_ = entry->newer;
   entry->newer = entry->older = nullptr;
+  entry->linked = false;
+  --linked_;
 }
 
 void ResultCache::PushNewest(Entry* entry) {
@@ -344,27 +389,131 @@ void ResultCache::PushNewest(Entry* entry) {
   if (newest_) newest_->newer = entry;
   newest_ = entry;
   if (oldest_ == nullptr) oldest_ = entry;
+  entry->linked = true;
+  ++linked_;
 }
 
-void ResultCache::EraseLocked(const RawKey& key) {
+v1::CacheKindStats& ResultCache::KindStats(char kind) {
+  return kind == kBlobKind     ? blob_stats_
+         : kind == kActionKind ? action_stats_
+                               : result_totals_;
+}
+
+void ResultCache::Account(const Entry& entry, int sign) {
+  total_bytes_ += sign * entry.bytes;
+  v1::CacheKindStats& kind = KindStats((*entry.key)[0]);
+  kind.set_bytes(kind.bytes() + sign * entry.bytes);
+  kind.set_entries(kind.entries() + sign);
+}
+
+ResultCache::Entry& ResultCache::InsertLocked(const IndexKey& key,
+                                              int64_t bytes, int64_t now_ms,
+                                              int64_t expires_ms) {
+  auto [slot, inserted] = index_.try_emplace(key);
+  Entry& entry = slot->second;
+  if (!inserted) {
+    Unlink(&entry);
+    Account(entry, -1);
+  }
+  entry.key = &slot->first;
+  entry.bytes = bytes;
+  entry.access_ms = now_ms;
+  entry.stored_access_ms = now_ms;
+  entry.expires_ms = expires_ms;
+  // A replaced pinned entry stays pinned (and off the LRU list).
+  if (entry.pins == 0) PushNewest(&entry);
+  Account(entry, 1);
+  return entry;
+}
+
+ResultCache::DiskKey ResultCache::EraseLocked(const IndexKey& key) {
+  DiskKey disk_key{key};
   auto it = index_.find(key);
-  if (it == index_.end()) return;
+  if (it == index_.end()) return disk_key;
   Unlink(&it->second);
-  total_bytes_ -= it->second.bytes;
+  Account(it->second, -1);
+  disk_key.blob_size = it->second.blob_size;
+  disk_key.generation = it->second.generation;
   index_.erase(it);
+  return disk_key;
 }
 
-absl::Status ResultCache::DeleteFromDisk(absl::Span<const RawKey> keys) {
+ResultCache::Entry* ResultCache::UseLocked(const IndexKey& key, int64_t now_ms,
+                                           std::vector<DiskKey>* expired) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return nullptr;
+  Entry& entry = it->second;
+  if (entry.expires_ms <= now_ms && entry.pins == 0) {
+    expired->push_back(EraseLocked(key));
+    v1::CacheKindStats& kind = KindStats(key[0]);
+    if (key[0] == kResultKind) {
+      counters_.set_expirations(counters_.expirations() + 1);
+    } else {
+      kind.set_expirations(kind.expirations() + 1);
+    }
+    return nullptr;
+  }
+  if (entry.pins == 0) {
+    Unlink(&entry);
+    PushNewest(&entry);
+  }
+  entry.access_ms = now_ms;
+  // A result is valid for the TTL after it was stored; blobs and action
+  // results live for the TTL after their last use.
+  if (key[0] != kResultKind)
+    entry.expires_ms = now_ms + absl::ToInt64Milliseconds(options_.ttl);
+  if (!entry.access_dirty &&
+      now_ms - entry.stored_access_ms >=
+          absl::ToInt64Milliseconds(options_.recency_granularity)) {
+    entry.access_dirty = true;
+    dirty_access_.push_back(key);
+  }
+  return &entry;
+}
+
+std::vector<ResultCache::DiskKey> ResultCache::EvictLocked(size_t spared) {
+  std::vector<DiskKey> victims;
+  while (total_bytes_ > options_.max_bytes && linked_ > spared) {
+    const char kind = (*oldest_->key)[0];
+    victims.push_back(EraseLocked(*oldest_->key));
+    if (kind == kResultKind) {
+      counters_.set_evictions(counters_.evictions() + 1);
+    } else {
+      v1::CacheKindStats& stats = KindStats(kind);
+      stats.set_evictions(stats.evictions() + 1);
+    }
+  }
+  return victims;
+}
+
+absl::Status ResultCache::DeleteFromDisk(absl::Span<const DiskKey> keys) {
   if (keys.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
-  for (const RawKey& key : keys) {
-    rocksdb::Slice k(key.data(), key.size());
-    batch.Delete(handles_[0], k);
-    batch.Delete(handles_[1], k);
+  for (const DiskKey& disk_key : keys) {
+    const IndexKey& key = disk_key.key;
+    RawKey hash;
+    std::memcpy(hash.data(), key.data() + 1, hash.size());
+    batch.Delete(handles_[1], MetaKey(key));
+    if (key[0] == kResultKind) batch.Delete(handles_[0], AsSlice(hash));
+    if (key[0] == kActionKind) batch.Delete(handles_[3], AsSlice(hash));
+    if (key[0] == kBlobKind && disk_key.blob_size > 0) {
+      const int64_t chunks =
+          (disk_key.blob_size + kBlobChunkBytes - 1) / kBlobChunkBytes;
+      for (int64_t chunk = 0; chunk < chunks; ++chunk)
+        batch.Delete(handles_[2], ChunkKey(hash, disk_key.generation, chunk));
+    }
   }
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) return DbError(s, options_.dir);
   return absl::OkStatus();
+}
+
+absl::Status ResultCache::DeleteResults(absl::Span<const RawKey> keys) {
+  std::vector<DiskKey> disk_keys;
+  disk_keys.reserve(keys.size());
+  for (const RawKey& key : keys)
+    disk_keys.push_back({MakeIndexKey(kResultKind, key)});
+  return DeleteFromDisk(disk_keys);
 }
 
 absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::Lookup(
@@ -428,13 +577,11 @@ ResultCache::FetchOutcome ResultCache::Fetch(
     std::optional<v1::CachedResult>& result = results[wanted[j]];
     if (statuses[j].ok()) {
       result.emplace();
-      if (value.size() < kValueHeader ||
-          std::memcmp(value.data(), kValueMagic, 4) != 0 ||
-          GetUint32(value.data() + 4) !=
-              Checksum(value.data() + 8, value.size() - 8) ||
-          !result->ParseFromArray(
-              value.data() + kValueHeader,
-              static_cast<int>(value.size() - kValueHeader))) {
+      absl::string_view payload;
+      if (!CheckValue(absl::string_view(value.data(), value.size()),
+                      &payload) ||
+          !result->ParseFromArray(payload.data(),
+                                  static_cast<int>(payload.size()))) {
         result.reset();
         ++outcome.corrupt;
         spdlog::warn("result cache: entry {} failed its checksum; deleted",
@@ -455,32 +602,15 @@ absl::Status ResultCache::LookupRaw(
     absl::Span<std::optional<v1::CachedResult>> results) {
   const int64_t now = NowMs();
   Small<size_t> live;  // indices into `keys` the index holds
-  Small<RawKey> expired;
+  std::vector<DiskKey> expired;
   bool flush_due = false;
   {
     absl::MutexLock lock(&mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
-      auto it = index_.find(keys[i]);
-      if (it == index_.end()) {
+      if (UseLocked(MakeIndexKey(kResultKind, keys[i]), now, &expired) ==
+          nullptr) {
         counters_.set_misses(counters_.misses() + 1);
         continue;
-      }
-      Entry& entry = it->second;
-      if (entry.expires_ms <= now) {
-        EraseLocked(keys[i]);
-        expired.push_back(keys[i]);
-        counters_.set_expirations(counters_.expirations() + 1);
-        counters_.set_misses(counters_.misses() + 1);
-        continue;
-      }
-      Unlink(&entry);
-      PushNewest(&entry);
-      entry.access_ms = now;
-      if (!entry.access_dirty &&
-          now - entry.stored_access_ms >=
-              absl::ToInt64Milliseconds(options_.recency_granularity)) {
-        entry.access_dirty = true;
-        dirty_access_.push_back(keys[i]);
       }
       live.push_back(i);
     }
@@ -523,12 +653,13 @@ absl::Status ResultCache::LookupRaw(
   if (!lost.empty()) {
     {
       absl::MutexLock lock(&mu_);
-      for (const RawKey& key : lost) EraseLocked(key);
+      for (const RawKey& key : lost)
+        EraseLocked(MakeIndexKey(kResultKind, key));
       counters_.set_misses(counters_.misses() +
                            static_cast<int64_t>(lost.size()));
       counters_.set_corrupt(counters_.corrupt() + corrupt);
     }
-    RETURN_IF_ERROR(DeleteFromDisk(lost));
+    RETURN_IF_ERROR(DeleteResults(lost));
   }
   if (flush_due) RETURN_IF_ERROR(FlushMetadata().status());
   return absl::OkStatus();
@@ -539,16 +670,32 @@ absl::StatusOr<ResultCache::Encoded> ResultCache::Encode(
     int64_t expires_ms) {
   Encoded out;
   ASSIGN_OR_RETURN(out.key, ParseKey(key));
-  std::string& encoded = out.value;
-  encoded.assign(kValueHeader, '\0');
+  out.value = EncodeValue(value, now_ms, expires_ms);
+  return out;
+}
+
+std::string ResultCache::EncodeValue(
+    const google::protobuf::MessageLite& message, int64_t now_ms,
+    int64_t expires_ms) {
+  std::string encoded(kValueHeader, '\0');
   std::memcpy(&encoded[0], kValueMagic, 4);
   PutInt64(&encoded[8], expires_ms);
   PutInt64(&encoded[16], now_ms);
-  if (!value.AppendToString(&encoded)) {
-    return absl::InvalidArgumentError("cache value cannot be serialized");
-  }
+  message.AppendToString(&encoded);
   PutUint32(&encoded[4], Checksum(encoded.data() + 8, encoded.size() - 8));
-  return out;
+  return encoded;
+}
+
+bool ResultCache::CheckValue(absl::string_view value,
+                             absl::string_view* payload) {
+  if (value.size() < kValueHeader ||
+      std::memcmp(value.data(), kValueMagic, 4) != 0 ||
+      GetUint32(value.data() + 4) !=
+          Checksum(value.data() + 8, value.size() - 8)) {
+    return false;
+  }
+  *payload = value.substr(kValueHeader);
+  return true;
 }
 
 absl::Status ResultCache::Put(const std::string& key,
@@ -583,30 +730,20 @@ absl::Status ResultCache::Store(const std::vector<Encoded>& entries,
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) return DbError(s, options_.dir);
 
-  std::vector<RawKey> victims;
+  std::vector<DiskKey> victims;
   bool flush_due = false;
   {
     absl::MutexLock lock(&mu_);
     std::vector<const Entry*> written;
     for (const Encoded& encoded : entries) {
-      auto [slot, inserted] = index_.try_emplace(encoded.key);
-      Entry& entry = slot->second;
-      if (!inserted) {
-        Unlink(&entry);
-        total_bytes_ -= entry.bytes;
-      }
-      entry.key = &slot->first;
-      entry.bytes = EntryBytes(encoded.value.size());
-      entry.access_ms = now_ms;
-      entry.stored_access_ms = now_ms;
-      entry.expires_ms = expires_ms;
-      PushNewest(&entry);
-      total_bytes_ += entry.bytes;
+      Entry& entry =
+          InsertLocked(MakeIndexKey(kResultKind, encoded.key),
+                       EntryBytes(encoded.value.size()), now_ms, expires_ms);
       // The metadata follows in a batch: the value alone is the durable
       // record (an unclean close rebuilds the index from the values).
       if (!entry.access_dirty) {
         entry.access_dirty = true;
-        dirty_access_.push_back(encoded.key);
+        dirty_access_.push_back(*entry.key);
       }
       written.push_back(&entry);
     }
@@ -618,12 +755,7 @@ absl::Status ResultCache::Store(const std::vector<Encoded>& entries,
     std::sort(written.begin(), written.end());
     const size_t kept = static_cast<size_t>(
         std::unique(written.begin(), written.end()) - written.begin());
-    while (total_bytes_ > options_.max_bytes && index_.size() > kept) {
-      victims.push_back(*oldest_->key);
-      EraseLocked(*oldest_->key);
-    }
-    counters_.set_evictions(counters_.evictions() +
-                            static_cast<int64_t>(victims.size()));
+    victims = EvictLocked(kept);
   }
   RETURN_IF_ERROR(DeleteFromDisk(victims));
   if (flush_due) return FlushMetadata().status();
@@ -631,16 +763,23 @@ absl::Status ResultCache::Store(const std::vector<Encoded>& entries,
 }
 
 absl::StatusOr<int64_t> ResultCache::SweepExpired() {
-  std::vector<RawKey> expired;
+  std::vector<DiskKey> expired;
   const int64_t now = NowMs();
   {
     absl::MutexLock lock(&mu_);
+    std::vector<IndexKey> keys;
     for (const auto& [key, entry] : index_) {
-      if (entry.expires_ms <= now) expired.push_back(key);
+      if (entry.expires_ms <= now && entry.pins == 0) keys.push_back(key);
     }
-    for (const RawKey& key : expired) EraseLocked(key);
-    counters_.set_expirations(counters_.expirations() +
-                              static_cast<int64_t>(expired.size()));
+    for (const IndexKey& key : keys) {
+      expired.push_back(EraseLocked(key));
+      if (key[0] == kResultKind) {
+        counters_.set_expirations(counters_.expirations() + 1);
+      } else {
+        v1::CacheKindStats& kind = KindStats(key[0]);
+        kind.set_expirations(kind.expirations() + 1);
+      }
+    }
   }
   RETURN_IF_ERROR(DeleteFromDisk(expired));
   return static_cast<int64_t>(expired.size());
@@ -666,9 +805,10 @@ absl::StatusOr<int64_t> ResultCache::PurgeWriter(const std::string& writer) {
   if (!it->status().ok()) return DbError(it->status(), options_.dir);
   {
     absl::MutexLock lock(&mu_);
-    for (const RawKey& key : written) EraseLocked(key);
+    for (const RawKey& key : written)
+      EraseLocked(MakeIndexKey(kResultKind, key));
   }
-  RETURN_IF_ERROR(DeleteFromDisk(written));
+  RETURN_IF_ERROR(DeleteResults(written));
   spdlog::info("result cache {}: removed {} entries written by {}",
                options_.dir, written.size(), writer);
   return static_cast<int64_t>(written.size());
@@ -679,7 +819,11 @@ absl::StatusOr<int64_t> ResultCache::ScrubDamaged() {
   {
     absl::MutexLock lock(&mu_);
     keys.reserve(index_.size());
-    for (const auto& [key, entry] : index_) keys.push_back(key);
+    for (const auto& [key, entry] : index_) {
+      if (key[0] != kResultKind) continue;  // blobs are checked as read
+      RawKey& hash = keys.emplace_back();
+      std::memcpy(hash.data(), key.data() + 1, hash.size());
+    }
   }
   int64_t damaged = 0;
   std::vector<size_t> chunk;
@@ -694,11 +838,12 @@ absl::StatusOr<int64_t> ResultCache::ScrubDamaged() {
     if (outcome.lost.empty()) continue;
     {
       absl::MutexLock lock(&mu_);
-      for (const RawKey& key : outcome.lost) EraseLocked(key);
+      for (const RawKey& key : outcome.lost)
+        EraseLocked(MakeIndexKey(kResultKind, key));
       counters_.set_corrupt(counters_.corrupt() + outcome.corrupt);
     }
     damaged += outcome.corrupt;
-    RETURN_IF_ERROR(DeleteFromDisk(outcome.lost));
+    RETURN_IF_ERROR(DeleteResults(outcome.lost));
   }
   return damaged;
 }
@@ -721,14 +866,16 @@ absl::StatusOr<int64_t> ResultCache::FlushMetadata() {
   rocksdb::WriteBatch batch;
   {
     absl::MutexLock lock(&mu_);
-    for (const RawKey& key : dirty_access_) {
+    for (const IndexKey& key : dirty_access_) {
       auto it = index_.find(key);
       if (it == index_.end() || !it->second.access_dirty) continue;
       Entry& entry = it->second;
       entry.access_dirty = false;
       entry.stored_access_ms = entry.access_ms;
-      batch.Put(handles_[1], rocksdb::Slice(key.data(), key.size()),
-                EncodeMeta(entry.bytes, entry.access_ms, entry.expires_ms));
+      batch.Put(handles_[1], MetaKey(key),
+                key[0] == kBlobKind ? EncodeBlobMeta(entry)
+                                    : EncodeMeta(entry.bytes, entry.access_ms,
+                                                 entry.expires_ms));
     }
     dirty_access_.clear();
   }
@@ -746,6 +893,16 @@ v1::CacheStats ResultCache::Stats() const {
   stats.set_entries(static_cast<int64_t>(index_.size()));
   stats.set_max_bytes(options_.max_bytes);
   stats.set_ttl_ms(absl::ToInt64Milliseconds(options_.ttl));
+  v1::CacheKindStats& results = *stats.mutable_results();
+  results = result_totals_;
+  results.set_hits(stats.hits());
+  results.set_misses(stats.misses());
+  results.set_evictions(stats.evictions());
+  results.set_expirations(stats.expirations());
+  results.set_corrupt(stats.corrupt());
+  results.set_puts(stats.puts());
+  *stats.mutable_blobs() = blob_stats_;
+  *stats.mutable_action_results() = action_stats_;
   return stats;
 }
 

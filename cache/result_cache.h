@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,7 +16,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "cache/reapi_names.h"
 #include "common/clock.h"
+#include "common/digest.h"
 #include "common/disk_space.h"
 #include "testfleet/v1/services.pb.h"
 #include "testfleet/v1/testfleet.pb.h"
@@ -46,9 +49,12 @@ struct ResultCacheOptions {
 /// (action key as 64 hex characters, result) pairs, for puts of many.
 using CacheEntries = std::vector<std::pair<std::string, v1::CachedResult>>;
 
-/// The content-addressed result store: action key (64 hex chars) to
-/// CachedResult, in RocksDB, with a TTL, a byte limit enforced by evicting the
-/// least recently *used* entries, and a checksum on every value. Thread-safe.
+/// The content-addressed store: Testfleet results (action key, 64 hex chars,
+/// to CachedResult), REAPI CAS blobs (digest to bytes) and REAPI action
+/// results (action digest to ActionResult), in RocksDB, under one TTL and
+/// one byte limit enforced by evicting the least recently *used* entries of
+/// any kind, with a checksum on every value. Thread-safe. Results are here;
+/// blobs and action results in blob_store.cc.
 ///
 ///   ASSIGN_OR_RETURN(auto cache, ResultCache::Open({.dir = "/var/cache/tf"}));
 ///   RETURN_IF_ERROR(cache->Put(key.hex(), result));
@@ -93,28 +99,92 @@ class ResultCache {
   /// one batch; returns how many entries it wrote.
   absl::StatusOr<int64_t> FlushMetadata();
 
+  // CAS blobs. The empty blob is always present and never stored.
+
+  /// For each digest, whether the blob is absent (or expired). Present
+  /// blobs count as used: their recency and TTL are refreshed.
+  std::vector<bool> FindMissingBlobs(absl::Span<const BlobDigest> digests);
+  /// Stores a blob held whole in memory. INVALID_ARGUMENT, storing nothing,
+  /// when `content` does not have `digest`.
+  absl::Status PutBlob(const BlobDigest& digest, absl::string_view content);
+  /// A blob whole, for small ones (BatchReadBlobs); nullopt when absent or
+  /// damaged (a damaged blob is deleted, so it can be uploaded again).
+  absl::StatusOr<std::optional<std::string>> ReadBlob(const BlobDigest& digest);
+  /// Bytes [offset, offset + limit) of a blob (limit 0: to the end), handed
+  /// to `sink` a chunk at a time; `sink` returns false to stop. NOT_FOUND
+  /// when absent or damaged before anything was sent, DATA_LOSS when damage
+  /// is found after; OUT_OF_RANGE for an offset past the end.
+  absl::Status StreamBlob(const BlobDigest& digest, int64_t offset,
+                          int64_t limit,
+                          const std::function<bool(absl::string_view)>& sink);
+  /// One streamed upload (ByteStream Write): chunks go to disk as they
+  /// come, under a generation of their own, and become the blob only when
+  /// Finish has checked the size and SHA-256. Dropping an unfinished writer
+  /// deletes what it wrote.
+  class BlobWriter;
+  absl::StatusOr<std::unique_ptr<BlobWriter>> StartBlobWrite(
+      const BlobDigest& digest);
+
+  // REAPI action results.
+
+  /// nullopt on a miss, which includes an entry whose referenced blobs
+  /// (output files, output trees and the files in them, stdout, stderr) are
+  /// not all present: such an entry is deleted, never served.
+  absl::StatusOr<std::optional<reapi::ActionResult>> GetActionResult(
+      const BlobDigest& action);
+  absl::Status PutActionResult(const BlobDigest& action,
+                               const reapi::ActionResult& result);
+
+  /// Pins the present blobs among `digests` for `holder` (a suite): they
+  /// are neither evicted nor expired until UnpinBlobs(holder). Returns the
+  /// digests that are missing.
+  std::vector<BlobDigest> PinBlobs(const std::string& holder,
+                                   absl::Span<const BlobDigest> digests);
+  void UnpinBlobs(const std::string& holder);
+
   v1::CacheStats Stats() const;
   const ResultCacheOptions& options() const { return options_; }
 
+  /// Blobs are stored in chunks of this many bytes (the last one shorter).
+  static constexpr int64_t kBlobChunkBytes = 1 << 20;
+
  private:
   using RawKey = std::array<char, 32>;
+  // The index is keyed by kind (one of the k* below) and hash: a blob and
+  // an action result often share a hash (the Action is itself a blob).
+  using IndexKey = std::array<char, 33>;
+  static constexpr char kResultKind = 'r', kBlobKind = 'b', kActionKind = 'a';
+  static IndexKey MakeIndexKey(char kind, const RawKey& hash);
   struct Entry {
-    const RawKey* key = nullptr;
+    const IndexKey* key = nullptr;
     int64_t bytes = 0;
     int64_t access_ms = 0;
     int64_t stored_access_ms = 0;  // what the meta column family holds
     int64_t expires_ms = 0;
+    int64_t blob_size = 0;    // blobs: the digest's size
+    uint64_t generation = 0;  // blobs: which upload's chunks hold it
+    int pins = 0;             // pinned entries are off the LRU list
     bool access_dirty = false;
+    bool linked = false;
     Entry* newer = nullptr;
     Entry* older = nullptr;
+  };
+  // What deleting an entry from disk needs to know.
+  struct DiskKey {
+    IndexKey key{};
+    int64_t blob_size = -1;  // blobs: -1 when unknown (no chunks deleted)
+    uint64_t generation = 0;
   };
 
   explicit ResultCache(const ResultCacheOptions& options);
   struct IndexRecord {
-    RawKey key;
-    int64_t bytes = 0, access_ms = 0, expires_ms = 0;
+    IndexKey key;
+    int64_t bytes = 0, access_ms = 0, expires_ms = 0, blob_size = 0;
+    uint64_t generation = 0;
   };
   static absl::StatusOr<RawKey> ParseKey(const std::string& key);
+  // What a result or action result costs in the store.
+  static int64_t EntryBytes(size_t value_size);
   struct Encoded {
     RawKey key;
     std::string value;  // header, then the serialized CachedResult
@@ -122,6 +192,11 @@ class ResultCache {
   static absl::StatusOr<Encoded> Encode(const std::string& key,
                                         const v1::CachedResult& value,
                                         int64_t now_ms, int64_t expires_ms);
+  // A result's or action result's value: header, then `message`.
+  static std::string EncodeValue(const google::protobuf::MessageLite& message,
+                                 int64_t now_ms, int64_t expires_ms);
+  // The payload of a value that passes its checks, else false.
+  static bool CheckValue(absl::string_view value, absl::string_view* payload);
   absl::Status Store(const std::vector<Encoded>& entries, int64_t now_ms,
                      int64_t expires_ms);
   /// The index from the metadata column family, after a clean close.
@@ -131,8 +206,34 @@ class ResultCache {
   absl::Status InstallIndex(std::vector<IndexRecord> records, bool persist);
   void Unlink(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushNewest(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EraseLocked(const RawKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status DeleteFromDisk(absl::Span<const RawKey> keys);
+  // Counts an entry into (sign 1) or out of (-1) the totals.
+  void Account(const Entry& entry, int sign) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Entry& InsertLocked(const IndexKey& key, int64_t bytes, int64_t now_ms,
+                      int64_t expires_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  DiskKey EraseLocked(const IndexKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The entry if present, unexpired, refreshed as used; an expired one is
+  // erased into `expired`.
+  Entry* UseLocked(const IndexKey& key, int64_t now_ms,
+                   std::vector<DiskKey>* expired)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evicts least recently used entries until under the limit, sparing the
+  // `spared` newest (what the caller just wrote).
+  std::vector<DiskKey> EvictLocked(size_t spared)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::CacheKindStats& KindStats(char kind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status DeleteFromDisk(absl::Span<const DiskKey> keys);
+  absl::Status DeleteResults(absl::Span<const RawKey> keys);
+  // Blobs (blob_store.cc).
+  static std::string ChunkKey(const RawKey& hash, uint64_t generation,
+                              int64_t chunk);
+  static std::string EncodeBlobMeta(const Entry& entry);
+  absl::Status LoadBlobIndex(std::vector<IndexRecord>* records);
+  absl::Status RemoveOrphanChunks(const std::vector<IndexRecord>& records);
+  // Erases a blob found damaged or incomplete on disk.
+  absl::Status DropDamagedBlob(const BlobDigest& digest, uint64_t generation);
+  // Whether every blob an action result refers to is present.
+  absl::StatusOr<bool> ActionResultComplete(const reapi::ActionResult& result);
+  uint64_t NextGeneration();
   // Inline room for one: a single lookup allocates nothing for its
   // bookkeeping.
   template <typename T>
@@ -155,16 +256,62 @@ class ResultCache {
   ResultCacheOptions options_;
   std::unique_ptr<DiskSpaceGuard> disk_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [values, meta]
+  // [results, meta, blob chunks, action results]
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
 
   mutable absl::Mutex mu_;
-  absl::node_hash_map<RawKey, Entry> index_ ABSL_GUARDED_BY(mu_);
+  absl::node_hash_map<IndexKey, Entry> index_ ABSL_GUARDED_BY(mu_);
   Entry* newest_ ABSL_GUARDED_BY(mu_) = nullptr;
   Entry* oldest_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::vector<RawKey> dirty_access_ ABSL_GUARDED_BY(mu_);
+  std::vector<IndexKey> dirty_access_ ABSL_GUARDED_BY(mu_);
   int64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::CacheStats counters_ ABSL_GUARDED_BY(mu_);  // all but hits
-  std::atomic<int64_t> hits_{0};
+  size_t linked_ ABSL_GUARDED_BY(mu_) = 0;        // entries on the LRU list
+  v1::CacheStats counters_ ABSL_GUARDED_BY(mu_);  // results' but hits
+  std::atomic<int64_t> hits_{0};                  // results'
+  // Entries, bytes, and blobs' and action results' counters, by kind.
+  v1::CacheKindStats result_totals_ ABSL_GUARDED_BY(mu_);
+  v1::CacheKindStats blob_stats_ ABSL_GUARDED_BY(mu_);
+  v1::CacheKindStats action_stats_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::vector<IndexKey>> pins_
+      ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> next_generation_{0};
+  // Blob uploads enter the index one at a time (BlobWriter::WriteChunk).
+  absl::Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+};
+
+}  // namespace testfleet
+
+namespace testfleet {
+
+class ResultCache::BlobWriter {
+ public:
+  ~BlobWriter();
+  BlobWriter(const BlobWriter&) = delete;
+  BlobWriter& operator=(const BlobWriter&) = delete;
+
+  /// The next bytes. INVALID_ARGUMENT past the digest's size.
+  absl::Status Append(absl::string_view data);
+  /// Checks the size and SHA-256, then publishes the blob (and evicts to
+  /// make room). INVALID_ARGUMENT, storing nothing, on a mismatch.
+  absl::Status Finish();
+  int64_t received() const { return received_; }
+  const BlobDigest& digest() const { return digest_; }
+
+ private:
+  friend class ResultCache;
+  BlobWriter(ResultCache* cache, const BlobDigest& digest, uint64_t generation);
+  absl::Status WriteChunk(absl::string_view payload, bool last);
+  // Deletes what an upload that will not finish wrote.
+  void DropChunks();
+
+  ResultCache* cache_;
+  BlobDigest digest_;
+  uint64_t generation_;
+  int64_t received_ = 0;
+  int64_t chunks_written_ = 0;
+  std::string pending_;  // under one chunk, not yet written
+  Sha256Hasher hasher_;
+  bool finished_ = false;
 };
 
 }  // namespace testfleet

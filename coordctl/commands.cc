@@ -734,6 +734,24 @@ int CacheCommand(const std::string& operation, const std::string& address,
       static_cast<long long>(stats.evictions()),
       static_cast<long long>(stats.corrupt()),
       absl::FormatDuration(absl::Milliseconds(stats.ttl_ms())).c_str());
+  // Each kind apart: Testfleet results, REAPI blobs and action results.
+  const std::pair<const char*, const v1::CacheKindStats*> kinds[] = {
+      {"results", &stats.results()},
+      {"blobs", &stats.blobs()},
+      {"action results", &stats.action_results()}};
+  for (const auto& [name, kind] : kinds) {
+    std::printf(
+        "  %s: entries %lld, %s; hits %lld, misses %lld; puts %lld; "
+        "evictions %lld, expirations %lld, corrupt %lld; pinned %lld\n",
+        name, static_cast<long long>(kind->entries()),
+        FormatSize(kind->bytes()).c_str(), static_cast<long long>(kind->hits()),
+        static_cast<long long>(kind->misses()),
+        static_cast<long long>(kind->puts()),
+        static_cast<long long>(kind->evictions()),
+        static_cast<long long>(kind->expirations()),
+        static_cast<long long>(kind->corrupt()),
+        static_cast<long long>(kind->pinned()));
+  }
   return kExitOk;
 }
 

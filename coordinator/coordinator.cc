@@ -180,6 +180,11 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
                      " tests, over this coordinator's limit of ", max_tests,
                      " (--max-suite-tests); split it into smaller suites"));
   }
+  if (spec.blobs_size() > 0 && options_.blob_store == nullptr) {
+    return absl::FailedPreconditionError(
+        "the suite names blobs, but this coordinator has no cache to keep "
+        "them in (started with --no-cache-service)");
+  }
   RETURN_IF_ERROR(ClaimSuiteName(spec.name(), spec.owner()));
   v1::RunningSuite running;
   {
@@ -214,13 +219,18 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     running.set_sequence(next_sequence_++);
   }
   running.set_submitted_at_unix_ms(absl::ToUnixMillis(Now()));
+  RETURN_IF_ERROR(PinSuiteBlobs(running.suite_id(), spec));
   if (options_.store && options_.persist_running) {
     // Durable before it is acknowledged: a restarted coordinator resumes it.
     // (Swapped in and out, not copied: a suite can be 256 MiB.)
     running.mutable_spec()->Swap(&spec);
     absl::Status saved = options_.store->SaveRunningSuite(running);
     spec.Swap(running.mutable_spec());
-    if (!saved.ok()) return saved;
+    if (!saved.ok()) {
+      if (options_.blob_store)
+        options_.blob_store->UnpinBlobs(running.suite_id());
+      return saved;
+    }
   }
   std::unique_ptr<Suite> suite = BuildSuite(std::move(spec));
   const int n = static_cast<int>(suite->tests.size());
@@ -267,6 +277,36 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
   return response;
 }
 
+absl::Status Coordinator::PinSuiteBlobs(const std::string& suite_id,
+                                        const v1::SuiteSpec& spec) {
+  if (spec.blobs_size() == 0 || options_.blob_store == nullptr)
+    return absl::OkStatus();
+  std::vector<BlobDigest> digests;
+  digests.reserve(spec.blobs_size());
+  for (int i = 0; i < spec.blobs_size(); ++i) {
+    const std::string& blob = spec.blobs(i);
+    const size_t slash = blob.find('/');
+    auto digest = ParseDigest(absl::string_view(blob).substr(0, slash),
+                              slash == std::string::npos
+                                  ? absl::string_view()
+                                  : absl::string_view(blob).substr(slash + 1));
+    if (!digest.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("blobs[", i, "]: ", digest.status().message(),
+                       " (write blobs as HASH/SIZE)"));
+    }
+    digests.push_back(*digest);
+  }
+  std::vector<BlobDigest> missing =
+      options_.blob_store->PinBlobs(suite_id, digests);
+  if (missing.empty()) return absl::OkStatus();
+  options_.blob_store->UnpinBlobs(suite_id);
+  return absl::FailedPreconditionError(absl::StrCat(
+      missing.size(), " of the suite's ", digests.size(),
+      " blobs are not in the cache (first: ", missing[0].ToString(),
+      "); upload them (REAPI CAS), then submit again"));
+}
+
 absl::StatusOr<int> Coordinator::Recover() {
   if (options_.store == nullptr || !options_.persist_running) return 0;
   absl::StatusOr<std::vector<CoordinatorStore::RecoveredSuite>> recovered =
@@ -278,6 +318,9 @@ absl::StatusOr<int> Coordinator::Recover() {
     next_sequence_ = std::max<uint64_t>(next_sequence_, r.suite.sequence() + 1);
     Suite& s = Install(std::move(suite), r.suite.suite_id(), r.suite.sequence(),
                        r.suite.submitted_at_unix_ms());
+    if (absl::Status pinned = PinSuiteBlobs(s.id, s.spec); !pinned.ok()) {
+      spdlog::warn("suite {}: {}", s.id, std::string(pinned.message()));
+    }
     for (auto& [index, result] : r.finished) {
       if (index < 0 || index >= static_cast<int>(s.tests.size()) ||
           s.tests[index].phase == Phase::kDone) {
@@ -723,6 +766,8 @@ void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
 void Coordinator::EndSuite(Suite& suite, v1::SuiteState state) {
   if (suite.ended) return;
   suite.ended = true;
+  if (options_.blob_store && suite.spec.blobs_size() > 0)
+    options_.blob_store->UnpinBlobs(suite.id);
   v1::SuiteReport& report = suite.report;
   const int64_t now = absl::ToUnixMillis(Now());
   if (report.started_at_unix_ms() == 0) report.set_started_at_unix_ms(now);

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cache/cache_client.h"
+#include "cache/result_cache.h"
 #include "common/clock.h"
 #include "common/security.h"
 #include "coordinator/metrics.h"
@@ -29,6 +30,9 @@ struct CoordinatorOptions {
   /// Looked up at submit so cached tests never reach a worker. Not owned;
   /// may be null.
   CacheClient* cache = nullptr;
+  /// Where a suite's blobs (SuiteSpec.blobs) are pinned while it is queued
+  /// or running: the embedded cache. Not owned; null: not pinned.
+  ResultCache* blob_store = nullptr;
   /// History and reports. Not owned; may be null (nothing remembered).
   CoordinatorStore* store = nullptr;
   /// Also keep running suites in the store, so a restart resumes them (the
@@ -149,6 +153,11 @@ class Coordinator {
   void Shutdown();
 
  private:
+  // Pins the suite's blobs (SuiteSpec.blobs) for `suite_id`;
+  // FAILED_PRECONDITION naming the first missing one (nothing stays pinned
+  // then).
+  absl::Status PinSuiteBlobs(const std::string& suite_id,
+                             const v1::SuiteSpec& spec);
   enum class Phase { kQueued, kLeased, kDone };
   // A test given to a worker: who may report which attempt, under which
   // lease.

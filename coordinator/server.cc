@@ -35,6 +35,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     tiers.push_back(server->local_client_.get());
     server->cache_service_ = std::make_unique<ResultCacheService>(
         server->cache_.get(), server->auth_.get());
+    server->reapi_ = std::make_unique<ReapiServices>(server->cache_.get(),
+                                                     server->auth_.get());
   }
   const std::string& external = !config.remote_cache.empty()
                                     ? config.remote_cache
@@ -57,6 +59,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     options.metrics = server->metrics_.get();
   }
   options.cache = server->cache_client_.get();
+  options.blob_store = server->cache_.get();
   options.store = server->store_.get();
   options.cache_service =
       config.cache_service || !config.cache_endpoint.empty();
@@ -76,8 +79,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     builder.AddListeningPort(config.listen, credentials, &server->port_);
   }
   builder.RegisterService(server->coordinator_service_.get());
-  if (server->cache_service_)
+  if (server->cache_service_) {
     builder.RegisterService(server->cache_service_.get());
+    server->reapi_->Register(builder);
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr ||
       (!config.listen.empty() && server->port_ == 0)) {

@@ -8,6 +8,7 @@
 #include "cache/cache_client.h"
 #include "cache/cache_metrics.h"
 #include "cache/cache_service.h"
+#include "cache/reapi_service.h"
 #include "cache/result_cache.h"
 #include "common/metrics.h"
 #include "coordinator/coordinator.h"
@@ -86,6 +87,7 @@ class CoordinatorServer {
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<CoordinatorService> coordinator_service_;
   std::unique_ptr<ResultCacheService> cache_service_;
+  std::unique_ptr<ReapiServices> reapi_;  // on the same cache and port
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Mutex mu_;

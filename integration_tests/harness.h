@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <regex>
@@ -133,6 +134,27 @@ inline int Coordctl(const std::vector<std::string>& args,
   std::optional<int> code = process.Wait(timeout);
   if (output != nullptr) *output = process.Log();
   return code.value_or(-1);
+}
+
+/// In `dir`: a CA (ca.pem), a server certificate for 127.0.0.1 and
+/// localhost (server.pem, server.key) and a client certificate (client.pem,
+/// client.key); openssl's output in openssl.log. False when openssl failed.
+inline bool MakeTestCertificates(const std::string& dir) {
+  const std::string script =
+      "(cd " + dir +
+      " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ca "
+      "-keyout ca.key -out ca.pem"
+      " && openssl req -newkey rsa:2048 -nodes -subj /CN=server "
+      "-keyout server.key -out server.csr"
+      " && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext"
+      " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+      "-CAcreateserial -days 2 -extfile san.ext -out server.pem"
+      " && openssl req -newkey rsa:2048 -nodes -subj /CN=client "
+      "-keyout client.key -out client.csr"
+      " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
+      "-CAcreateserial -days 2 -out client.pem) > " +
+      dir + "/openssl.log 2>&1";
+  return std::system(script.c_str()) == 0;
 }
 
 inline nlohmann::json ReadJson(const std::string& path) {

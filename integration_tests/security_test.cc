@@ -84,21 +84,7 @@ grpc::ClientContext* WithToken(grpc::ClientContext* context,
 }
 
 TEST_F(SecurityTest, MutualTlsRefusesClientsWithoutACertificate) {
-  // A CA, a server certificate for 127.0.0.1 and a client certificate.
-  const std::string script = absl::StrCat(
-      "cd ", dir_.path(),
-      " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ca "
-      "-keyout ca.key -out ca.pem"
-      " && openssl req -newkey rsa:2048 -nodes -subj /CN=coordinator "
-      "-keyout server.key -out server.csr"
-      " && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext"
-      " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-      "-CAcreateserial -days 2 -extfile san.ext -out server.pem"
-      " && openssl req -newkey rsa:2048 -nodes -subj /CN=worker "
-      "-keyout client.key -out client.csr"
-      " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
-      "-CAcreateserial -days 2 -out client.pem) > openssl.log 2>&1");
-  ASSERT_EQ(std::system(("(" + script).c_str()), 0)
+  ASSERT_TRUE(MakeTestCertificates(dir_.path()))
       << ReadFile(dir_.Join("openssl.log"));
   const std::string coordinator = StartCoordinator(
       {"--tls-cert=" + dir_.Join("server.pem"),

@@ -11,7 +11,8 @@ for arg in "$@"; do
     *) echo "usage: scripts/fuzz.sh [--seconds=N]" >&2; exit 2 ;;
   esac
 done
-targets=(fuzz_suite_parser fuzz_units fuzz_coordinator_requests)
+targets=(fuzz_suite_parser fuzz_units fuzz_coordinator_requests fuzz_resource_names
+  fuzz_directories)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTESTFLEET_FUZZ=ON >/dev/null
 ninja -C build-fuzz "${targets[@]}"
@@ -22,6 +23,10 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus"
   # Seeds: the example suite and the repository's JSON suites for the parser.
   if [ "$target" = fuzz_suite_parser ]; then cp examples/suite.json "$corpus/" ; fi
+  if [ "$target" = fuzz_resource_names ]; then
+    printf 'team/a/uploads/0c1d/blobs/%064d/42/meta' 0 >"$corpus/seed-write"
+    printf 'blobs/%064d/7' 0 >"$corpus/seed-read"
+  fi
   echo "fuzz: $target for ${seconds}s"
   if ! "build-fuzz/bin/$target" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 \

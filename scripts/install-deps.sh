@@ -12,6 +12,7 @@ packages=(
   librocksdb-dev libabsl-dev libssl-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev prometheus-cpp-dev
+  bazel-bootstrap-source  # the Remote Execution API protos (proto/)
 )
 $build_only || packages+=(
   time            # /usr/bin/time, for bench/run_telemetry.sh
@@ -21,6 +22,7 @@ $build_only || packages+=(
   openssl         # certificates for the TLS tests
   clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
   python3 python3-yaml      # checks the Kubernetes manifests in docker/k8s
+  bazel-bootstrap           # Bazel 4.2: a real REAPI client of the cache
 )
 # Extra packages for a caller's purpose, e.g. the benchmark peers.
 packages+=("$@")
