@@ -15,6 +15,7 @@
 #include "cache/cas_client.h"
 #include "common/digest.h"
 #include "common/grpc_util.h"
+#include "common/runtime.h"
 #include "nlohmann/json.hpp"
 
 namespace testfleet {
@@ -181,6 +182,7 @@ json ActionResults(const std::string& address, int count) {
 
 int main(int argc, char** argv) {
   using namespace testfleet;
+  KeepLargeBuffersInHeap();
   CLI::App app{"Client-side benchmarks of a REAPI blob store"};
   std::string mode, address, dir, file, out;
   int count = 100'000;

@@ -116,16 +116,22 @@ def main():
             chunk = os.urandom(16 << 20)
             for i in range(big // len(chunk)):
                 f.write(chunk[:8] + i.to_bytes(8, "little") + chunk[16:])
-        cp = []
+        # `cp` into the page cache, and `cp` until the copy is on the disk.
+        cp, cp_sync = [], []
         for i in range(3):
             copy = os.path.join(work, f"copy{i}.bin")
             cp.append(timed(["cp", blob, copy]))
+            os.remove(copy)
+            subprocess.run(["sync"])
+            cp_sync.append(timed(["sh", "-c", f"cp {blob} {copy} && sync"]))
             os.remove(copy)
         stream = cas_bench("bytestream", f"--cas={address}", f"--file={blob}",
                            f"--out={work}/read.bin")
         os.remove(os.path.join(work, "read.bin"))
         stream["cp_s"] = median(cp)
         stream["cp_mib_s"] = big / (1 << 20) / median(cp)
+        stream["cp_sync_s"] = median(cp_sync)
+        stream["cp_sync_mib_s"] = big / (1 << 20) / median(cp_sync)
         out["bytestream"] = stream
         out["action_results"] = cas_bench("action-results", f"--cas={address}",
                                           f"--count={actions}")
@@ -147,6 +153,8 @@ def main():
             f"| ByteStream write, {stream['bytes'] >> 20} MiB | {stream['write_mib_s']:.0f} MiB/s |",
             f"| ByteStream read | {stream['read_mib_s']:.0f} MiB/s |",
             f"| `cp` of the same file, median of 3 | {stream['cp_mib_s']:.0f} MiB/s |",
+            f"| `cp` and `sync` of the same file, median of 3 "
+            f"| {stream['cp_sync_mib_s']:.0f} MiB/s |",
             f"| GetActionResult over loopback, {ac['entries']:,} entries: p50 / p99 "
             f"| {ac['p50_us']:.0f} / {ac['p99_us']:.0f} µs |"]
     if out.get("bazel_upload"):

@@ -19,6 +19,7 @@
 int main(int argc, char** argv) {
   using namespace testfleet;
   DisableMutexDeadlockDetection();
+  KeepLargeBuffersInHeap();
   BlockTerminationSignals();
   CLI::App app{
       "Testfleet cache server: the shared result cache, and a Remote "

@@ -42,12 +42,20 @@ struct ReapiServices::Shared {
     if (std::find(options.instances.begin(), options.instances.end(),
                   instance) != options.instances.end())
       return absl::OkStatus();
+    const std::string asked =
+        absl::StrCat("instance name \"", LogSafe(instance.substr(0, 80)), "\"");
+    if (options.instances == std::vector<std::string>{""}) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(asked,
+                       " is not served here: this server has only the empty "
+                       "instance name; drop the client's instance name (Bazel: "
+                       "--remote_instance_name)"));
+    }
     std::vector<std::string> quoted;
     for (const std::string& served : options.instances)
       quoted.push_back(absl::StrCat("\"", served, "\""));
     return absl::InvalidArgumentError(absl::StrCat(
-        "instance name \"", LogSafe(instance.substr(0, 80)),
-        "\" is not served here (served: ", absl::StrJoin(quoted, ", "),
+        asked, " is not served here (served: ", absl::StrJoin(quoted, ", "),
         "); set the client's instance name to one of those"));
   }
 

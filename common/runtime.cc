@@ -1,11 +1,20 @@
 #include "common/runtime.h"
 
+#include <malloc.h>
+
 #include "absl/synchronization/mutex.h"
 
 namespace testfleet {
 
 void DisableMutexDeadlockDetection() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
+void KeepLargeBuffersInHeap() {
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  // Freed memory stays for the next message rather than going back to the
+  // kernel at every free.
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 }  // namespace testfleet

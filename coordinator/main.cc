@@ -12,6 +12,7 @@
 int main(int argc, char** argv) {
   using namespace testfleet;
   DisableMutexDeadlockDetection();
+  KeepLargeBuffersInHeap();
   BlockTerminationSignals();
   CLI::App app{"Testfleet coordinator: schedules test suites over workers."};
   CoordinatorServerConfig config;

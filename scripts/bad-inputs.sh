@@ -148,6 +148,14 @@ bad_start "second coordinator on a port in use" --listen="$address"
 try "unreachable coordinator" tiny.json submit tiny.json --coordinator=127.0.0.1:1 --cache-dir="$work/cc"
 try "unknown suite id" - status no-such-suite --coordinator="$address"
 
+# The REAPI side of the cache: tf_reapi_bad_inputs checks each answer's code,
+# that nothing was stored and that the server still serves, and prints the
+# table itself.
+"$bin/cache_server" --listen=127.0.0.1:0 --data-dir="$work/reapi-cache" >"$work/cache.log" 2>&1 &
+cache_pid=$!
+reapi_rows=$("$bin/tf_reapi_bad_inputs" "127.0.0.1:$(listening_port "$work/cache.log")")
+kill "$cache_pid"
+
 {
   echo "# Bad inputs and what the user sees"
   echo
@@ -160,5 +168,13 @@ try "unknown suite id" - status no-such-suite --coordinator="$address"
   echo "| input | file | exit | what coordctl prints | coordinator still works |"
   echo "| --- | --- | --- | --- | --- |"
   printf '%s\n' "${rows[@]}"
+  echo
+  echo "## Remote Execution API requests"
+  echo
+  echo "Sent by \`tf_reapi_bad_inputs\` to a \`cache_server\` (the coordinator's cache service answers"
+  echo "the same). Each row's status is the one expected; the last column says that no blob was stored"
+  echo "by the request and that the server answered \`GetCapabilities\` afterwards."
+  echo
+  echo "$reapi_rows"
 } >"$out"
 echo "wrote $out"
