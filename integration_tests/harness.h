@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -124,6 +125,18 @@ inline int ListeningPort(const Process& process,
       },
       absl::Seconds(20));
   return port;
+}
+
+/// Starts a server binary with `args` into `slot` and returns its
+/// "127.0.0.1:PORT" from its log (ports come from --listen=127.0.0.1:0).
+inline std::string StartServer(std::unique_ptr<Process>& slot,
+                               const std::string& binary,
+                               const std::vector<std::string>& args,
+                               const std::string& log_path) {
+  slot = std::make_unique<Process>(binary, args, log_path);
+  const int port = ListeningPort(*slot);
+  if (port == 0) return "127.0.0.1:0 (" + binary + " did not start)";
+  return "127.0.0.1:" + std::to_string(port);
 }
 
 /// Runs coordctl to completion; returns its exit code, output in `output`.

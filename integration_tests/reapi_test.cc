@@ -48,26 +48,18 @@ class ReapiTest : public ::testing::Test {
     if (bazel_started_) Bazel({"shutdown"});
   }
 
-  std::string StartCoordinator(std::vector<std::string> extra) {
-    std::vector<std::string> args = {"--listen=127.0.0.1:0",
-                                     "--data-dir=" + dir_.Join("coordinator")};
-    args.insert(args.end(), extra.begin(), extra.end());
-    coordinator_ = std::make_unique<Process>("coordinator", args,
-                                             dir_.Join("coordinator.log"));
-    const int port = ListeningPort(*coordinator_);
-    EXPECT_GT(port, 0) << coordinator_->Log();
-    return absl::StrCat("127.0.0.1:", port);
+  std::string StartCoordinator(const std::vector<std::string>& extra) {
+    return Start(coordinator_, "coordinator", extra);
   }
-
-  std::string StartCache(std::vector<std::string> extra = {}) {
+  std::string StartCache(const std::vector<std::string>& extra = {}) {
+    return Start(cache_, "cache_server", extra);
+  }
+  std::string Start(std::unique_ptr<Process>& slot, const std::string& binary,
+                    const std::vector<std::string>& extra) {
     std::vector<std::string> args = {"--listen=127.0.0.1:0",
-                                     "--data-dir=" + dir_.Join("cache")};
+                                     "--data-dir=" + dir_.Join(binary)};
     args.insert(args.end(), extra.begin(), extra.end());
-    cache_ =
-        std::make_unique<Process>("cache_server", args, dir_.Join("cache.log"));
-    const int port = ListeningPort(*cache_);
-    EXPECT_GT(port, 0) << cache_->Log();
-    return absl::StrCat("127.0.0.1:", port);
+    return StartServer(slot, binary, args, dir_.Join(binary + ".log"));
   }
 
   // Bazel with its own output root (so nothing of the machine's is used or

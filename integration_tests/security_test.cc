@@ -33,11 +33,8 @@ class SecurityTest : public ::testing::Test {
     std::vector<std::string> args = {"--listen=127.0.0.1:0",
                                      "--data-dir=" + dir_.Join("coordinator")};
     args.insert(args.end(), extra.begin(), extra.end());
-    coordinator_ = std::make_unique<Process>("coordinator", args,
-                                             dir_.Join("coordinator.log"));
-    const int port = ListeningPort(*coordinator_);
-    EXPECT_GT(port, 0) << coordinator_->Log();
-    return absl::StrCat("127.0.0.1:", port);
+    return StartServer(coordinator_, "coordinator", args,
+                       dir_.Join("coordinator.log"));
   }
   std::string TokenFile(const std::string& token) {
     return dir_.Write(absl::StrCat("token-", token.substr(0, 6)), token);

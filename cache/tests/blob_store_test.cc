@@ -5,6 +5,7 @@
 #include "cache/db_options.h"
 #include "cache/reapi_names.h"
 #include "cache/result_cache.h"
+#include "cache/tests/cache_test_base.h"
 #include "common/tests/test_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -22,15 +23,8 @@ std::string Content(int i, size_t size = 1000) {
   return content;
 }
 
-class BlobStoreTest : public ::testing::Test {
+class BlobStoreTest : public CacheTestBase {
  protected:
-  std::unique_ptr<ResultCache> Open(int64_t max_bytes = 1LL << 30) {
-    ResultCacheOptions options;
-    options.dir = dir_.Join("cache");
-    options.clock = &clock_;
-    options.max_bytes = max_bytes;
-    return ResultCache::Open(options).value();
-  }
   BlobDigest Put(ResultCache& cache, const std::string& content) {
     BlobDigest digest = BlobDigest::Of(content);
     EXPECT_TRUE(cache.PutBlob(digest, content).ok());
@@ -50,9 +44,10 @@ class BlobStoreTest : public ::testing::Test {
     EXPECT_TRUE(read.ok()) << read;
     return out;
   }
-
-  TestDir dir_;
-  FakeClock clock_;
+  // What one blob of Content(0) counts against max_bytes.
+  int64_t OneBlobBytes() {
+    return BytesOf([&](ResultCache& cache) { Put(cache, Content(0)); });
+  }
 };
 
 TEST_F(BlobStoreTest, StoresChecksAndReadsBlobs) {
@@ -127,23 +122,9 @@ TEST_F(BlobStoreTest, ABlobDamagedOnDiskIsAMissThenUploadedAgain) {
     auto cache = Open();
     Put(*cache, content);
   }
-  {  // Flip a byte of the stored chunk, as a bad disk would.
-    rocksdb::DB* raw = nullptr;
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    ASSERT_TRUE(rocksdb::DB::Open(CacheDbOptions(), dir_.Join("cache"),
-                                  CacheColumnFamilies(), &handles, &raw)
-                    .ok());
-    std::unique_ptr<rocksdb::Iterator> it(
-        raw->NewIterator(rocksdb::ReadOptions(), handles[2]));
-    it->SeekToFirst();
-    ASSERT_TRUE(it->Valid());
-    std::string key = it->key().ToString(), value = it->value().ToString();
-    it.reset();
-    value[value.size() / 2] ^= 0x55;
-    ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[2], key, value).ok());
-    for (auto* handle : handles) raw->DestroyColumnFamilyHandle(handle);
-    delete raw;
-  }
+  // Flip a byte of the stored chunk, as a bad disk would.
+  RewriteStored(2, "",
+                [](std::string& value) { value[value.size() / 2] ^= 0x55; });
   auto cache = Open();
   EXPECT_TRUE(Has(*cache, digest));  // the index does not read values
   EXPECT_FALSE(cache->ReadBlob(digest)->has_value());
@@ -201,11 +182,7 @@ TEST_F(BlobStoreTest, AnActionResultWhoseBlobsAreGoneIsAMiss) {
 }
 
 TEST_F(BlobStoreTest, PinnedBlobsSurviveAFullCacheUntilReleased) {
-  auto probe = Open();
-  Put(*probe, Content(0));
-  const int64_t one = probe->Stats().bytes();
-  probe.reset();
-  std::filesystem::remove_all(dir_.Join("cache"));
+  const int64_t one = OneBlobBytes();
 
   auto cache = Open(4 * one);
   const BlobDigest pinned = Put(*cache, Content(0));
@@ -227,11 +204,7 @@ TEST_F(BlobStoreTest, PinnedBlobsSurviveAFullCacheUntilReleased) {
 }
 
 TEST_F(BlobStoreTest, ResultsAndBlobsShareOneLimitAndOneLru) {
-  auto probe = Open();
-  Put(*probe, Content(0));
-  const int64_t one = probe->Stats().bytes();
-  probe.reset();
-  std::filesystem::remove_all(dir_.Join("cache"));
+  const int64_t one = OneBlobBytes();
 
   auto cache = Open(3 * one);
   v1::CachedResult result;

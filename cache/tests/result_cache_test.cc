@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cache/db_options.h"
+#include "cache/tests/cache_test_base.h"
 #include "common/digest.h"
 #include "common/tests/test_dir.h"
 #include "gmock/gmock.h"
@@ -32,56 +33,24 @@ v1::CachedResult Result(const std::string& id, size_t payload = 100) {
   return value;
 }
 
-class ResultCacheTest : public ::testing::Test {
+class ResultCacheTest : public CacheTestBase {
  protected:
-  std::unique_ptr<ResultCache> Open(int64_t max_bytes = 1LL << 30) {
-    ResultCacheOptions options;
-    options.dir = dir_.Join("cache");
-    options.clock = &clock_;
-    options.ttl = absl::Hours(1);
-    options.max_bytes = max_bytes;
-    // value() fails the test with the status instead of handing back a
-    // null that the next line would crash on.
-    return ResultCache::Open(options).value();
-  }
   bool Has(ResultCache& cache, int i) {
     auto hit = cache.Lookup(Key(i));
     EXPECT_TRUE(hit.ok()) << hit.status();
     return hit.ok() && hit->has_value();
   }
-  // What one Result("probe") entry counts against max_bytes (measured in a
-  // cache that is then removed).
+  // What one Result("probe") entry counts against max_bytes.
   int64_t ProbeEntryBytes() {
-    auto probe = Open();
-    EXPECT_TRUE(probe->Put(Key(0), Result("probe")).ok());
-    const int64_t bytes = probe->Stats().bytes();
-    probe.reset();
-    std::filesystem::remove_all(dir_.Join("cache"));
-    return bytes;
+    return BytesOf([](ResultCache& cache) {
+      EXPECT_TRUE(cache.Put(Key(0), Result("probe")).ok());
+    });
   }
-  // Flips one byte of entry i's stored value through RocksDB directly (the
-  // cache must be closed).
+  // Flips one byte of entry i's stored value (the cache must be closed).
   void CorruptStoredValue(int i) {
-    rocksdb::Options options = CacheDbOptions();
-    std::vector<rocksdb::ColumnFamilyDescriptor> families =
-        CacheColumnFamilies();
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(
-        rocksdb::DB::Open(options, dir_.Join("cache"), families, &handles, &db)
-            .ok());
-    std::string raw_key = *HexToBytes(Key(i));
-    std::string value;
-    ASSERT_TRUE(
-        db->Get(rocksdb::ReadOptions(), handles[0], raw_key, &value).ok());
-    value[value.size() - 5] ^= 0x01;
-    ASSERT_TRUE(
-        db->Put(rocksdb::WriteOptions(), handles[0], raw_key, value).ok());
-    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
-    delete db;
+    RewriteStored(0, *HexToBytes(Key(i)),
+                  [](std::string& value) { value[value.size() - 5] ^= 0x01; });
   }
-  TestDir dir_;
-  FakeClock clock_;
 };
 
 TEST_F(ResultCacheTest, PutThenLookupRoundTrips) {
