@@ -104,8 +104,14 @@ absl::StatusOr<BlobDigest> ParseDigest(absl::string_view hash,
         "digest hash \"", LogSafe(std::string(hash.substr(0, 80))),
         "\" is not 64 lowercase hex characters (only SHA-256 is served)"));
   }
-  if (!absl::SimpleAtoi(size, &digest.size) || digest.size < 0 ||
-      size.empty() || size[0] == '+' || (size.size() > 1 && size[0] == '0')) {
+  // Digits only, as the spec writes sizes: SimpleAtoi alone would take
+  // " 42" or "+42" (found by fuzz_resource_names), names of no digest.
+  const bool decimal =
+      !size.empty() && size.size() <= 19 &&
+      std::all_of(size.begin(), size.end(),
+                  [](char c) { return c >= '0' && c <= '9'; }) &&
+      (size.size() == 1 || size[0] != '0');
+  if (!decimal || !absl::SimpleAtoi(size, &digest.size)) {
     return absl::InvalidArgumentError(
         absl::StrCat("digest size \"", LogSafe(std::string(size.substr(0, 40))),
                      "\" is not a byte count"));

@@ -236,20 +236,26 @@ TEST(ReapiNamesTest, ParsesResourceNames) {
   ASSERT_TRUE(write.ok()) << write.status();
   EXPECT_EQ(write->instance, "i");
   EXPECT_EQ(write->upload_id, "u-1");
+  // Each malformed HASH/SIZE, in a read name and in a write name.
+  const std::string hash = digest.HashHex();
   for (const std::string& bad :
-       {std::string(""), std::string("blobs"), "blobs/" + digest.HashHex(),
-        "blobs/" + digest.HashHex() + "/-1",
-        "blobs/" + digest.HashHex() + "/01",
-        "blobs/" + digest.HashHex().substr(1) + "/1",
-        "uploads/blobs/" + digest.ToString(),
-        "uploads//blobs/" + digest.ToString(),
-        "x/actions/blobs/" + digest.ToString()}) {
-    EXPECT_FALSE(ParseReadResourceName(bad).ok() &&
-                 ParseWriteResourceName(bad).ok())
-        << bad;
+       {hash, hash + "/-1", hash + "/01", hash + "/+1", hash + "/\t42",
+        hash + "/ 42", hash + "/99999999999999999999", hash + "/1e3",
+        hash.substr(1) + "/1", "G" + hash.substr(1) + "/1", std::string()}) {
+    EXPECT_FALSE(ParseReadResourceName("blobs/" + bad).ok()) << bad;
+    EXPECT_FALSE(ParseWriteResourceName("uploads/u/blobs/" + bad).ok()) << bad;
   }
-  EXPECT_FALSE(
-      ParseReadResourceName("uploads/u/blobs/" + digest.ToString()).ok());
+  for (const std::string& bad : {std::string(""), std::string("blobs"),
+                                 "x/actions/blobs/" + digest.ToString(),
+                                 "uploads/u/blobs/" + digest.ToString()}) {
+    EXPECT_FALSE(ParseReadResourceName(bad).ok()) << bad;
+  }
+  for (const std::string& bad :
+       {"uploads/blobs/" + digest.ToString(),
+        "uploads//blobs/" + digest.ToString(), "blobs/" + digest.ToString(),
+        "u/uploads/x/things/" + digest.ToString()}) {
+    EXPECT_FALSE(ParseWriteResourceName(bad).ok()) << bad;
+  }
 }
 
 TEST(ReapiNamesTest, DirectoriesNameSinglePathComponentsInOrder) {
