@@ -68,13 +68,13 @@ def bazel_upload(work, files, total_bytes, address):
     os.makedirs(ws)
     open(os.path.join(ws, "WORKSPACE"), "w").close()
     size = max(1, total_bytes // files)
+    command = (f"mkdir -p $(RULEDIR)/t && for i in $$(seq 0 {files - 1}); do "
+               f"head -c {size} /dev/urandom > $(RULEDIR)/t/f$$(printf %05d $$i).txt; done")
     with open(os.path.join(ws, "BUILD"), "w") as f:
         f.write(f"""genrule(
     name = "tree",
-    outs = ["t/f%05d.txt" % i for i in range({files})],
-    cmd = "mkdir -p $(RULEDIR)/t && for i in $$(seq 0 {files - 1}); do "
-          "head -c {size} /dev/urandom > $(RULEDIR)/t/f$$(printf %05d $$i).txt; "
-          "done",
+    outs = {json.dumps([f"t/f{i:05d}.txt" for i in range(files)])},
+    cmd = {json.dumps(command)},
 )
 """)
     root = os.path.join(work, "bazel-root")
