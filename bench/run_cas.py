@@ -97,10 +97,10 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
     require_build()
-    digests = 20_000 if args.quick else 100_000
+    digests = 5_000 if args.quick else 100_000
     files, tree_bytes = (1_100, 2_100_000) if args.quick else (11_000, 21_000_000)
-    big = (64 if args.quick else 1024) << 20
-    actions = 2_000 if args.quick else 20_000
+    big = (16 if args.quick else 1024) << 20
+    actions = 500 if args.quick else 20_000
     work = tempfile.mkdtemp(prefix="testfleet-cas-bench-", dir=os.environ.get("TMPDIR"))
     server, address = start_cache(work)
     try:
