@@ -77,17 +77,6 @@ rocksdb::Slice AsSlice(const std::array<char, 32>& hash) {
   return rocksdb::Slice(hash.data(), hash.size());
 }
 
-absl::Status StoreError(const rocksdb::Status& s, const std::string& dir) {
-  if (IsDiskFull(s)) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cache dir ", dir, " is out of disk space (", s.ToString(),
-                     "); free space there or lower its size "
-                     "limit"));
-  }
-  return absl::InternalError(
-      absl::StrCat("cache dir ", dir, ": ", s.ToString()));
-}
-
 }  // namespace
 
 std::string ResultCache::ChunkKey(const RawKey& hash, uint64_t generation,
@@ -130,7 +119,7 @@ absl::Status ResultCache::LoadBlobIndex(std::vector<IndexRecord>* records) {
     record.generation = GetBigEndian(value.data() + 24, 8);
     record.bytes = BlobEntryBytes(record.blob_size);
   }
-  if (!it->status().ok()) return StoreError(it->status(), options_.dir);
+  if (!it->status().ok()) return CacheDirError(it->status(), options_.dir);
   return absl::OkStatus();
 }
 
@@ -155,12 +144,12 @@ absl::Status ResultCache::RemoveOrphanChunks(
       continue;
     batch.Delete(handles_[2], key);
   }
-  if (!it->status().ok()) return StoreError(it->status(), options_.dir);
+  if (!it->status().ok()) return CacheDirError(it->status(), options_.dir);
   if (batch.Count() == 0) return absl::OkStatus();
   spdlog::warn("result cache {}: removed {} chunks of unfinished uploads",
                options_.dir, batch.Count());
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return StoreError(s, options_.dir);
+  if (!s.ok()) return CacheDirError(s, options_.dir);
   return absl::OkStatus();
 }
 
@@ -208,8 +197,9 @@ absl::Status ResultCache::PutBlob(const BlobDigest& digest,
 
 absl::StatusOr<std::optional<std::string>> ResultCache::ReadBlob(
     const BlobDigest& digest) {
+  // Not reserved from digest.size: that is the client's claim until the
+  // blob is found (GetTree's root, a batch read).
   std::string content;
-  content.reserve(static_cast<size_t>(digest.size));
   absl::Status read = StreamBlob(digest, 0, 0, [&](absl::string_view bytes) {
     content.append(bytes.data(), bytes.size());
     return true;
@@ -268,7 +258,7 @@ absl::Status ResultCache::StreamBlob(
                         value.size() - kChunkHeader);
     if (!intact) {
       if (!s.ok() && !s.IsNotFound() && !s.IsCorruption())
-        return StoreError(s, options_.dir);
+        return CacheDirError(s, options_.dir);
       spdlog::warn("result cache: blob {} chunk {} is {} on disk; deleted",
                    digest.ToString(), chunk, s.ok() ? "damaged" : s.ToString());
       RETURN_IF_ERROR(DropDamagedBlob(digest, generation));
@@ -387,14 +377,14 @@ absl::Status ResultCache::BlobWriter::WriteChunk(absl::string_view payload,
     rocksdb::WriteOptions write;
     write.disableWAL = unlogged;
     rocksdb::Status s = cache_->db_->Write(write, &batch);
-    if (!s.ok()) return StoreError(s, cache_->options_.dir);
+    if (!s.ok()) return CacheDirError(s, cache_->options_.dir);
     return absl::OkStatus();
   }
   if (unlogged) {
     rocksdb::FlushOptions flush;
     flush.wait = true;
     rocksdb::Status s = cache_->db_->Flush(flush, cache_->handles_[2]);
-    if (!s.ok()) return StoreError(s, cache_->options_.dir);
+    if (!s.ok()) return CacheDirError(s, cache_->options_.dir);
   }
   // The metadata makes the chunks a blob: written with the last of them,
   // and entered in the index, under commit_mu_ so that two uploads of one
@@ -422,7 +412,7 @@ absl::Status ResultCache::BlobWriter::WriteChunk(absl::string_view payload,
   batch.Put(cache_->handles_[1], rocksdb::Slice(key.data(), key.size()),
             EncodeBlobMeta(meta));
   rocksdb::Status s = cache_->db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return StoreError(s, cache_->options_.dir);
+  if (!s.ok()) return CacheDirError(s, cache_->options_.dir);
   {
     absl::MutexLock lock(&cache_->mu_);
     auto old = cache_->index_.find(key);
@@ -516,7 +506,7 @@ absl::StatusOr<std::optional<reapi::ActionResult>> ResultCache::GetActionResult(
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[3],
                                AsSlice(action.hash), &value);
   if (!s.ok() && !s.IsNotFound() && !s.IsCorruption())
-    return StoreError(s, options_.dir);
+    return CacheDirError(s, options_.dir);
   absl::string_view payload;
   reapi::ActionResult result;
   const bool intact =
@@ -557,7 +547,7 @@ absl::Status ResultCache::PutActionResult(const BlobDigest& action,
   const std::string value = EncodeValue(result, now, expires);
   rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), handles_[3],
                                AsSlice(action.hash), value);
-  if (!s.ok()) return StoreError(s, options_.dir);
+  if (!s.ok()) return CacheDirError(s, options_.dir);
   std::vector<DiskKey> victims;
   {
     absl::MutexLock lock(&mu_);

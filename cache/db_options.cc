@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "rocksdb/memtablerep.h"
 #include "spdlog/spdlog.h"
 
@@ -45,6 +46,24 @@ bool IsDiskFull(const rocksdb::Status& s) {
 std::shared_ptr<rocksdb::Logger> RocksDbLogger() {
   static const auto logger = std::make_shared<SpdlogLogger>();
   return logger;
+}
+
+absl::Status CacheDirError(const rocksdb::Status& s, const std::string& dir) {
+  std::string message = s.ToString();
+  // RocksDB says "While lock file: DIR/LOCK: Resource temporarily
+  // unavailable"; a plain "lock" would also match "block" in a corruption.
+  if (IsLockHeld(s)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cache dir ", dir,
+        " is in use by another process (RocksDB LOCK is held); stop that "
+        "process or choose another cache dir"));
+  }
+  if (IsDiskFull(s)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cache dir ", dir, " is out of disk space (", message,
+                     "); free space there or lower its size limit"));
+  }
+  return absl::InternalError(absl::StrCat("cache dir ", dir, ": ", message));
 }
 
 rocksdb::Options CacheDbOptions() {

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 
@@ -17,6 +19,10 @@ bool IsLockHeld(const rocksdb::Status& s);
 /// Whether `s` says the disk is full (RocksDB does not always set the
 /// NoSpace subcode on an ENOSPC it passes through).
 bool IsDiskFull(const rocksdb::Status& s);
+
+/// A RocksDB error on the cache folder `dir` as a status saying what to do:
+/// another process holds it, the disk is full, or what RocksDB said.
+absl::Status CacheDirError(const rocksdb::Status& s, const std::string& dir);
 
 /// RocksDB options of the result cache: point lookups (bloom filters, a block
 /// cache), WAL on. Shared with the benchmark's raw-RocksDB baseline so both

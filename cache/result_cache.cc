@@ -85,24 +85,6 @@ rocksdb::Slice AsSlice(const std::array<char, 33>& key) {
   return rocksdb::Slice(key.data(), key.size());
 }
 
-absl::Status DbError(const rocksdb::Status& s, const std::string& dir) {
-  std::string message = s.ToString();
-  // RocksDB says "While lock file: DIR/LOCK: Resource temporarily
-  // unavailable"; a plain "lock" would also match "block" in a corruption.
-  if (IsLockHeld(s)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cache dir ", dir,
-        " is in use by another process (RocksDB LOCK is held); stop that "
-        "process or choose another cache dir"));
-  }
-  if (IsDiskFull(s)) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cache dir ", dir, " is out of disk space (", message,
-                     "); free space there or lower its size limit"));
-  }
-  return absl::InternalError(absl::StrCat("cache dir ", dir, ": ", message));
-}
-
 }  // namespace
 
 ResultCache::IndexKey ResultCache::MakeIndexKey(char kind, const RawKey& hash) {
@@ -195,14 +177,14 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(
   rocksdb::DB* db = nullptr;
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, dir, families, &cache->handles_, &db);
-  if (!s.ok()) return DbError(s, dir);
+  if (!s.ok()) return CacheDirError(s, dir);
   cache->db_.reset(db);
 
   rocksdb::Slice marker_key(kFormatMarkerKey, kFormatMarkerKeySize);
   if (fresh) {
     s = db->Put(rocksdb::WriteOptions(), cache->handles_[1], marker_key,
                 kFormatVersion);
-    if (!s.ok()) return DbError(s, dir);
+    if (!s.ok()) return CacheDirError(s, dir);
   } else {
     std::string version;
     s = db->Get(rocksdb::ReadOptions(), cache->handles_[1], marker_key,
@@ -220,7 +202,7 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(
       cache.reset();
       rocksdb::Status destroyed =
           rocksdb::DestroyDB(dir, db_options, CacheColumnFamilies());
-      if (!destroyed.ok()) return DbError(destroyed, dir);
+      if (!destroyed.ok()) return CacheDirError(destroyed, dir);
       return Open(options);
     }
     if (!s.ok() || version != kFormatVersion) {
@@ -240,7 +222,7 @@ absl::StatusOr<std::unique_ptr<ResultCache>> ResultCache::Open(
   rocksdb::WriteOptions sync;
   sync.sync = true;
   s = db->Put(sync, cache->handles_[1], clean_key, "0");
-  if (!s.ok()) return DbError(s, dir);
+  if (!s.ok()) return CacheDirError(s, dir);
   RETURN_IF_ERROR(closed_cleanly ? cache->LoadIndex() : cache->RebuildIndex());
   return cache;
 }
@@ -281,7 +263,7 @@ absl::Status ResultCache::LoadIndex() {
     record.expires_ms = GetInt64(value.data() + 16);
     records.push_back(record);
   }
-  if (!it->status().ok()) return DbError(it->status(), options_.dir);
+  if (!it->status().ok()) return CacheDirError(it->status(), options_.dir);
   RETURN_IF_ERROR(LoadBlobIndex(&records));
   return InstallIndex(std::move(records), /*persist=*/false);
 }
@@ -328,7 +310,7 @@ absl::Status ResultCache::RebuildIndex() {
           known != access.end() ? known->second : GetInt64(value.data() + 16);
       records.push_back(record);
     }
-    if (!it->status().ok()) return DbError(it->status(), options_.dir);
+    if (!it->status().ok()) return CacheDirError(it->status(), options_.dir);
   }
   RETURN_IF_ERROR(LoadBlobIndex(&records));
   RETURN_IF_ERROR(RemoveOrphanChunks(records));
@@ -504,7 +486,7 @@ absl::Status ResultCache::DeleteFromDisk(absl::Span<const DiskKey> keys) {
     }
   }
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return DbError(s, options_.dir);
+  if (!s.ok()) return CacheDirError(s, options_.dir);
   return absl::OkStatus();
 }
 
@@ -571,7 +553,7 @@ ResultCache::FetchOutcome ResultCache::Fetch(
       continue;
     }
     if (!statuses[j].ok() && !statuses[j].IsNotFound()) {
-      outcome.error = DbError(statuses[j], options_.dir);
+      outcome.error = CacheDirError(statuses[j], options_.dir);
       return outcome;
     }
     std::optional<v1::CachedResult>& result = results[wanted[j]];
@@ -728,7 +710,7 @@ absl::Status ResultCache::Store(const std::vector<Encoded>& entries,
               entry.value);
   }
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return DbError(s, options_.dir);
+  if (!s.ok()) return CacheDirError(s, options_.dir);
 
   std::vector<DiskKey> victims;
   bool flush_due = false;
@@ -802,7 +784,7 @@ absl::StatusOr<int64_t> ResultCache::PurgeWriter(const std::string& writer) {
     std::memcpy(key.data(), it->key().data(), sizeof(RawKey));
     written.push_back(key);
   }
-  if (!it->status().ok()) return DbError(it->status(), options_.dir);
+  if (!it->status().ok()) return CacheDirError(it->status(), options_.dir);
   {
     absl::MutexLock lock(&mu_);
     for (const RawKey& key : written)
@@ -881,7 +863,7 @@ absl::StatusOr<int64_t> ResultCache::FlushMetadata() {
   }
   if (batch.Count() == 0) return 0;
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return DbError(s, options_.dir);
+  if (!s.ok()) return CacheDirError(s, options_.dir);
   return static_cast<int64_t>(batch.Count());
 }
 

@@ -60,6 +60,10 @@ TEST_F(BlobStoreTest, StoresChecksAndReadsBlobs) {
               ElementsAre(false, false, true));
   EXPECT_EQ(cache->ReadBlob(BlobDigest::Empty())->value(), "");
   EXPECT_FALSE(cache->ReadBlob(stranger)->has_value());
+  // A client's claimed size is not trusted before the blob is found.
+  BlobDigest huge = stranger;
+  huge.size = int64_t{1} << 60;
+  EXPECT_FALSE(cache->ReadBlob(huge)->has_value());
   // A blob whose content is not its digest's is refused and not stored.
   BlobDigest lie = stranger;
   lie.size = 5;

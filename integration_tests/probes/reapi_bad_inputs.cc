@@ -259,6 +259,12 @@ int main(int argc, char** argv) {
        [&] { return GetTree(stubs, directory_named("etc/passwd")); }},
       {"GetTree: root not stored", grpc::StatusCode::NOT_FOUND,
        [&] { return GetTree(stubs, fresh); }},
+      {"GetTree: root claiming 2^60 bytes", grpc::StatusCode::NOT_FOUND,
+       [&] {
+         BlobDigest claim = fresh;
+         claim.size = int64_t{1} << 60;
+         return GetTree(stubs, claim);
+       }},
       {"unknown instance name", grpc::StatusCode::INVALID_ARGUMENT,
        [&] {
          grpc::ClientContext context;
