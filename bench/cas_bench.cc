@@ -93,11 +93,11 @@ json UploadTree(CasClient& cas, const std::string& dir) {
   }
   const double hash_s = Seconds(start);
   const absl::Time upload = absl::Now();
-  const int64_t sent = Check(cas.UploadMissing(blobs));
+  const int64_t sent = Check(cas.UploadMissing(blobs)).bytes;
   const double upload_s = Seconds(upload);
   // A second pass finds everything present and sends nothing.
   const absl::Time again = absl::Now();
-  const int64_t resent = Check(cas.UploadMissing(blobs));
+  const int64_t resent = Check(cas.UploadMissing(blobs)).bytes;
   return {{"files", blobs.size()},
           {"bytes", bytes},
           {"sent_bytes", sent},

@@ -58,6 +58,29 @@ absl::Status InParallel(const std::vector<Item>& items, Work work) {
   return first;
 }
 
+// Splits `items` into batches whose blobs, with their framing, stay under
+// `limit` bytes, and those too large for any batch (sent by ByteStream).
+template <typename Item, typename SizeOf>
+void SplitIntoBatches(const std::vector<Item>& items, int64_t limit,
+                      SizeOf size_of, std::vector<std::vector<Item>>& batches,
+                      std::vector<Item>& streamed) {
+  constexpr int64_t kOverhead = 100;  // the digest and field tags
+  int64_t batch_bytes = limit;        // no open batch yet
+  for (const Item& item : items) {
+    const int64_t cost = size_of(item) + kOverhead;
+    if (cost > limit) {
+      streamed.push_back(item);
+      continue;
+    }
+    if (batch_bytes + cost > limit) {
+      batches.emplace_back();
+      batch_bytes = 0;
+    }
+    batches.back().push_back(item);
+    batch_bytes += cost;
+  }
+}
+
 }  // namespace
 
 CasClient::CasClient(std::shared_ptr<grpc::Channel> channel,
@@ -137,7 +160,7 @@ absl::Status CasClient::UploadBatch(
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> CasClient::UploadMissing(
+absl::StatusOr<Uploaded> CasClient::UploadMissing(
     const std::vector<BlobSource>& blobs) {
   std::vector<BlobDigest> digests;
   digests.reserve(blobs.size());
@@ -146,27 +169,20 @@ absl::StatusOr<int64_t> CasClient::UploadMissing(
   ASSIGN_OR_RETURN(const int64_t limit, MaxBatchBytes());
   absl::flat_hash_set<std::string> wanted;
   for (const BlobDigest& digest : missing) wanted.insert(digest.ToString());
-  // Per-blob framing in a batch: the digest and field tags.
-  constexpr int64_t kOverhead = 100;
-  std::vector<std::vector<const BlobSource*>> batches(1);
-  std::vector<const BlobSource*> streamed;
-  int64_t batch_bytes = 0, sent = 0;
-  for (const BlobSource& blob : blobs) {
+  std::vector<const BlobSource*> to_send;
+  Uploaded sent;
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    const BlobSource& blob = blobs[i];
     if (!wanted.erase(blob.digest.ToString())) continue;  // present, or twice
-    sent += blob.digest.size;
-    const int64_t cost = blob.digest.size + kOverhead;
-    if (cost > limit) {
-      streamed.push_back(&blob);
-      continue;
-    }
-    if (batch_bytes + cost > limit) {
-      batches.emplace_back();
-      batch_bytes = 0;
-    }
-    batches.back().push_back(&blob);
-    batch_bytes += cost;
+    sent.bytes += blob.digest.size;
+    sent.sent.push_back(i);
+    to_send.push_back(&blob);
   }
-  if (batches.back().empty()) batches.pop_back();
+  std::vector<std::vector<const BlobSource*>> batches;
+  std::vector<const BlobSource*> streamed;
+  SplitIntoBatches(
+      to_send, limit, [](const BlobSource* blob) { return blob->digest.size; },
+      batches, streamed);
   RETURN_IF_ERROR(InParallel(
       batches, [&](const auto& batch) { return UploadBatch(batch); }));
   RETURN_IF_ERROR(InParallel(
@@ -218,6 +234,82 @@ absl::Status CasClient::Write(const BlobSource& source) {
                      " committed ", response.committed_size(), " bytes"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CasClient::ReadBatch(const std::vector<BlobDigest>& digests,
+                                  const std::vector<size_t>& indexes,
+                                  std::vector<std::string>& out) {
+  reapi::BatchReadBlobsRequest request;
+  request.set_instance_name(instance_);
+  for (size_t index : indexes)
+    *request.add_digests() = digests[index].ToProto();
+  reapi::BatchReadBlobsResponse response;
+  grpc::ClientContext context;
+  RETURN_IF_ERROR(FromGrpc(cas_->BatchReadBlobs(&context, request, &response),
+                           "REAPI BatchReadBlobs"));
+  if (response.responses_size() != static_cast<int>(indexes.size())) {
+    return absl::DataLossError(
+        absl::StrCat("BatchReadBlobs answered ", response.responses_size(),
+                     " of ", indexes.size(), " blobs"));
+  }
+  for (size_t i = 0; i < indexes.size(); ++i) {
+    auto* answer = response.mutable_responses(static_cast<int>(i));
+    const BlobDigest& wanted = digests[indexes[i]];
+    if (answer->status().code() != 0) {
+      return absl::Status(
+          static_cast<absl::StatusCode>(answer->status().code()),
+          absl::StrCat("reading blob ", wanted.ToString(), ": ",
+                       answer->status().message()));
+    }
+    if (!(BlobDigest::Of(answer->data()) == wanted)) {
+      return absl::DataLossError(absl::StrCat(
+          "BatchReadBlobs gave other bytes for ", wanted.ToString()));
+    }
+    out[indexes[i]] = std::move(*answer->mutable_data());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CasClient::ReadStreamed(const BlobDigest& digest) {
+  grpc::ClientContext context;
+  bytestream::ReadRequest request;
+  request.set_resource_name(absl::StrCat(
+      instance_.empty() ? "" : instance_ + "/", "blobs/", digest.ToString()));
+  auto reader = byte_stream_->Read(&context, request);
+  std::string content;
+  bytestream::ReadResponse response;
+  while (reader->Read(&response) &&
+         static_cast<int64_t>(content.size()) <= digest.size) {
+    content += response.data();
+  }
+  RETURN_IF_ERROR(FromGrpc(reader->Finish(), "REAPI ByteStream.Read"));
+  if (!(BlobDigest::Of(content) == digest)) {
+    return absl::DataLossError(absl::StrCat("ByteStream.Read of ",
+                                            digest.ToString(),
+                                            " gave other bytes"));
+  }
+  return content;
+}
+
+absl::StatusOr<std::vector<std::string>> CasClient::ReadBlobs(
+    const std::vector<BlobDigest>& digests) {
+  std::vector<std::string> out(digests.size());
+  ASSIGN_OR_RETURN(const int64_t limit, MaxBatchBytes());
+  std::vector<size_t> indexes(digests.size());
+  for (size_t i = 0; i < indexes.size(); ++i) indexes[i] = i;
+  std::vector<std::vector<size_t>> batches;
+  std::vector<size_t> streamed;
+  SplitIntoBatches(
+      indexes, limit, [&](size_t i) { return digests[i].size; }, batches,
+      streamed);
+  RETURN_IF_ERROR(InParallel(batches, [&](const std::vector<size_t>& batch) {
+    return ReadBatch(digests, batch, out);
+  }));
+  RETURN_IF_ERROR(InParallel(streamed, [&](size_t index) -> absl::Status {
+    ASSIGN_OR_RETURN(out[index], ReadStreamed(digests[index]));
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 absl::Status CasClient::ReadToFile(const BlobDigest& digest,

@@ -21,12 +21,18 @@ struct BlobSource {
   std::string content;
 };
 
+/// What UploadMissing sent.
+struct Uploaded {
+  int64_t bytes = 0;
+  std::vector<size_t> sent;  // indexes into the blobs given
+};
+
 /// Testfleet's client of a REAPI content-addressable store. It makes only
 /// standard calls (FindMissingBlobs, BatchUpdateBlobs, ByteStream), so it
 /// works against any REAPI server, not just ours.
 ///
 ///   CasClient cas(MakeChannel("cache:7071"));
-///   ASSIGN_OR_RETURN(int64_t sent, cas.UploadMissing(sources));
+///   ASSIGN_OR_RETURN(Uploaded sent, cas.UploadMissing(sources));
 class CasClient {
  public:
   explicit CasClient(std::shared_ptr<grpc::Channel> channel,
@@ -38,16 +44,25 @@ class CasClient {
       absl::Span<const BlobDigest> digests);
   /// Uploads those of `blobs` the store lacks: small ones in batches under
   /// the server's limit (Capabilities), large ones by ByteStream, several
-  /// requests at a time. Returns how many bytes were sent.
-  absl::StatusOr<int64_t> UploadMissing(const std::vector<BlobSource>& blobs);
+  /// requests at a time. Returns what was sent.
+  absl::StatusOr<Uploaded> UploadMissing(const std::vector<BlobSource>& blobs);
   /// One blob by ByteStream, read from `source` a chunk at a time.
   absl::Status Write(const BlobSource& source);
   /// One blob by ByteStream into a file (replaced), its digest checked.
   absl::Status ReadToFile(const BlobDigest& digest, const std::string& path);
+  /// The contents of `digests`, in order, each checked against its digest:
+  /// in batches under the server's limit, several at a time; a blob too
+  /// large for a batch by ByteStream. NOT_FOUND names a blob the store lacks.
+  absl::StatusOr<std::vector<std::string>> ReadBlobs(
+      const std::vector<BlobDigest>& digests);
 
  private:
   absl::StatusOr<int64_t> MaxBatchBytes();
   absl::Status UploadBatch(const std::vector<const BlobSource*>& batch);
+  absl::Status ReadBatch(const std::vector<BlobDigest>& digests,
+                         const std::vector<size_t>& indexes,
+                         std::vector<std::string>& out);
+  absl::StatusOr<std::string> ReadStreamed(const BlobDigest& digest);
 
   std::shared_ptr<grpc::Channel> channel_;
   std::string instance_;

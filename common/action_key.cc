@@ -69,6 +69,8 @@ v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
   // test that caches its failures must not be served by (or serve) one
   // that does not.
   if (spec.cache_failures()) encoder.Field('f', "cache_failures");
+  // Likewise: a result lists the outputs its test declared.
+  for (const std::string& output : spec.outputs()) encoder.Field('O', output);
 
   encoder.Field('o', platform.os());
   encoder.Field('r', platform.arch());

@@ -46,6 +46,7 @@ absl::StatusOr<v1::InputDigest> FileDigester::Digest(
   v1::InputDigest digest;
   digest.set_path(relative_path);
   digest.set_size_bytes(st.st_size);
+  digest.set_executable((st.st_mode & S_IXUSR) != 0);
   {
     absl::MutexLock lock(&mu_);
     auto it = memo_.find(path);

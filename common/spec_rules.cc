@@ -127,6 +127,11 @@ std::string NormalizePath(absl::string_view path) {
   return normal;
 }
 
+std::string ResolveIn(const std::string& folder, const std::string& path) {
+  if (!path.empty() && path[0] == '/') return NormalizePath(path);
+  return NormalizePath(folder + "/" + path);
+}
+
 absl::StatusOr<std::string> ResolvePath(const std::string& path) {
   std::error_code ec;
   std::filesystem::path real = std::filesystem::canonical(path, ec);
@@ -168,6 +173,31 @@ absl::Status CheckTestSpec(const v1::TestSpec& test, int index,
                            bool allow_outside) {
   const std::string field = absl::StrCat("tests[", index, "]");
   RETURN_IF_ERROR(At(field + ".id", CheckTestId(test.id())));
+  // A test that travels with its input tree reads nothing of the worker's:
+  // its paths may lead anywhere in the sandbox.
+  if (!test.input_root().empty()) {
+    const size_t slash = test.input_root().find('/');
+    if (slash != 64 || !IsSha256Hex(test.input_root().substr(0, 64)) ||
+        test.input_root().find_first_not_of("0123456789", slash + 1) !=
+            std::string::npos ||
+        test.input_root().size() == slash + 1 ||
+        test.input_root().size() > slash + 19) {
+      return At(field + ".input_root", Invalid("is not HASH/SIZE"));
+    }
+    allow_outside = true;
+  }
+  if (!test.exec_root().empty() &&
+      (test.exec_root()[0] != '/' ||
+       NormalizePath(test.exec_root()) != test.exec_root() ||
+       !CheckNoNul(test.exec_root()).ok())) {
+    return At(field + ".exec_root",
+              Invalid("is not an absolute, normalized path"));
+  }
+  for (int i = 0; i < test.outputs_size(); ++i) {
+    const std::string& output = test.outputs(i);
+    RETURN_IF_ERROR(At(absl::StrCat(field, ".outputs[", i, "]"),
+                       CheckInsidePath(output, output, false)));
+  }
   if (test.argv_size() == 0) return At(field + ".cmd", Invalid("is empty"));
   if (test.argv(0).empty()) {
     return At(field + ".cmd[0]", Invalid("is an empty program name"));

@@ -43,6 +43,9 @@ absl::Status CheckInsidePath(absl::string_view path, absl::string_view shown,
                              bool allow_outside);
 /// The lexically normal form of `path` ("." for the folder itself).
 std::string NormalizePath(absl::string_view path);
+/// `path` (relative to the absolute `folder`, or absolute) as an absolute,
+/// lexically normal path.
+std::string ResolveIn(const std::string& folder, const std::string& path);
 
 /// `path` with every symbolic link followed; an error saying why (only the
 /// reason: the caller names the path) when it does not resolve.

@@ -41,6 +41,7 @@ struct TestDefaults {
   std::map<std::string, std::string> env;
   bool cache_failures = false;
   double regression_tolerance = 0;  // 0: the coordinator's default
+  std::vector<std::string> outputs;
 };
 
 class SuiteParser {
@@ -80,6 +81,9 @@ class SuiteParser {
                                   int64_t min, int64_t max) const;
   absl::StatusOr<bool> Bool(const json& value, const std::string& field) const;
   // A fraction: 0.2 or "20%".
+  // An `outputs` list: paths or globs inside the working directory.
+  absl::StatusOr<std::vector<std::string>> Outputs(
+      const json& value, const std::string& field) const;
   absl::StatusOr<double> Tolerance(const json& value,
                                    const std::string& field) const;
   absl::StatusOr<int64_t> DurationMs(const json& value,
@@ -332,7 +336,8 @@ absl::Status SuiteParser::Defaults(const json& value,
                                    TestDefaults& defaults) const {
   RETURN_IF_ERROR(CheckKeys(value, "defaults",
                             {"timeout", "memory_limit", "retries", "cwd", "env",
-                             "cache_failures", "regression_tolerance"}));
+                             "cache_failures", "regression_tolerance",
+                             "outputs"}));
   for (const auto& item : value.items()) {
     const std::string field = "defaults." + item.key();
     const json& v = item.value();
@@ -351,9 +356,29 @@ absl::Status SuiteParser::Defaults(const json& value,
       ASSIGN_OR_RETURN(defaults.cache_failures, Bool(v, field));
     } else if (item.key() == "regression_tolerance") {
       ASSIGN_OR_RETURN(defaults.regression_tolerance, Tolerance(v, field));
+    } else if (item.key() == "outputs") {
+      ASSIGN_OR_RETURN(defaults.outputs, Outputs(v, field));
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> SuiteParser::Outputs(
+    const json& value, const std::string& field) const {
+  if (!value.is_array()) {
+    return Error(field, absl::StrCat("expected an array of paths, found ",
+                                     TypeName(value)));
+  }
+  std::vector<std::string> outputs;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string item = absl::StrCat(field, "[", i, "]");
+    ASSIGN_OR_RETURN(std::string path, String(value[i], item));
+    // Relative to the working directory and inside it: outputs are what
+    // the test leaves in its own folder.
+    RETURN_IF_ERROR(Rule(item, CheckInsidePath(path, path, false)));
+    outputs.push_back(std::move(path));
+  }
+  return outputs;
 }
 
 // Every regular file below `dir` (relative to the suite folder), sorted. A
@@ -459,7 +484,7 @@ absl::Status SuiteParser::Test(
       CheckKeys(value, field,
                 {"id", "cmd", "priority", "timeout", "memory_limit", "retries",
                  "cwd", "env", "inputs", "tags", "cache_failures", "expected",
-                 "regression_tolerance"}));
+                 "regression_tolerance", "outputs", "disabled"}));
   if (!value.contains("id")) return Error(field, "missing \"id\"");
   if (!value.contains("cmd")) return Error(field, "missing \"cmd\"");
   spec.set_timeout_ms(defaults.timeout_ms);
@@ -470,6 +495,7 @@ absl::Status SuiteParser::Test(
   spec.set_regression_tolerance(defaults.regression_tolerance);
   std::map<std::string, std::string> env = defaults.env;
   std::map<std::string, v1::InputDigest> inputs = suite_inputs;
+  std::vector<std::string> outputs = defaults.outputs;
   for (const auto& item : value.items()) {
     const std::string f = field + "." + item.key();
     const json& v = item.value();
@@ -532,8 +558,14 @@ absl::Status SuiteParser::Test(
     } else if (key == "regression_tolerance") {
       ASSIGN_OR_RETURN(double tolerance, Tolerance(v, f));
       spec.set_regression_tolerance(tolerance);
+    } else if (key == "outputs") {
+      ASSIGN_OR_RETURN(outputs, Outputs(v, f));
+    } else if (key == "disabled") {
+      ASSIGN_OR_RETURN(bool disabled, Bool(v, f));
+      spec.set_disabled(disabled);
     }
   }
+  for (std::string& output : outputs) spec.add_outputs(std::move(output));
   spec.mutable_env()->insert(env.begin(), env.end());
   for (auto& [path, digest] : inputs) *spec.add_inputs() = digest;
   return absl::OkStatus();

@@ -23,6 +23,7 @@
 #include "common/units.h"
 #include "coordctl/html_report.h"
 #include "coordctl/importers.h"
+#include "coordctl/transfer.h"
 #include "coordctl/progress.h"
 #include "coordctl/reports.h"
 #include "coordinator/server.h"
@@ -73,18 +74,32 @@ absl::StatusOr<std::optional<nlohmann::json>> Imported(
   return std::nullopt;
 }
 
-// Reads and hashes the suite, with the digest memo kept under the cache root
-// so unchanged inputs are not hashed again at every submit.
-absl::StatusOr<LoadedSuite> LoadForSubmit(const SuiteSource& source,
-                                          const std::string& cache_root,
-                                          const std::string& platform_tag) {
-  FileDigester digester;
-  std::error_code ec;
-  std::filesystem::create_directories(cache_root, ec);
-  const std::string memo = cache_root + "/digests.pb";
-  if (absl::Status loaded = digester.Load(memo); !loaded.ok()) {
-    spdlog::warn("{}", std::string(loaded.message()));
+// A digester with the memo kept under the cache root, loaded now and saved
+// when done, so unchanged inputs are not hashed again at every submit.
+class MemoizedDigester {
+ public:
+  explicit MemoizedDigester(const std::string& cache_root)
+      : memo_(cache_root + "/digests.pb") {
+    std::filesystem::create_directories(cache_root, error_);
+    if (absl::Status loaded = digester_.Load(memo_); !loaded.ok()) {
+      spdlog::warn("{}", std::string(loaded.message()));
+    }
   }
+  ~MemoizedDigester() {
+    if (!error_) (void)digester_.Save(memo_);  // unwritable: only costs time
+  }
+  FileDigester& get() { return digester_; }
+
+ private:
+  const std::string memo_;
+  std::error_code error_;
+  FileDigester digester_;
+};
+
+// Reads and hashes the suite.
+absl::StatusOr<LoadedSuite> LoadForSubmit(const SuiteSource& source,
+                                          FileDigester& digester,
+                                          const std::string& platform_tag) {
   // Imported suites live where their tests do: the build tree, the binary's
   // folder.
   std::error_code absolute_error;
@@ -129,12 +144,25 @@ absl::StatusOr<LoadedSuite> LoadForSubmit(const SuiteSource& source,
   char host[256] = "";
   gethostname(host, sizeof(host) - 1);
   suite->spec.set_submitted_from(absl::StrCat(host, ":", origin));
-  if (!ec) (void)digester.Save(memo);  // a memo we cannot write only costs time
   return suite;
 }
 
+// `channel` reaches the blob store holding the tests' outputs.
 absl::Status WriteReports(const v1::SuiteReport& report,
-                          const ReportOutputs& outputs) {
+                          const ReportOutputs& outputs,
+                          const std::shared_ptr<grpc::Channel>& channel) {
+  if (!outputs.files.empty()) {
+    CasClient cas(channel);
+    absl::StatusOr<int> downloaded =
+        DownloadOutputs(report, outputs.files, cas);
+    if (!downloaded.ok()) {
+      return absl::Status(downloaded.status().code(),
+                          absl::StrCat("downloading the outputs: ",
+                                       downloaded.status().message()));
+    }
+    std::fprintf(stderr, "outputs: %d files in %s\n", *downloaded,
+                 outputs.files.c_str());
+  }
   if (!outputs.json.empty()) {
     if (auto s = WriteFileAtomically(outputs.json, JsonReport(report)); !s.ok())
       return s;
@@ -145,7 +173,16 @@ absl::Status WriteReports(const v1::SuiteReport& report,
       return s;
   }
   if (!outputs.html.empty()) {
-    if (auto s = WriteFileAtomically(outputs.html, HtmlReport(report)); !s.ok())
+    // Links to the outputs, relative to the page, when they were downloaded.
+    const std::string links =
+        outputs.files.empty()
+            ? std::string()
+            : std::filesystem::absolute(outputs.files)
+                  .lexically_relative(std::filesystem::absolute(outputs.html)
+                                          .parent_path())
+                  .string();
+    if (auto s = WriteFileAtomically(outputs.html, HtmlReport(report, links));
+        !s.ok())
       return s;
   }
   return absl::OkStatus();
@@ -241,10 +278,12 @@ absl::StatusOr<v1::SuiteReport> WatchToEnd(v1::Coordinator::Stub& stub,
 }
 
 int Finish(const v1::SuiteReport& report, const ReportOutputs& outputs,
+           const std::shared_ptr<grpc::Channel>& channel,
            bool fail_on_regression = false) {
   std::fputs(SummaryText(report).c_str(), stdout);
   std::fflush(stdout);
-  if (absl::Status written = WriteReports(report, outputs); !written.ok()) {
+  if (absl::Status written = WriteReports(report, outputs, channel);
+      !written.ok()) {
     return Fail(kExitInfrastructure, written);
   }
   const int code = ExitCodeOf(report);
@@ -290,8 +329,9 @@ int CodeFor(const absl::Status& status) {
 
 int RunCommand(const RunOptions& options) {
   const std::string cache_root = CacheRoot(options.cache_dir);
+  MemoizedDigester digester(cache_root);
   absl::StatusOr<LoadedSuite> suite =
-      LoadForSubmit(options.source, cache_root, options.platform_tag);
+      LoadForSubmit(options.source, digester.get(), options.platform_tag);
   if (!suite.ok()) return Fail(kExitUsage, suite.status());
 
   CoordinatorServerConfig config;
@@ -360,19 +400,53 @@ int RunCommand(const RunOptions& options) {
   }
   for (auto& worker : workers) worker->Stop();  // cancels their long polls
   for (auto& thread : threads) thread.join();
+  // While the embedded store still serves the outputs.
+  const int code =
+      report.ok() ? Finish(*report, options.outputs,
+                           (*server)->InProcessChannel(),
+                           options.fail_on_regression)
+                  : Fail(CodeFor(report.status()), report.status());
   (*server)->Shutdown();
   server->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
-  if (!report.ok()) return Fail(CodeFor(report.status()), report.status());
-  return Finish(*report, options.outputs, options.fail_on_regression);
+  return code;
 }
 
 int SubmitCommand(const SubmitOptions& options) {
-  absl::StatusOr<LoadedSuite> suite = LoadForSubmit(
-      options.source, CacheRoot(options.cache_dir), options.platform_tag);
+  MemoizedDigester digester(CacheRoot(options.cache_dir));
+  absl::StatusOr<LoadedSuite> suite =
+      LoadForSubmit(options.source, digester.get(), options.platform_tag);
   if (!suite.ok()) return Fail(kExitUsage, suite.status());
   if (options.priority) suite->spec.set_priority(*options.priority);
-  auto stub = v1::Coordinator::NewStub(MakeChannel(options.coordinator));
+  auto channel = MakeChannel(options.coordinator);
+  if (!options.no_upload) {
+    CasClient cas(channel);
+    absl::StatusOr<UploadSummary> uploaded =
+        UploadInputs(*suite, digester.get(), cas);
+    if (!uploaded.ok()) {
+      absl::Status error =
+          absl::IsUnavailable(uploaded.status())
+              ? FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                            std::string(
+                                                uploaded.status().message())),
+                               "coordinator", options.coordinator)
+              : uploaded.status();
+      return Fail(CodeFor(error),
+                  absl::Status(error.code(),
+                               absl::StrCat("uploading the inputs: ",
+                                            error.message())));
+    }
+    std::fprintf(stderr,
+                 "inputs: sent %lld of %lld files and %lld of %lld folders "
+                 "(%s) to %s\n",
+                 static_cast<long long>(uploaded->files_sent),
+                 static_cast<long long>(uploaded->files),
+                 static_cast<long long>(uploaded->directories_sent),
+                 static_cast<long long>(uploaded->directories),
+                 FormatSize(uploaded->bytes_sent).c_str(),
+                 options.coordinator.c_str());
+  }
+  auto stub = v1::Coordinator::NewStub(channel);
   v1::SubmitSuiteRequest request;
   *request.mutable_suite() = std::move(suite->spec);
   v1::SubmitSuiteResponse submitted;
@@ -392,7 +466,7 @@ int SubmitCommand(const SubmitOptions& options) {
   absl::StatusOr<v1::SuiteReport> report =
       WatchToEnd(*stub, submitted.suite_id(), options.coordinator, &printer);
   if (!report.ok()) return Fail(CodeFor(report.status()), report.status());
-  return Finish(*report, options.outputs, options.fail_on_regression);
+  return Finish(*report, options.outputs, channel, options.fail_on_regression);
 }
 
 int StatusCommand(const std::string& suite_id, const std::string& coordinator) {
@@ -413,12 +487,13 @@ int StatusCommand(const std::string& suite_id, const std::string& coordinator) {
 
 int WatchCommand(const std::string& suite_id, const std::string& coordinator,
                  bool terminal) {
-  auto stub = v1::Coordinator::NewStub(MakeChannel(coordinator));
+  auto channel = MakeChannel(coordinator);
+  auto stub = v1::Coordinator::NewStub(channel);
   ProgressPrinter printer(stderr, terminal);
   absl::StatusOr<v1::SuiteReport> report =
       WatchToEnd(*stub, suite_id, coordinator, &printer);
   if (!report.ok()) return Fail(CodeFor(report.status()), report.status());
-  return Finish(*report, {});
+  return Finish(*report, {}, channel);
 }
 
 int CancelCommand(const std::string& suite_id, const std::string& coordinator) {
@@ -435,11 +510,11 @@ int CancelCommand(const std::string& suite_id, const std::string& coordinator) {
 int ReportCommand(const std::string& suite_id, const std::string& coordinator,
                   const ReportOutputs& outputs) {
   v1::SuiteReport report;
-  absl::Status status =
-      CallCoordinator(Remote(coordinator), &v1::Coordinator::Stub::GetReport,
-                      Ref(suite_id), &report);
+  const Connection connection = Remote(coordinator);
+  absl::Status status = CallCoordinator(
+      connection, &v1::Coordinator::Stub::GetReport, Ref(suite_id), &report);
   if (!status.ok()) return Fail(CodeFor(status), status);
-  return Finish(report, outputs);
+  return Finish(report, outputs, connection.channel);
 }
 
 int WorkersCommand(const std::string& coordinator) {

@@ -12,6 +12,7 @@ struct ReportOutputs {
   std::string json;
   std::string junit;
   std::string html;
+  std::string files;  // the tests' output files (--outputs)
 };
 
 /// Where the tests come from: a suite file, a CTest build tree or a
@@ -53,6 +54,7 @@ struct SubmitOptions {
   std::string platform_tag;
   bool terminal = false;
   bool fail_on_regression = false;
+  bool no_upload = false;  // workers use a shared checkout (--workspace)
   ReportOutputs outputs;
 };
 

@@ -4,9 +4,12 @@
 #include <map>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/units.h"
 #include "coordctl/reports.h"
+#include "coordctl/transfer.h"
 
 namespace testfleet {
 namespace {
@@ -190,9 +193,54 @@ std::string ChangesSection(const v1::SuiteReport& report) {
   return html;
 }
 
+// A path as a relative URL: every byte but unreserved ones and '/' escaped.
+std::string UrlPath(const std::string& path) {
+  std::string url;
+  for (unsigned char c : path) {
+    if (absl::ascii_isalnum(c) || c == '/' || c == '.' || c == '-' ||
+        c == '_' || c == '~') {
+      url += static_cast<char>(c);
+    } else {
+      absl::StrAppendFormat(&url, "%%%02X", c);
+    }
+  }
+  return url;
+}
+
+std::string OutputsSection(const v1::SuiteReport& report,
+                           const std::string& link) {
+  std::string rows;
+  for (const v1::TestResult& r : report.results()) {
+    for (const v1::OutputFile& output : r.outputs()) {
+      const std::string shown = XmlEscape(output.path());
+      const std::string name =
+          link.empty()
+              ? shown
+              : absl::StrFormat(
+                    "<a href=\"%s\">%s</a>",
+                    XmlEscape(UrlPath(absl::StrCat(
+                        link, "/", OutputFolderName(r.test_id()), "/",
+                        output.path()))),
+                    shown);
+      absl::StrAppendFormat(
+          &rows,
+          "<tr><td>%s</td><td>%s</td><td class=\"num\">%s</td>"
+          "<td><code>%s</code></td></tr>",
+          XmlEscape(r.test_id()), name, FormatSize(output.size_bytes()),
+          output.sha256().substr(0, 12));
+    }
+  }
+  if (rows.empty()) return "";
+  return absl::StrCat(
+      "<h2>Outputs</h2><table><tr><th>test</th><th>file</th><th>size</th>"
+      "<th>sha256</th></tr>",
+      rows, "</table>");
+}
+
 }  // namespace
 
-std::string HtmlReport(const v1::SuiteReport& report) {
+std::string HtmlReport(const v1::SuiteReport& report,
+                       const std::string& outputs_link) {
   const v1::SuiteSummary& s = report.summary();
   std::string html = absl::StrFormat(
       "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Testfleet: "
@@ -235,6 +283,7 @@ std::string HtmlReport(const v1::SuiteReport& report) {
   }
   if (failures == 0) html += "<p>None.</p>";
   html += ChangesSection(report);
+  html += OutputsSection(report, outputs_link);
 
   html +=
       "<h2>Timeline of worker slots</h2><p>Green passed, red failed; hover for "

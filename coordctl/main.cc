@@ -15,6 +15,8 @@ void AddReportOutputs(CLI::App* command, testfleet::ReportOutputs& outputs,
   command->add_option("--junit", outputs.junit, "write JUnit XML here");
   if (html)
     command->add_option("--html", outputs.html, "write the HTML report here");
+  command->add_option("--outputs", outputs.files,
+                      "download the tests' declared outputs into DIR/TEST/");
 }
 
 // SUITE, or an importer, and the filters: shared by run, submit and import.
@@ -115,6 +117,9 @@ int main(int argc, char** argv) {
   AddReportOutputs(submit_cmd, submit.outputs, true);
   submit_cmd->add_flag("--fail-on-regression", submit.fail_on_regression,
                        "with --wait: exit 1 on a performance regression");
+  submit_cmd->add_flag(
+      "--no-upload", submit.no_upload,
+      "send no inputs: workers run the tests in their --workspace checkout");
 
   std::string suite_id, coordinator;
   auto suite_command = [&](const char* name, const char* help) {

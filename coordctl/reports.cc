@@ -177,6 +177,15 @@ std::string JsonReport(const v1::SuiteReport& report) {
                  {"stderr_bytes", r.stderr_bytes()}};
     if (!r.error_message().empty())
       test["error"] = ValidUtf8(r.error_message());
+    if (r.outputs_size() > 0) {
+      json outputs = json::array();
+      for (const v1::OutputFile& output : r.outputs()) {
+        outputs.push_back({{"path", ValidUtf8(output.path())},
+                           {"sha256", output.sha256()},
+                           {"size_bytes", output.size_bytes()}});
+      }
+      test["outputs"] = std::move(outputs);
+    }
     tests.push_back(std::move(test));
   }
   root["tests"] = std::move(tests);
@@ -241,7 +250,7 @@ std::string JunitReport(const v1::SuiteReport& report) {
     } else if (r.status() == v1::TEST_STATUS_SKIPPED ||
                r.status() == v1::TEST_STATUS_CANCELLED) {
       absl::StrAppendFormat(&xml, "      <skipped message=\"%s\"/>\n",
-                            StatusName(r.status()));
+                            message);
     }
     if (!r.stdout_tail().empty()) {
       absl::StrAppend(&xml, "      <system-out>", XmlEscape(r.stdout_tail()),

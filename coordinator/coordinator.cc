@@ -255,6 +255,19 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
                        running.submitted_at_unix_ms());
     response.set_suite_id(s.id);
     for (int i = 0; i < n; ++i) {
+      if (s.tests[i].spec.disabled()) {
+        // Listed as ctest and GoogleTest list them, never run.
+        v1::TestResult result;
+        result.set_test_id(s.tests[i].spec.id());
+        result.set_status(v1::TEST_STATUS_SKIPPED);
+        result.set_error_message("disabled");
+        result.set_cache_key(s.tests[i].cache_key);
+        const int64_t now_ms = absl::ToUnixMillis(Now());
+        result.set_started_at_unix_ms(now_ms);
+        result.set_finished_at_unix_ms(now_ms);
+        FinishQueued(s, i, std::move(result), /*persist=*/true);
+        continue;
+      }
       if (!hits[i].has_value()) continue;
       // A cached failure serves only a test that asked for failures to be
       // cached (the key says so too; this guards entries from elsewhere).

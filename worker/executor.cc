@@ -216,7 +216,8 @@ absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
     return fail(absl::StrCat("cannot create pipes: ", strerror(errno)));
   }
   absl::StatusOr<LaunchStarted> launched =
-      launcher.Spawn(spec.argv, env, spec.cwd, out_pipe[1], err_pipe[1]);
+      launcher.Spawn(spec.argv, env, spec.cwd, out_pipe[1], err_pipe[1],
+                     spec.isolation);
   close(out_pipe[1]);
   close(err_pipe[1]);
   auto close_reads = [&] {
@@ -229,6 +230,15 @@ absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
   }
   if (launched->test_pid < 0) {
     close_reads();
+    if (launched->isolation_errno != 0) {
+      launched->isolation_step[sizeof(launched->isolation_step) - 1] = '\0';
+      return fail(absl::StrCat(
+          "cannot give the test its own mount namespace (",
+          launched->isolation_step, ": ", strerror(launched->isolation_errno),
+          "); a worker without --workspace needs mount namespaces (root, or "
+          "unprivileged user namespaces enabled) - or start it with "
+          "--workspace"));
+    }
     if (launched->chdir_errno != 0) {
       return fail(absl::StrCat("cannot start ", spec.argv[0],
                                ": working directory ", spec.cwd, ": ",

@@ -25,6 +25,8 @@ struct ExecSpec {
   size_t tail_bytes = 64 * 1024;                 // kept of stdout and of stderr
   size_t max_curve_samples = 600;  // the curve is halved past this
   const std::atomic<bool>* cancelled = nullptr;  // set to stop the test
+  /// Non-null: the test's own view of the filesystem (a sandbox).
+  const Isolation* isolation = nullptr;
 };
 
 /// Runs a test as a real process and measures it. The test is forked by the

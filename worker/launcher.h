@@ -19,7 +19,9 @@ namespace testfleet {
 /// Over a stream socket on the launcher's fd 3:
 ///   request:  LaunchRequestHeader, with SCM_RIGHTS carrying the test's
 ///             stdout and stderr; then `payload_bytes` of NUL-terminated
-///             strings: cwd, argv[0..argc), env[0..envc).
+///             strings: cwd, argv[0..argc), env[0..envc), and when
+///             `isolated`: the stage folder, then source and target of each
+///             of `bindc` binds (isolation.h).
 ///   answer 1: LaunchStarted (the test's pid, or why it could not start).
 ///   answer 2: LaunchFinished, when the test and everything it started are
 ///             gone (only after a successful start).
@@ -30,12 +32,16 @@ struct LaunchRequestHeader {
   uint32_t payload_bytes;
   uint32_t argc;
   uint32_t envc;
+  uint32_t isolated;  // non-zero: run the test in its own mount namespace
+  uint32_t bindc;
 };
 
 struct LaunchStarted {
   int32_t test_pid;     // also its session and process group; -1 if not started
   int32_t chdir_errno;  // non-zero: the working directory is unusable
   int32_t exec_errno;   // non-zero: the program could not be executed
+  int32_t isolation_errno;  // non-zero: its sandbox could not be set up
+  char isolation_step[256];  // which step, at which path (NUL-terminated)
 };
 
 struct LaunchFinished {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/isolation.h"
 #include "worker/launcher.h"
 
 namespace {
@@ -89,8 +90,12 @@ void RunOne(const testfleet::LaunchRequestHeader& header, const int fds[2],
   for (size_t i = 0; i < payload.size(); i += strlen(payload.data() + i) + 1) {
     strings.push_back(const_cast<char*>(payload.data() + i));
   }
-  testfleet::LaunchStarted started{-1, 0, 0};
-  if (strings.size() != 1 + header.argc + header.envc || header.argc == 0) {
+  testfleet::LaunchStarted started{};
+  started.test_pid = -1;
+  const size_t isolation_strings =
+      header.isolated ? 1 + 2 * static_cast<size_t>(header.bindc) : 0;
+  if (strings.size() != 1 + header.argc + header.envc + isolation_strings ||
+      header.argc == 0) {
     started.exec_errno = EINVAL;
     testfleet::WriteFully(kLauncherSocketFd, &started, sizeof(started));
     return;
@@ -99,10 +104,20 @@ void RunOne(const testfleet::LaunchRequestHeader& header, const int fds[2],
   std::vector<char*> argv(strings.begin() + 1,
                           strings.begin() + 1 + header.argc);
   argv.push_back(nullptr);
-  std::vector<char*> envp(strings.begin() + 1 + header.argc, strings.end());
+  std::vector<char*> envp(strings.begin() + 1 + header.argc,
+                          strings.begin() + 1 + header.argc + header.envc);
   envp.push_back(nullptr);
+  std::string stage;
+  std::vector<testfleet::BindMount> binds;
+  if (header.isolated) {
+    size_t at = 1 + header.argc + header.envc;
+    stage = strings[at++];
+    for (uint32_t i = 0; i < header.bindc; ++i, at += 2)
+      binds.push_back({strings[at], strings[at + 1]});
+  }
 
-  int report[2];  // the child's errno if chdir or exec fails; EOF on exec
+  // The child's failure if isolation, chdir or exec fails; EOF on exec.
+  int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) {
     started.exec_errno = errno;
     testfleet::WriteFully(kLauncherSocketFd, &started, sizeof(started));
@@ -120,30 +135,36 @@ void RunOne(const testfleet::LaunchRequestHeader& header, const int fds[2],
     sigprocmask(SIG_SETMASK, &none, nullptr);
     // exec keeps ignored signals ignored: give the test the defaults back.
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) signal(sig, SIG_DFL);
-    int failure[2] = {0, 0};
-    if (chdir(cwd) != 0) {
-      failure[0] = errno;
+    testfleet::LaunchStarted failure{};
+    testfleet::IsolationError isolation;
+    if (header.isolated &&
+        !testfleet::IsolateFilesystem(binds, stage, isolation)) {
+      failure.isolation_errno = isolation.error == 0 ? EINVAL : isolation.error;
+      snprintf(failure.isolation_step, sizeof(failure.isolation_step), "%s %s",
+               isolation.step.c_str(), isolation.path.c_str());
+    } else if (chdir(cwd) != 0) {
+      failure.chdir_errno = errno;
     } else {
       if (strchr(argv[0], '/') != nullptr) {
         execve(argv[0], argv.data(), envp.data());
       } else {
         execvpe(argv[0], argv.data(), envp.data());
       }
-      failure[1] = errno;
+      failure.exec_errno = errno;
     }
-    testfleet::WriteFully(report[1], failure, sizeof(failure));
+    testfleet::WriteFully(report[1], &failure, sizeof(failure));
     _exit(127);
   }
+  const int fork_errno = errno;
   close(report[1]);
   close(fds[0]);
   close(fds[1]);
-  int failure[2] = {0, 0};
   const bool failed =
-      pid < 0 || testfleet::ReadFully(report[0], failure, sizeof(failure));
+      pid < 0 || testfleet::ReadFully(report[0], &started, sizeof(started));
   close(report[0]);
   if (failed) {
-    started.chdir_errno = failure[0];
-    started.exec_errno = pid < 0 ? errno : failure[1];
+    started.test_pid = -1;
+    if (pid < 0) started.exec_errno = fork_errno;
     if (pid > 0) waitpid(pid, nullptr, 0);
     testfleet::WriteFully(kLauncherSocketFd, &started, sizeof(started));
     return;

@@ -18,28 +18,47 @@
 
 namespace {
 
+// The first of `base`, `base-2`, ... `base-16` that `open` does not find
+// taken by another worker (FAILED_PRECONDITION): workers sharing a name on
+// one host each get their own.
+template <typename Open>
+auto OpenFirstFree(const std::string& base, Open open) -> decltype(open(base)) {
+  auto opened = open(base);
+  for (int n = 2; n <= 16 && !opened.ok() &&
+                  opened.status().code() == absl::StatusCode::kFailedPrecondition;
+       ++n) {
+    opened = open(absl::StrCat(base, "-", n));
+  }
+  return opened;
+}
+
 // The named spool, or the default one of this worker name and coordinator: a
 // worker restarted with both finds what its predecessor could not deliver.
-// Workers sharing a name on one host take the next free one.
 absl::StatusOr<std::unique_ptr<testfleet::ResultSpool>> OpenSpool(
     const std::string& dir, const std::string& name,
     const std::string& coordinator, int64_t max_bytes) {
-  using testfleet::ResultSpool;
-  if (!dir.empty()) return ResultSpool::Open(dir, max_bytes);
-  const std::string base =
+  auto open = [max_bytes](const std::string& path) {
+    return testfleet::ResultSpool::Open(path, max_bytes);
+  };
+  if (!dir.empty()) return open(dir);
+  return OpenFirstFree(
       "/var/tmp/testfleet-spool/" +
-      absl::StrReplaceAll(absl::StrCat(name, "@", coordinator), {{"/", "_"}});
-  absl::StatusOr<std::unique_ptr<ResultSpool>> opened =
-      absl::FailedPreconditionError("no spool");
-  for (int n = 1; n <= 16; ++n) {
-    opened = ResultSpool::Open(n == 1 ? base : absl::StrCat(base, "-", n),
-                               max_bytes);
-    if (opened.ok() ||
-        opened.status().code() != absl::StatusCode::kFailedPrecondition) {
-      break;
-    }
-  }
-  return opened;
+          absl::StrReplaceAll(absl::StrCat(name, "@", coordinator),
+                              {{"/", "_"}}),
+      open);
+}
+
+// The named file cache, or the default one of this worker name: a restarted
+// worker finds the files its predecessor fetched.
+absl::StatusOr<std::unique_ptr<testfleet::FileCache>> OpenFileCache(
+    const std::string& dir, const std::string& name, int64_t max_bytes) {
+  auto open = [max_bytes](const std::string& path) {
+    return testfleet::FileCache::Open(path, max_bytes);
+  };
+  if (!dir.empty()) return open(dir);
+  return OpenFirstFree(
+      "/var/tmp/testfleet-files/" + absl::StrReplaceAll(name, {{"/", "_"}}),
+      open);
 }
 
 }  // namespace
@@ -57,16 +76,25 @@ int main(int argc, char** argv) {
   config.name = host;
   config.slots =
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  char cwd[4096];
-  if (getcwd(cwd, sizeof(cwd)) != nullptr) config.workspace = cwd;
   app.add_option("--coordinator", coordinator, "HOST:PORT of the coordinator")
       ->required();
   app.add_option("--slots", config.slots, "tests run at once")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app.add_option("--workspace", config.workspace,
-                 "folder where suites' relative paths resolve (a checkout)")
+                 "folder where suites' relative paths resolve (a checkout); "
+                 "without it each test runs in a sandbox made from its "
+                 "inputs, fetched by digest");
+  std::string file_cache_dir, file_cache_max = "10GiB";
+  app.add_option("--file-cache-dir", file_cache_dir,
+                 "sandboxed: input files kept for hard links, and the "
+                 "sandboxes (default: /var/tmp/testfleet-files/NAME)");
+  app.add_option("--file-cache-max-bytes", file_cache_max,
+                 "bound of the input file cache")
+      ->check(SizeValidator())
       ->capture_default_str();
+  app.add_flag("--keep-failed-sandboxes", config.keep_failed_sandboxes,
+               "leave the sandboxes of failed tests for debugging");
   app.add_option("--cache-dir", cache_dir,
                  "local result cache, consulted first");
   app.add_option("--name", config.name, "name in reports")
@@ -136,8 +164,28 @@ int main(int argc, char** argv) {
         "delivering them",
         (*spool)->dir(), (*spool)->batches());
   }
-  Worker worker(config, MakeChannel(coordinator), local_cache.get(),
-                *std::move(spool));
+  auto channel = MakeChannel(coordinator);
+  std::unique_ptr<FileCache> files;
+  std::unique_ptr<SandboxMaker> sandboxes;
+  if (app.count("--workspace") == 0) {
+    auto opened =
+        OpenFileCache(file_cache_dir, config.name, SizeFlag(file_cache_max));
+    if (!opened.ok()) {
+      spdlog::error("{}", std::string(opened.status().message()));
+      return 2;
+    }
+    files = *std::move(opened);
+    sandboxes = std::make_unique<SandboxMaker>(files->dir() + "/sandboxes",
+                                               files.get(), channel);
+    if (absl::Status cleaned = sandboxes->Clean(); !cleaned.ok()) {
+      spdlog::error("{}", std::string(cleaned.message()));
+      return 2;
+    }
+    spdlog::info("no --workspace: tests run in sandboxes under {}",
+                 files->dir());
+  }
+  Worker worker(config, channel, local_cache.get(), *std::move(spool),
+                sandboxes.get());
   auto registry = std::make_shared<prometheus::Registry>();
   WorkerMetrics worker_metrics(*registry);
   std::unique_ptr<MetricsServer> metrics;

@@ -77,13 +77,27 @@ ProcessLauncher::~ProcessLauncher() {
 
 absl::StatusOr<LaunchStarted> ProcessLauncher::Spawn(
     const std::vector<std::string>& argv, const std::vector<std::string>& env,
-    const std::string& cwd, int stdout_fd, int stderr_fd) {
-  std::string payload(cwd.c_str(), cwd.size() + 1);
-  for (const std::string& s : argv) payload.append(s.c_str(), s.size() + 1);
-  for (const std::string& s : env) payload.append(s.c_str(), s.size() + 1);
-  LaunchRequestHeader header{static_cast<uint32_t>(payload.size()),
-                             static_cast<uint32_t>(argv.size()),
-                             static_cast<uint32_t>(env.size())};
+    const std::string& cwd, int stdout_fd, int stderr_fd,
+    const Isolation* isolation) {
+  std::string payload;
+  auto add = [&payload](const std::string& s) {
+    payload.append(s.c_str(), s.size() + 1);
+  };
+  add(cwd);
+  for (const std::string& s : argv) add(s);
+  for (const std::string& s : env) add(s);
+  if (isolation != nullptr) {
+    add(isolation->stage);
+    for (const BindMount& bind : isolation->binds) {
+      add(bind.source);
+      add(bind.target);
+    }
+  }
+  LaunchRequestHeader header{
+      static_cast<uint32_t>(payload.size()),
+      static_cast<uint32_t>(argv.size()),
+      static_cast<uint32_t>(env.size()), isolation != nullptr,
+      static_cast<uint32_t>(isolation ? isolation->binds.size() : 0)};
   int fds[2] = {stdout_fd, stderr_fd};
   char control[CMSG_SPACE(sizeof(fds))] = {};
   struct iovec iov = {&header, sizeof(header)};

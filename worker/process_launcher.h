@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "worker/isolation.h"
 #include "worker/launcher.h"
 
 namespace testfleet {
@@ -32,11 +33,13 @@ class ProcessLauncher {
   /// Starts a test: `env` as "NAME=value" strings, stdout/stderr to the given
   /// descriptors (the caller keeps and closes its copies). An error status
   /// means the launcher itself failed (restart it); a test that cannot start
-  /// is a LaunchStarted with test_pid -1 and the errno.
+  /// is a LaunchStarted with test_pid -1 and the errno. With `isolation`,
+  /// the test runs in a mount namespace of its own (IsolateFilesystem).
   absl::StatusOr<LaunchStarted> Spawn(const std::vector<std::string>& argv,
                                       const std::vector<std::string>& env,
                                       const std::string& cwd, int stdout_fd,
-                                      int stderr_fd);
+                                      int stderr_fd,
+                                      const Isolation* isolation = nullptr);
   /// The launcher's pid: the test and its leftovers are its descendants.
   pid_t pid() const { return pid_; }
   /// Readable once the started test has ended.

@@ -13,6 +13,7 @@
 #include "common/grpc_util.h"
 #include "common/platform.h"
 #include "common/spec_rules.h"
+#include "common/text.h"
 #include "spdlog/spdlog.h"
 #include "worker/executor.h"
 
@@ -40,11 +41,14 @@ std::string JoinPath(const std::string& root, const std::string& relative) {
 }  // namespace
 
 Worker::Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
-               ResultCache* local_cache, std::unique_ptr<ResultSpool> spool)
+               ResultCache* local_cache, std::unique_ptr<ResultSpool> spool,
+               SandboxMaker* sandboxes)
     : config_(std::move(config)),
       channel_(std::move(coordinator)),
       stub_(v1::Coordinator::NewStub(channel_)),
       local_cache_(local_cache),
+      sandboxes_(sandboxes),
+      cas_(channel_),
       platform_(HostPlatform(config_.platform_tag)),
       real_workspace_(ResolvePath(config_.workspace).value_or("")),
       spool_(std::move(spool)) {}
@@ -340,39 +344,40 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
                               assignment.cache_key(),
                               " (different platform or Testfleet version)"));
   }
-  // The inputs here must be the ones the submitter hashed, inside the
-  // workspace once links are followed. Errors say which input, never what
-  // this machine's file holds.
-  for (const v1::InputDigest& input : spec.inputs()) {
-    if (absl::Status inside = CheckInWorkspace(input.path()); !inside.ok()) {
-      return error(std::string(inside.message()));
-    }
-    auto digest = digester_.Digest(config_.workspace, input.path());
-    if (!digest.ok()) {
-      return error(absl::StrCat(
-          "input ", input.path(), " is missing or unreadable on worker ",
-          config_.name, " (workspace ", config_.workspace, ")"));
-    }
-    if (digest->sha256() != input.sha256()) {
-      return error(
-          absl::StrCat("input ", input.path(), " on worker ", config_.name,
-                       " differs from the submitted one (submitted sha256 ",
-                       input.sha256().substr(0, 12), "); sync the workspace ",
-                       config_.workspace));
-    }
-  }
-  if (absl::Status inside = CheckInWorkspace(spec.cwd()); !inside.ok()) {
-    return error(std::string(inside.message()));
-  }
   ExecSpec exec;
   exec.argv.assign(spec.argv().begin(), spec.argv().end());
-  exec.cwd = JoinPath(config_.workspace, spec.cwd());
   exec.env.insert(spec.env().begin(), spec.env().end());
   exec.timeout = absl::Milliseconds(spec.timeout_ms());
   exec.memory_limit_bytes = spec.memory_limit_bytes();
   exec.sample_interval = config_.sample_interval;
   exec.tail_bytes = config_.tail_bytes;
   exec.cancelled = &active.cancelled;
+  std::unique_ptr<Sandbox> sandbox;
+  std::string outputs_folder;  // where the worker finds the test's cwd
+  if (sandboxes_ != nullptr) {
+    if (spec.input_root().empty()) {
+      return error(absl::StrCat(
+          "worker ", config_.name,
+          " has no workspace and the test came without its input tree "
+          "(submitted with --no-upload); submit without --no-upload, or run "
+          "it on workers started with --workspace"));
+    }
+    absl::StatusOr<std::unique_ptr<Sandbox>> made = sandboxes_->Make(spec);
+    if (!made.ok()) {
+      return error(absl::StrCat("cannot make the sandbox on worker ",
+                                config_.name, ": ", made.status().message()));
+    }
+    sandbox = *std::move(made);
+    exec.cwd = ResolveIn(spec.exec_root(), spec.cwd());
+    outputs_folder = sandbox->HostPath(exec.cwd);
+    exec.isolation = &sandbox->isolation();
+    exec.env.emplace("TMPDIR", "/tmp");  // its own /tmp, unless it says
+  } else {
+    if (std::string bad = CheckWorkspaceInputs(spec); !bad.empty())
+      return error(bad);
+    exec.cwd = JoinPath(config_.workspace, spec.cwd());
+    outputs_folder = exec.cwd;
+  }
   ++running_tests_;
   absl::StatusOr<v1::TestResult> result = absl::UnavailableError("no launcher");
   // A launcher that died (killed, out of memory) is replaced once.
@@ -392,7 +397,58 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
   if (!result.ok()) return error(std::string(result.status().message()));
   result->set_worker(config_.name);
   result->set_slot(slot.index);
+  if (spec.outputs_size() > 0) {
+    absl::StatusOr<std::vector<v1::OutputFile>> outputs = CollectOutputs(
+        outputs_folder, {spec.outputs().begin(), spec.outputs().end()}, cas_);
+    if (outputs.ok()) {
+      for (auto& output : *outputs) *result->add_outputs() = std::move(output);
+    } else {
+      result->set_status(v1::TEST_STATUS_ERROR);
+      result->set_error_message(absl::StrCat("cannot keep the outputs: ",
+                                             outputs.status().message()));
+    }
+  }
+  if (sandbox != nullptr) {
+    if (int dropped = sandboxes_->files().DropChanged(sandbox->files())) {
+      spdlog::warn("test {} changed {} of its input files; dropped from the "
+                   "file cache",
+                   LogSafe(spec.id()), dropped);
+    }
+    if (config_.keep_failed_sandboxes &&
+        result->status() != v1::TEST_STATUS_PASSED) {
+      sandbox->Keep();
+      spdlog::info("sandbox of failed test {} kept in {}", LogSafe(spec.id()),
+                   sandbox->dir());
+    }
+  }
   return *std::move(result);
+}
+
+std::string Worker::CheckWorkspaceInputs(const v1::TestSpec& spec) {
+  // The inputs here must be the ones the submitter hashed, inside the
+  // workspace once links are followed. Errors say which input, never what
+  // this machine's file holds.
+  for (const v1::InputDigest& input : spec.inputs()) {
+    if (absl::Status inside = CheckInWorkspace(input.path()); !inside.ok()) {
+      return std::string(inside.message());
+    }
+    auto digest = digester_.Digest(config_.workspace, input.path());
+    if (!digest.ok()) {
+      return absl::StrCat("input ", input.path(),
+                          " is missing or unreadable on worker ", config_.name,
+                          " (workspace ", config_.workspace, ")");
+    }
+    if (digest->sha256() != input.sha256()) {
+      return absl::StrCat("input ", input.path(), " on worker ", config_.name,
+                          " differs from the submitted one (submitted sha256 ",
+                          input.sha256().substr(0, 12),
+                          "); sync the workspace ", config_.workspace);
+    }
+  }
+  if (absl::Status inside = CheckInWorkspace(spec.cwd()); !inside.ok()) {
+    return std::string(inside.message());
+  }
+  return "";
 }
 
 void Worker::ReporterLoop() {

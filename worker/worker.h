@@ -19,6 +19,7 @@
 #include "testfleet/v1/services.grpc.pb.h"
 #include "worker/process_launcher.h"
 #include "worker/result_spool.h"
+#include "worker/sandbox.h"
 
 namespace testfleet {
 
@@ -43,6 +44,8 @@ struct WorkerConfig {
   /// Fleet key: cache entries are signed with it, and unsigned or forged
   /// ones are misses. Empty: entries are neither signed nor checked.
   std::string cache_signing_key;
+  /// Sandboxed workers: leave the sandboxes of failed tests in place.
+  bool keep_failed_sandboxes = false;
 };
 
 /// A worker: registers with the coordinator, pulls shards for its free slots,
@@ -67,10 +70,13 @@ class Worker {
   /// `local_cache` (not owned, may be null) is the first cache tier; the
   /// coordinator's registration answer names the shared one. Results the
   /// coordinator cannot take wait in `spool`, or in memory without one (an
-  /// embedded coordinator is never unreachable).
+  /// embedded coordinator is never unreachable). With `sandboxes` (not
+  /// owned) each test runs in a sandbox made from its input tree, and
+  /// `config.workspace` is not used.
   Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
          ResultCache* local_cache,
-         std::unique_ptr<ResultSpool> spool = nullptr);
+         std::unique_ptr<ResultSpool> spool = nullptr,
+         SandboxMaker* sandboxes = nullptr);
   ~Worker();
 
   /// Runs until Stop() or the idle limit; then finishes the running shards,
@@ -102,6 +108,8 @@ class Worker {
   v1::TestResult RunOne(const v1::TestAssignment& assignment,
                         const std::string& key, ActiveShard& active,
                         Slot& slot);
+  // Checks the test's inputs in the workspace: an error message, or "".
+  std::string CheckWorkspaceInputs(const v1::TestSpec& spec);
   void ReporterLoop();
   // Sends one batch; OK once the coordinator has it durably.
   absl::Status Deliver(v1::ReportResultsRequest& batch);
@@ -116,6 +124,8 @@ class Worker {
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::Coordinator::Stub> stub_;
   ResultCache* const local_cache_;
+  SandboxMaker* const sandboxes_;
+  CasClient cas_;  // the coordinator's: outputs go there
   FileDigester digester_;
   v1::Platform platform_;
   // The workspace with its links resolved ("" when it does not resolve).

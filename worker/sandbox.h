@@ -1,0 +1,98 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/cas_client.h"
+#include "cache/input_tree.h"
+#include "testfleet/v1/testfleet.pb.h"
+#include "worker/file_cache.h"
+#include "worker/isolation.h"
+
+namespace testfleet {
+
+/// The folders of the test's own view that its sandbox covers: the
+/// submitter's suite folder (exec_root) and, for each input or working
+/// directory outside it, that folder; none inside another. An error when
+/// one would hide what every program needs ("/", /usr, /proc, ...).
+absl::StatusOr<std::vector<std::string>> SandboxRoots(
+    const v1::TestSpec& spec);
+
+/// One test's sandbox on the worker: `dir`/root mirrors the test's view of
+/// "/" for the folders the test owns (SandboxRoots), its input files hard
+/// linked from the file cache; `dir`/root/tmp is its /tmp. Removed when
+/// destroyed unless kept.
+class Sandbox {
+ public:
+  Sandbox(std::string dir, std::vector<TreeFile> files)
+      : dir_(std::move(dir)), files_(std::move(files)) {
+    isolation_.stage = dir_ + "/stage";
+  }
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  /// Where the worker finds what the test sees at `absolute`.
+  std::string HostPath(const std::string& absolute) const {
+    return dir_ + "/root" + absolute;
+  }
+  const Isolation& isolation() const { return isolation_; }
+  const std::vector<TreeFile>& files() const { return files_; }
+  const std::string& dir() const { return dir_; }
+  /// Leaves the folder in place (for debugging a failed test).
+  void Keep() { kept_ = true; }
+
+ private:
+  friend class SandboxMaker;
+
+  const std::string dir_;
+  const std::vector<TreeFile> files_;
+  Isolation isolation_;
+  bool kept_ = false;
+};
+
+/// Makes sandboxes under `dir` from tests' input trees (TestSpec.input_root)
+/// fetched from a REAPI CAS through `files`. Thread-safe.
+class SandboxMaker {
+ public:
+  SandboxMaker(std::string dir, FileCache* files,
+               std::shared_ptr<grpc::Channel> cas);
+
+  /// Removes what a killed worker left under `dir`.
+  absl::Status Clean();
+  /// The test's sandbox. The tree must hold exactly the test's declared
+  /// inputs, with their submitted digests, and its program when that is a
+  /// file under its folders: a tree that says otherwise is refused, since
+  /// the result is stored under a key computed from the declared inputs.
+  absl::StatusOr<std::unique_ptr<Sandbox>> Make(const v1::TestSpec& spec);
+  CasClient& cas() { return cas_; }
+  FileCache& files() { return *files_; }
+
+ private:
+  absl::StatusOr<std::vector<std::string>> FetchDirectories(
+      const std::vector<BlobDigest>& digests);
+
+  const std::string dir_;
+  FileCache* const files_;
+  CasClient cas_;
+  absl::Mutex mu_;
+  int64_t made_ ABSL_GUARDED_BY(mu_) = 0;
+  // Directory blobs seen lately: the same tree comes with every test.
+  absl::flat_hash_map<std::string, std::string> directories_
+      ABSL_GUARDED_BY(mu_);
+  int64_t directory_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+/// Uploads the files that `patterns` (files, globs or folders relative to
+/// `cwd`, a folder of the worker's) name, and lists them with their paths
+/// relative to `cwd`. A pattern that matches nothing is not an error: a
+/// failed test may not have written its report.
+absl::StatusOr<std::vector<v1::OutputFile>> CollectOutputs(
+    const std::string& cwd, const std::vector<std::string>& patterns,
+    CasClient& cas);
+
+}  // namespace testfleet
