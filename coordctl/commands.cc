@@ -412,6 +412,42 @@ int RunCommand(const RunOptions& options) {
   return code;
 }
 
+// Uploads the suite's inputs for workers without a checkout; the line that
+// says what was sent.
+absl::StatusOr<std::string> SendInputs(
+    LoadedSuite& suite, FileDigester& digester,
+    const std::shared_ptr<grpc::Channel>& channel,
+    const std::string& coordinator) {
+  CasClient cas(channel);
+  absl::StatusOr<UploadSummary> uploaded = UploadInputs(suite, digester, cas);
+  if (absl::IsUnimplemented(uploaded.status())) {
+    // A coordinator without a blob store: its workers have checkouts.
+    for (v1::TestSpec& test : *suite.spec.mutable_tests()) {
+      test.clear_input_root();
+      test.clear_exec_root();
+    }
+    suite.spec.clear_blobs();
+    return absl::StrCat("inputs: not sent; the coordinator at ", coordinator,
+                        " keeps no blobs (--no-cache-service), so its "
+                        "workers need --workspace\n");
+  }
+  if (absl::IsUnavailable(uploaded.status())) {
+    return FromGrpcStatus(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                     std::string(uploaded.status().message())),
+        "coordinator", coordinator);
+  }
+  if (!uploaded.ok()) {
+    return absl::Status(uploaded.status().code(),
+                        absl::StrCat("uploading the inputs: ",
+                                     uploaded.status().message()));
+  }
+  return absl::StrFormat(
+      "inputs: sent %d of %d files and %d of %d folders (%s) to %s\n",
+      uploaded->files_sent, uploaded->files, uploaded->directories_sent,
+      uploaded->directories, FormatSize(uploaded->bytes_sent), coordinator);
+}
+
 int SubmitCommand(const SubmitOptions& options) {
   MemoizedDigester digester(CacheRoot(options.cache_dir));
   absl::StatusOr<LoadedSuite> suite =
@@ -419,32 +455,12 @@ int SubmitCommand(const SubmitOptions& options) {
   if (!suite.ok()) return Fail(kExitUsage, suite.status());
   if (options.priority) suite->spec.set_priority(*options.priority);
   auto channel = MakeChannel(options.coordinator);
+  std::string upload_line;
   if (!options.no_upload) {
-    CasClient cas(channel);
-    absl::StatusOr<UploadSummary> uploaded =
-        UploadInputs(*suite, digester.get(), cas);
-    if (!uploaded.ok()) {
-      absl::Status error =
-          absl::IsUnavailable(uploaded.status())
-              ? FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                            std::string(
-                                                uploaded.status().message())),
-                               "coordinator", options.coordinator)
-              : uploaded.status();
-      return Fail(CodeFor(error),
-                  absl::Status(error.code(),
-                               absl::StrCat("uploading the inputs: ",
-                                            error.message())));
-    }
-    std::fprintf(stderr,
-                 "inputs: sent %lld of %lld files and %lld of %lld folders "
-                 "(%s) to %s\n",
-                 static_cast<long long>(uploaded->files_sent),
-                 static_cast<long long>(uploaded->files),
-                 static_cast<long long>(uploaded->directories_sent),
-                 static_cast<long long>(uploaded->directories),
-                 FormatSize(uploaded->bytes_sent).c_str(),
-                 options.coordinator.c_str());
+    absl::StatusOr<std::string> sent =
+        SendInputs(*suite, digester.get(), channel, options.coordinator);
+    if (!sent.ok()) return Fail(CodeFor(sent.status()), sent.status());
+    upload_line = *std::move(sent);
   }
   auto stub = v1::Coordinator::NewStub(channel);
   v1::SubmitSuiteRequest request;
@@ -460,6 +476,8 @@ int SubmitCommand(const SubmitOptions& options) {
   }
   std::printf("%s\n", submitted.suite_id().c_str());
   std::fflush(stdout);
+  // Said after the suite id, which scripts read from the first line.
+  std::fputs(upload_line.c_str(), stderr);
   if (!options.wait) return kExitOk;
   DetachOnInterrupt(submitted.suite_id(), options.coordinator);
   ProgressPrinter printer(stderr, options.terminal);
