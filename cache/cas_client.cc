@@ -248,9 +248,9 @@ absl::Status CasClient::ReadBatch(const std::vector<BlobDigest>& digests,
   RETURN_IF_ERROR(FromGrpc(cas_->BatchReadBlobs(&context, request, &response),
                            "REAPI BatchReadBlobs"));
   if (response.responses_size() != static_cast<int>(indexes.size())) {
-    return absl::DataLossError(
-        absl::StrCat("BatchReadBlobs answered ", response.responses_size(),
-                     " of ", indexes.size(), " blobs"));
+    return absl::DataLossError(absl::StrCat("BatchReadBlobs answered ",
+                                            response.responses_size(), " of ",
+                                            indexes.size(), " blobs"));
   }
   for (size_t i = 0; i < indexes.size(); ++i) {
     auto* answer = response.mutable_responses(static_cast<int>(i));
@@ -284,9 +284,8 @@ absl::StatusOr<std::string> CasClient::ReadStreamed(const BlobDigest& digest) {
   }
   RETURN_IF_ERROR(FromGrpc(reader->Finish(), "REAPI ByteStream.Read"));
   if (!(BlobDigest::Of(content) == digest)) {
-    return absl::DataLossError(absl::StrCat("ByteStream.Read of ",
-                                            digest.ToString(),
-                                            " gave other bytes"));
+    return absl::DataLossError(absl::StrCat(
+        "ByteStream.Read of ", digest.ToString(), " gave other bytes"));
   }
   return content;
 }

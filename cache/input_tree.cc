@@ -41,8 +41,7 @@ absl::StatusOr<Folder*> Descend(Folder* folder,
 }
 
 // Serializes `folder` and its children bottom-up into `out`; its digest.
-BlobDigest Seal(const Folder& folder,
-                std::map<std::string, std::string>& out) {
+BlobDigest Seal(const Folder& folder, std::map<std::string, std::string>& out) {
   reapi::Directory directory;
   for (const auto& [name, file] : folder.files) {
     auto* node = directory.add_files();
@@ -114,8 +113,8 @@ absl::StatusOr<FlatTree> FlattenTree(const BlobDigest& root,
       const std::string prefix = path == "/" ? "/" : path + "/";
       reapi::Directory directory;
       if (!directory.ParseFromString(blobs[i])) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "input tree: ", path, " is not a Directory message"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("input tree: ", path, " is not a Directory message"));
       }
       if (absl::Status valid = CheckDirectory(directory); !valid.ok()) {
         return absl::InvalidArgumentError(

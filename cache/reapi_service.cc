@@ -87,8 +87,8 @@ class ReapiServices::Capabilities final : public reapi::Capabilities::Service {
   grpc::Status GetCapabilities(grpc::ServerContext* context,
                                const reapi::GetCapabilitiesRequest* request,
                                reapi::ServerCapabilities* response) override {
-    absl::Status admitted =
-        shared_->AdmitOrSubmitter(*context, Role::kCacheRead, request->instance_name());
+    absl::Status admitted = shared_->AdmitOrSubmitter(
+        *context, Role::kCacheRead, request->instance_name());
     if (!admitted.ok()) return Fail(admitted);
     auto* cache = response->mutable_cache_capabilities();
     cache->add_digest_function(reapi::DigestFunction::SHA256);
@@ -119,8 +119,8 @@ class ReapiServices::Cas final
       grpc::ServerContext* context,
       const reapi::FindMissingBlobsRequest* request,
       reapi::FindMissingBlobsResponse* response) override {
-    absl::Status admitted =
-        shared_->AdmitOrSubmitter(*context, Role::kCacheRead, request->instance_name());
+    absl::Status admitted = shared_->AdmitOrSubmitter(
+        *context, Role::kCacheRead, request->instance_name());
     if (!admitted.ok()) return Fail(admitted);
     std::vector<BlobDigest> digests;
     digests.reserve(request->blob_digests_size());
@@ -142,8 +142,8 @@ class ReapiServices::Cas final
       grpc::ServerContext* context,
       const reapi::BatchUpdateBlobsRequest* request,
       reapi::BatchUpdateBlobsResponse* response) override {
-    absl::Status admitted =
-        shared_->AdmitOrSubmitter(*context, Role::kCacheWrite, request->instance_name());
+    absl::Status admitted = shared_->AdmitOrSubmitter(
+        *context, Role::kCacheWrite, request->instance_name());
     if (!admitted.ok()) return Fail(admitted);
     for (const auto& blob : request->requests()) {
       auto* answer = response->add_responses();

@@ -334,10 +334,10 @@ absl::Status SuiteParser::Env(const json& value, const std::string& field,
 
 absl::Status SuiteParser::Defaults(const json& value,
                                    TestDefaults& defaults) const {
-  RETURN_IF_ERROR(CheckKeys(value, "defaults",
-                            {"timeout", "memory_limit", "retries", "cwd", "env",
-                             "cache_failures", "regression_tolerance",
-                             "outputs"}));
+  RETURN_IF_ERROR(
+      CheckKeys(value, "defaults",
+                {"timeout", "memory_limit", "retries", "cwd", "env",
+                 "cache_failures", "regression_tolerance", "outputs"}));
   for (const auto& item : value.items()) {
     const std::string field = "defaults." + item.key();
     const json& v = item.value();

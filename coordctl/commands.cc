@@ -23,9 +23,9 @@
 #include "common/units.h"
 #include "coordctl/html_report.h"
 #include "coordctl/importers.h"
-#include "coordctl/transfer.h"
 #include "coordctl/progress.h"
 #include "coordctl/reports.h"
+#include "coordctl/transfer.h"
 #include "coordinator/server.h"
 #include "spdlog/spdlog.h"
 #include "testfleet/v1/services.grpc.pb.h"
@@ -178,8 +178,8 @@ absl::Status WriteReports(const v1::SuiteReport& report,
         outputs.files.empty()
             ? std::string()
             : std::filesystem::absolute(outputs.files)
-                  .lexically_relative(std::filesystem::absolute(outputs.html)
-                                          .parent_path())
+                  .lexically_relative(
+                      std::filesystem::absolute(outputs.html).parent_path())
                   .string();
     if (auto s = WriteFileAtomically(outputs.html, HtmlReport(report, links));
         !s.ok())
@@ -402,10 +402,10 @@ int RunCommand(const RunOptions& options) {
   for (auto& thread : threads) thread.join();
   // While the embedded store still serves the outputs.
   const int code =
-      report.ok() ? Finish(*report, options.outputs,
-                           (*server)->InProcessChannel(),
-                           options.fail_on_regression)
-                  : Fail(CodeFor(report.status()), report.status());
+      report.ok()
+          ? Finish(*report, options.outputs, (*server)->InProcessChannel(),
+                   options.fail_on_regression)
+          : Fail(CodeFor(report.status()), report.status());
   (*server)->Shutdown();
   server->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
@@ -438,9 +438,9 @@ absl::StatusOr<std::string> SendInputs(
         "coordinator", coordinator);
   }
   if (!uploaded.ok()) {
-    return absl::Status(uploaded.status().code(),
-                        absl::StrCat("uploading the inputs: ",
-                                     uploaded.status().message()));
+    return absl::Status(
+        uploaded.status().code(),
+        absl::StrCat("uploading the inputs: ", uploaded.status().message()));
   }
   return absl::StrFormat(
       "inputs: sent %d of %d files and %d of %d folders (%s) to %s\n",

@@ -216,12 +216,11 @@ std::string OutputsSection(const v1::SuiteReport& report,
       const std::string name =
           link.empty()
               ? shown
-              : absl::StrFormat(
-                    "<a href=\"%s\">%s</a>",
-                    XmlEscape(UrlPath(absl::StrCat(
-                        link, "/", OutputFolderName(r.test_id()), "/",
-                        output.path()))),
-                    shown);
+              : absl::StrFormat("<a href=\"%s\">%s</a>",
+                                XmlEscape(UrlPath(absl::StrCat(
+                                    link, "/", OutputFolderName(r.test_id()),
+                                    "/", output.path()))),
+                                shown);
       absl::StrAppendFormat(
           &rows,
           "<tr><td>%s</td><td>%s</td><td class=\"num\">%s</td>"

@@ -11,7 +11,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -145,6 +148,119 @@ json ImportedDefaults(const std::string& ctest_build_dir = "") {
   return defaults;
 }
 
+// What a test needs besides its program where no checkout exists: the
+// project's files it names. `roots` are the project's folders (source and
+// build trees): files elsewhere are the worker's own (a compiler's, the
+// system's) and travel with no test.
+class Needs {
+ public:
+  Needs(std::vector<fs::path> roots, std::string suite_dir)
+      : roots_(std::move(roots)), suite_dir_(std::move(suite_dir)) {}
+
+  // `path` (absolute) when it is a file or folder under a root.
+  void Add(const fs::path& path) {
+    std::error_code ec;
+    const fs::path normal = path.lexically_normal();
+    if (!InRoots(normal) || !fs::exists(normal, ec)) return;
+    if (fs::is_directory(normal, ec) && normal == Absolute(suite_dir_))
+      return;  // the whole build tree: far too much
+    paths_.insert(SuitePath(normal.string(), suite_dir_));
+  }
+  // The shared libraries of the project that `program` loads (ldd).
+  void AddLibraries(const std::string& program, const std::string& cwd) {
+    absl::StatusOr<std::string> listing = CaptureOutput({"ldd", program}, cwd);
+    if (!listing.ok()) return;  // static, or not an ELF file
+    for (absl::string_view line : absl::StrSplit(*listing, '\n')) {
+      const size_t arrow = line.find("=> /");
+      if (arrow == absl::string_view::npos) continue;
+      absl::string_view rest = line.substr(arrow + 3);
+      Add(fs::path(std::string(rest.substr(0, rest.find(" (")))));
+    }
+  }
+  // Paths a command line names, also inside `sh -c` strings and `--x=PATH`.
+  void AddNamedIn(const std::vector<std::string>& argv, const fs::path& cwd) {
+    for (size_t i = 1; i < argv.size(); ++i) {
+      for (absl::string_view word :
+           absl::StrSplit(argv[i], absl::ByAnyChar(" \t\n;|&<>()'\"`="),
+                          absl::SkipEmpty())) {
+        if (word.find('/') == absl::string_view::npos) continue;
+        const fs::path path{std::string(word)};
+        Add(path.is_absolute() ? path : cwd / path);
+      }
+    }
+  }
+  // A folder's files, with a warning when that is a lot to send.
+  void AddFolder(const fs::path& folder, const std::string& test) {
+    std::error_code ec;
+    if (!InRoots(folder) || !fs::is_directory(folder, ec)) return;
+    int64_t files = 0, bytes = 0;
+    for (fs::recursive_directory_iterator it(folder, ec), end;
+         !ec && it != end && files <= 100000; it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      ++files;
+      bytes += static_cast<int64_t>(it->file_size(ec));
+    }
+    if (files > 1000 || bytes > (100 << 20)) {
+      std::fprintf(stderr,
+                   "coordctl: test %s works in %s, whose %lld files (%lld "
+                   "MiB) all become its inputs; give it a smaller "
+                   "WORKING_DIRECTORY or REQUIRED_FILES\n",
+                   test.c_str(), folder.c_str(), static_cast<long long>(files),
+                   static_cast<long long>(bytes >> 20));
+    }
+    Add(folder);
+  }
+  json List() const { return json(paths_); }
+  bool empty() const { return paths_.empty(); }
+
+ private:
+  bool InRoots(const fs::path& path) const {
+    for (const fs::path& root : roots_) {
+      const fs::path relative = path.lexically_relative(root);
+      if (!relative.empty() && *relative.begin() != "..") return true;
+    }
+    return false;
+  }
+
+  const std::vector<fs::path> roots_;
+  const std::string suite_dir_;
+  std::set<std::string> paths_;
+};
+
+// The source tree of a CMake build tree (CMakeCache.txt), when it says.
+std::optional<fs::path> SourceTree(const std::string& build_dir) {
+  std::ifstream cache(fs::path(build_dir) / "CMakeCache.txt");
+  std::string line;
+  while (std::getline(cache, line)) {
+    absl::string_view text = line;
+    if (absl::ConsumePrefix(&text, "CMAKE_HOME_DIRECTORY:INTERNAL="))
+      return Absolute(std::string(text));
+  }
+  return std::nullopt;
+}
+
+// A GoogleTest program writes its XML report as an output, so the JUnit
+// report can show each of its cases.
+bool RunsGoogleTest(const std::vector<std::string>& argv) {
+  for (const std::string& arg : argv) {
+    if (absl::StartsWith(arg, "--gtest_")) return true;
+  }
+  return false;
+}
+
+void AddGtestReport(json& test, std::vector<std::string>& cmd) {
+  std::string name = test["id"].get<std::string>();
+  for (char& c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
+        c != '-' && c != '_') {
+      c = '_';
+    }
+  }
+  const std::string report = absl::StrCat("testfleet-gtest/", name, ".xml");
+  cmd.push_back("--gtest_output=xml:" + report);
+  test["outputs"] = {report};
+}
+
 }  // namespace
 
 absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
@@ -163,6 +279,9 @@ absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
     return absl::InvalidArgumentError(absl::StrCat(
         "--from-ctest: ctest in ", build_dir, " gave no test list"));
   }
+  std::vector<fs::path> roots = {Absolute(build_dir)};
+  if (std::optional<fs::path> source = SourceTree(build_dir))
+    roots.push_back(*source);
   json tests = json::array();
   for (const json& test : info["tests"]) {
     if (!test.contains("command") || !test["command"].is_array() ||
@@ -174,12 +293,21 @@ absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
         test["command"].get<std::vector<std::string>>();
     std::string cwd = suite_dir;  // CTest's default: the test's build folder
     bool disabled = false;
+    bool named_cwd = false;
+    Needs needs(roots, suite_dir);
     for (const json& property : test.value("properties", json::array())) {
       const std::string name = property.value("name", "");
       const json& value = property["value"];
       if (name == "WORKING_DIRECTORY" && value.is_string()) {
         cwd = value.get<std::string>();
         out["cwd"] = SuitePath(cwd, suite_dir);
+        named_cwd = true;
+      } else if (name == "REQUIRED_FILES" && value.is_array()) {
+        for (const json& file : value) {
+          if (file.is_string())
+            needs.Add(
+                Absolute((fs::path(cwd) / file.get<std::string>()).string()));
+        }
       } else if (name == "ENVIRONMENT" && value.is_array()) {
         json env = json::object();
         for (const json& assignment : value) {
@@ -200,10 +328,25 @@ absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
         disabled = value.get<bool>();
       }
     }
-    if (disabled) continue;
+    // Listed as ctest lists it, never run.
+    if (disabled) out["disabled"] = true;
+    // CTest names a test's own build folder when none was given: only a
+    // folder the project chose is worth its files.
+    if (named_cwd && Absolute(cwd) != Absolute(build_dir))
+      needs.AddFolder(Absolute(cwd), out["id"]);
+    needs.AddNamedIn(cmd, Absolute(cwd));
     if (fs::is_regular_file(cmd[0], ec)) {
-      out["inputs"] = {SuitePath(cmd[0], suite_dir)};
+      needs.Add(Absolute(cmd[0]));
+      needs.AddLibraries(Absolute(cmd[0]).string(), cwd);
       cmd[0] = ProgramPath(cmd[0], cwd, suite_dir);
+    }
+    if (!needs.empty()) out["inputs"] = needs.List();
+    // Its XML report lands in its working directory: only one of the build
+    // tree's, never the source tree.
+    const fs::path from_build = Absolute(cwd).lexically_relative(roots[0]);
+    if (RunsGoogleTest(cmd) && !from_build.empty() &&
+        *from_build.begin() != "..") {
+      AddGtestReport(out, cmd);
     }
     out["cmd"] = cmd;
     tests.push_back(out);
@@ -228,8 +371,10 @@ absl::StatusOr<json> SuiteFromGtest(const std::string& binary,
   absl::StatusOr<std::string> listing =
       CaptureOutput({absolute, "--gtest_list_tests"}, suite_dir);
   if (!listing.ok()) return listing.status();
-  const std::string input = SuitePath(absolute, suite_dir);
   const std::string program = ProgramPath(absolute, suite_dir, suite_dir);
+  Needs needs({fs::path(absolute).parent_path()}, suite_dir);
+  needs.Add(absolute);
+  needs.AddLibraries(absolute, suite_dir);
   json tests = json::array();
   std::string suite;  // "Math." or "Typed/0."
   for (absl::string_view line : absl::StrSplit(*listing, '\n')) {
@@ -239,12 +384,16 @@ absl::StatusOr<json> SuiteFromGtest(const std::string& binary,
       absl::string_view name = absl::StripAsciiWhitespace(text);
       if (suite.empty() || name.empty()) continue;
       std::string id = absl::StrCat(suite, name);
+      json test = {{"id", id}, {"inputs", needs.List()}};
+      // Listed as GoogleTest lists them, never run.
       if (absl::StartsWith(name, "DISABLED_") ||
           absl::StrContains(suite, "DISABLED_"))
-        continue;
-      tests.push_back({{"id", id},
-                       {"cmd", {program, absl::StrCat("--gtest_filter=", id)}},
-                       {"inputs", {input}}});
+        test["disabled"] = true;
+      std::vector<std::string> cmd = {program,
+                                      absl::StrCat("--gtest_filter=", id)};
+      AddGtestReport(test, cmd);
+      test["cmd"] = cmd;
+      tests.push_back(std::move(test));
     } else {
       text = absl::StripTrailingAsciiWhitespace(text);
       // Anything else the binary printed ("Running main() from ...") is not a

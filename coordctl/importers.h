@@ -15,15 +15,23 @@ namespace testfleet {
 
 /// Every test of a CTest build tree (`ctest --show-only=json-v1`): command,
 /// working directory, environment, timeout, labels as tags and COST as the
-/// `expected` duration hint (in seconds); the test executable is an input.
-/// Disabled tests are left out. Defaults are CTest's: no memory limit, and
-/// the tree's DartConfiguration.tcl `TimeOut` when it has one.
+/// `expected` duration hint (in seconds). Inputs are what the test needs
+/// where no checkout exists, taken from the source and build trees only: the
+/// executable, the project's shared libraries it loads (ldd), files its
+/// command names (also inside `sh -c` strings), REQUIRED_FILES and the files
+/// of a WORKING_DIRECTORY the project chose (a warning names a large one).
+/// GoogleTest programs write their XML report as an output. Disabled tests
+/// are kept, marked `disabled`, and reported as skipped. Defaults are CTest's:
+/// no memory limit, and the tree's DartConfiguration.tcl `TimeOut` when it has
+/// one.
 absl::StatusOr<nlohmann::json> SuiteFromCtest(const std::string& build_dir,
                                               const std::string& suite_dir);
 
 /// One test per GoogleTest test case of `binary` (`--gtest_list_tests`,
-/// typed and parameterised tests included, DISABLED_ ones left out), each
-/// run with `--gtest_filter`; the binary is an input. No memory limit, as
+/// typed and parameterised tests included, DISABLED_ ones marked
+/// `disabled`), each run with `--gtest_filter` and writing its XML report
+/// as an output; the binary and the shared libraries beside it that it
+/// loads are inputs. No memory limit, as
 /// when the binary runs by itself.
 absl::StatusOr<nlohmann::json> SuiteFromGtest(const std::string& binary,
                                               const std::string& suite_dir);

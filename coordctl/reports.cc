@@ -249,8 +249,7 @@ std::string JunitReport(const v1::SuiteReport& report) {
           message, StatusName(r.status()), XmlEscape(r.stderr_tail()));
     } else if (r.status() == v1::TEST_STATUS_SKIPPED ||
                r.status() == v1::TEST_STATUS_CANCELLED) {
-      absl::StrAppendFormat(&xml, "      <skipped message=\"%s\"/>\n",
-                            message);
+      absl::StrAppendFormat(&xml, "      <skipped message=\"%s\"/>\n", message);
     }
     if (!r.stdout_tail().empty()) {
       absl::StrAppend(&xml, "      <system-out>", XmlEscape(r.stdout_tail()),

@@ -27,8 +27,8 @@ absl::StatusOr<UploadSummary> UploadInputs(LoadedSuite& suite,
     for (const v1::InputDigest& input : test.inputs()) {
       ASSIGN_OR_RETURN(BlobDigest digest,
                        DigestOfInput(input.sha256(), input.size_bytes()));
-      tree.push_back({ResolveIn(root, input.path()), digest,
-                      input.executable()});
+      tree.push_back(
+          {ResolveIn(root, input.path()), digest, input.executable()});
     }
     const std::string& program = test.argv(0);
     const std::string program_path = ResolveIn(cwd, program);
@@ -64,7 +64,8 @@ absl::StatusOr<UploadSummary> UploadInputs(LoadedSuite& suite,
   absl::flat_hash_map<std::string, bool> listed;
   for (const BlobSource& blob : blobs) {
     std::string name = blob.digest.ToString();
-    if (listed.emplace(name, true).second) suite.spec.add_blobs(std::move(name));
+    if (listed.emplace(name, true).second)
+      suite.spec.add_blobs(std::move(name));
   }
   return summary;
 }

@@ -215,9 +215,8 @@ absl::StatusOr<v1::TestResult> RunTestProcess(const ExecSpec& spec,
     }
     return fail(absl::StrCat("cannot create pipes: ", strerror(errno)));
   }
-  absl::StatusOr<LaunchStarted> launched =
-      launcher.Spawn(spec.argv, env, spec.cwd, out_pipe[1], err_pipe[1],
-                     spec.isolation);
+  absl::StatusOr<LaunchStarted> launched = launcher.Spawn(
+      spec.argv, env, spec.cwd, out_pipe[1], err_pipe[1], spec.isolation);
   close(out_pipe[1]);
   close(err_pipe[1]);
   auto close_reads = [&] {

@@ -80,7 +80,8 @@ absl::StatusOr<std::unique_ptr<FileCache>> FileCache::Open(
   std::error_code ec;
   fs::create_directories(dir, ec);
   const int lock_fd =
-      ec ? -1 : open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      ec ? -1
+         : open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) {
     return absl::PermissionDeniedError(absl::StrCat(
         "cannot make the file cache ", dir, ": ",
@@ -120,15 +121,15 @@ absl::StatusOr<std::unique_ptr<FileCache>> FileCache::Open(
           fs::remove(it->path(), ec);
           continue;
         }
-        found.push_back(
-            {MtimeNs(st), absl::StrCat(kind[0] == 'e' ? "x" : "f", name),
-             size});
+        found.push_back({MtimeNs(st),
+                         absl::StrCat(kind[0] == 'e' ? "x" : "f", name), size});
       }
       ec.clear();
     }
   }
-  std::sort(found.begin(), found.end(),
-            [](const Found& a, const Found& b) { return a.mtime_ns < b.mtime_ns; });
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    return a.mtime_ns < b.mtime_ns;
+  });
   absl::MutexLock lock(&cache->mu_);
   for (const Found& file : found)
     cache->AddLocked(file.key, file.size, file.mtime_ns, false);
@@ -194,8 +195,7 @@ absl::StatusOr<int64_t> FileCache::Adopt(const TreeFile& file,
   const std::string path = PathOf(file);
   struct stat st {};
   if (chmod(temp.c_str(), ModeOf(file.executable)) != 0 ||
-      rename(temp.c_str(), path.c_str()) != 0 ||
-      stat(path.c_str(), &st) != 0) {
+      rename(temp.c_str(), path.c_str()) != 0 || stat(path.c_str(), &st) != 0) {
     absl::Status error = Errno("cannot store", path);
     unlink(temp.c_str());
     return error;
@@ -226,16 +226,15 @@ absl::Status FileCache::Download(const std::vector<const TreeFile*>& files,
     }
     ASSIGN_OR_RETURN(std::vector<std::string> contents, cas.ReadBlobs(group));
     for (size_t i = begin; i < end; ++i) {
-      ASSIGN_OR_RETURN(int64_t mtime_ns,
-                       Store(*small[i], contents[i - begin]));
+      ASSIGN_OR_RETURN(int64_t mtime_ns, Store(*small[i], contents[i - begin]));
       add(*small[i], mtime_ns);
     }
     begin = end;
   }
   for (size_t begin = 0; begin < large.size(); begin += kParallelStreams) {
     std::vector<std::future<absl::Status>> running;
-    for (size_t i = begin;
-         i < std::min(large.size(), begin + kParallelStreams); ++i) {
+    for (size_t i = begin; i < std::min(large.size(), begin + kParallelStreams);
+         ++i) {
       running.push_back(std::async(std::launch::async, [&, i] {
         const std::string temp = TempPath();
         absl::Status read = cas.ReadToFile(large[i]->digest, temp);

@@ -35,8 +35,8 @@ bool SetReadOnly(const std::string& path, bool read_only, bool recursive,
                  IsolationError& error) {
   struct mount_attr attr {};
   (read_only ? attr.attr_set : attr.attr_clr) = MOUNT_ATTR_RDONLY;
-  if (mount_setattr(AT_FDCWD, path.c_str(), recursive ? AT_RECURSIVE : 0,
-                    &attr, sizeof(attr)) != 0) {
+  if (mount_setattr(AT_FDCWD, path.c_str(), recursive ? AT_RECURSIVE : 0, &attr,
+                    sizeof(attr)) != 0) {
     return Fail(error, read_only ? "make read-only" : "make writable", path);
   }
   return true;
@@ -130,16 +130,14 @@ bool IsolateFilesystem(const std::vector<BindMount>& binds,
   // Shallow targets first: a deeper one may sit inside a shallower one.
   std::vector<const BindMount*> order;
   for (const BindMount& bind : binds) order.push_back(&bind);
-  std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
-    return a->target < b->target;
-  });
+  std::sort(order.begin(), order.end(),
+            [](const auto* a, const auto* b) { return a->target < b->target; });
   const std::string stage_root = stage + "/root";
   // Sources by descriptor: a bind below may cover the path they have now
   // (a worker whose sandboxes live under /tmp).
   std::vector<std::string> sources;
   for (const BindMount* bind : order) {
-    const int fd =
-        open(bind->source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const int fd = open(bind->source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return Fail(error, "open", bind->source);
     sources.push_back("/proc/self/fd/" + std::to_string(fd));
   }
@@ -158,8 +156,8 @@ bool IsolateFilesystem(const std::vector<BindMount>& binds,
       if (ours.count(existing) == 0) {
         if (existing == "/") {
           // "/" cannot be covered in place: a new root, entered at the end.
-          if (mount("tmpfs", stage_root.c_str(), "tmpfs",
-                    MS_NOSUID | MS_NODEV, "mode=0755") != 0) {
+          if (mount("tmpfs", stage_root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
+                    "mode=0755") != 0) {
             return Fail(error, "mount tmpfs", stage_root);
           }
           if (!MirrorEntries("/", stage_root, error)) return false;
@@ -168,7 +166,8 @@ bool IsolateFilesystem(const std::vector<BindMount>& binds,
         } else {
           // Held by a descriptor, its content stays in reach once covered.
           const std::string covered = view(existing);
-          const int fd = open(covered.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+          const int fd =
+              open(covered.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
           if (fd < 0) return Fail(error, "open", existing);
           const bool mirrored =
               mount("tmpfs", covered.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
@@ -197,8 +196,7 @@ bool IsolateFilesystem(const std::vector<BindMount>& binds,
       errno = ENOTDIR;
       return Fail(error, "bind onto", target);
     }
-    if (mount(sources[b].c_str(), at.c_str(), nullptr, MS_BIND, nullptr) !=
-        0) {
+    if (mount(sources[b].c_str(), at.c_str(), nullptr, MS_BIND, nullptr) != 0) {
       return Fail(error, "bind", bind->source);
     }
     if (!SetReadOnly(at, false, false, error)) return false;
@@ -210,9 +208,8 @@ bool IsolateFilesystem(const std::vector<BindMount>& binds,
     if (chroot(root.c_str()) != 0) return Fail(error, "chroot", root);
     if (chdir("/") != 0) return Fail(error, "chdir", "/");
   }
-  if (IsFolder("/dev/shm") &&
-      mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") !=
-          0) {
+  if (IsFolder("/dev/shm") && mount("tmpfs", "/dev/shm", "tmpfs",
+                                    MS_NOSUID | MS_NODEV, "mode=1777") != 0) {
     return Fail(error, "mount tmpfs", "/dev/shm");
   }
   return true;

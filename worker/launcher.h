@@ -40,7 +40,7 @@ struct LaunchStarted {
   int32_t test_pid;     // also its session and process group; -1 if not started
   int32_t chdir_errno;  // non-zero: the working directory is unusable
   int32_t exec_errno;   // non-zero: the program could not be executed
-  int32_t isolation_errno;  // non-zero: its sandbox could not be set up
+  int32_t isolation_errno;   // non-zero: its sandbox could not be set up
   char isolation_step[256];  // which step, at which path (NUL-terminated)
 };
 

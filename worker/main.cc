@@ -24,8 +24,9 @@ namespace {
 template <typename Open>
 auto OpenFirstFree(const std::string& base, Open open) -> decltype(open(base)) {
   auto opened = open(base);
-  for (int n = 2; n <= 16 && !opened.ok() &&
-                  opened.status().code() == absl::StatusCode::kFailedPrecondition;
+  for (int n = 2;
+       n <= 16 && !opened.ok() &&
+       opened.status().code() == absl::StatusCode::kFailedPrecondition;
        ++n) {
     opened = open(absl::StrCat(base, "-", n));
   }

@@ -94,8 +94,7 @@ absl::StatusOr<LaunchStarted> ProcessLauncher::Spawn(
     }
   }
   LaunchRequestHeader header{
-      static_cast<uint32_t>(payload.size()),
-      static_cast<uint32_t>(argv.size()),
+      static_cast<uint32_t>(payload.size()), static_cast<uint32_t>(argv.size()),
       static_cast<uint32_t>(env.size()), isolation != nullptr,
       static_cast<uint32_t>(isolation ? isolation->binds.size() : 0)};
   int fds[2] = {stdout_fd, stderr_fd};

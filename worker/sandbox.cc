@@ -34,15 +34,15 @@ bool Under(const std::string& path, const std::string& folder) {
 
 // Folders every program needs from the worker itself.
 bool Reserved(const std::string& path) {
-  static const char* const kSystem[] = {"/bin", "/boot", "/dev",  "/etc",
-                                        "/lib", "/lib32", "/lib64", "/libx32",
-                                        "/proc", "/run", "/sbin", "/sys",
-                                        "/usr", "/var"};
+  static const char* const kSystem[] = {
+      "/bin",    "/boot", "/dev", "/etc",  "/lib", "/lib32", "/lib64",
+      "/libx32", "/proc", "/run", "/sbin", "/sys", "/usr",   "/var"};
   if (path == "/" || path == "/tmp") return true;
   for (const char* system : kSystem) {
     if (path == system) return true;
     // Inside them only /dev, /proc and /sys are off limits altogether.
-    if ((std::strcmp(system, "/dev") == 0 || std::strcmp(system, "/proc") == 0 ||
+    if ((std::strcmp(system, "/dev") == 0 ||
+         std::strcmp(system, "/proc") == 0 ||
          std::strcmp(system, "/sys") == 0) &&
         Under(path, system)) {
       return true;
@@ -201,9 +201,9 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxMaker::Make(
     bool covered = false;
     for (const std::string& folder : roots) covered |= Under(file.path, folder);
     if (!covered) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the input tree holds ", file.path,
-          ", outside the test's folders (", exec_root, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the input tree holds ", file.path,
+                       ", outside the test's folders (", exec_root, ")"));
     }
   }
 
@@ -243,9 +243,8 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxMaker::Make(
     std::error_code copied;
     fs::copy_file(from, to, copied);
     if (copied) {
-      return absl::InternalError(absl::StrCat("cannot link or copy ", from,
-                                              " to ", to, ": ",
-                                              copied.message()));
+      return absl::InternalError(absl::StrCat(
+          "cannot link or copy ", from, " to ", to, ": ", copied.message()));
     }
   }
   return sandbox;
@@ -286,9 +285,9 @@ absl::StatusOr<std::vector<v1::OutputFile>> CollectOutputs(
     if (stat(full.c_str(), &st) != 0) continue;
     total += st.st_size;
     if (total > kMaxOutputBytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the test's outputs exceed ", kMaxOutputBytes >> 30,
-          " GiB; declare fewer"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the test's outputs exceed ", kMaxOutputBytes >> 30,
+                       " GiB; declare fewer"));
     }
     ASSIGN_OR_RETURN(std::string sha256, Sha256FileHex(full));
     ASSIGN_OR_RETURN(BlobDigest digest, DigestOfInput(sha256, st.st_size));

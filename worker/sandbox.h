@@ -19,8 +19,7 @@ namespace testfleet {
 /// submitter's suite folder (exec_root) and, for each input or working
 /// directory outside it, that folder; none inside another. An error when
 /// one would hide what every program needs ("/", /usr, /proc, ...).
-absl::StatusOr<std::vector<std::string>> SandboxRoots(
-    const v1::TestSpec& spec);
+absl::StatusOr<std::vector<std::string>> SandboxRoots(const v1::TestSpec& spec);
 
 /// One test's sandbox on the worker: `dir`/root mirrors the test's view of
 /// "/" for the folders the test owns (SandboxRoots), its input files hard

@@ -410,9 +410,10 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
   }
   if (sandbox != nullptr) {
     if (int dropped = sandboxes_->files().DropChanged(sandbox->files())) {
-      spdlog::warn("test {} changed {} of its input files; dropped from the "
-                   "file cache",
-                   LogSafe(spec.id()), dropped);
+      spdlog::warn(
+          "test {} changed {} of its input files; dropped from the "
+          "file cache",
+          LogSafe(spec.id()), dropped);
     }
     if (config_.keep_failed_sandboxes &&
         result->status() != v1::TEST_STATUS_PASSED) {

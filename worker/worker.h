@@ -74,8 +74,7 @@ class Worker {
   /// owned) each test runs in a sandbox made from its input tree, and
   /// `config.workspace` is not used.
   Worker(WorkerConfig config, std::shared_ptr<grpc::Channel> coordinator,
-         ResultCache* local_cache,
-         std::unique_ptr<ResultSpool> spool = nullptr,
+         ResultCache* local_cache, std::unique_ptr<ResultSpool> spool = nullptr,
          SandboxMaker* sandboxes = nullptr);
   ~Worker();
 
