@@ -32,21 +32,20 @@ bool Under(const std::string& path, const std::string& folder) {
          absl::StartsWith(path, folder + "/");
 }
 
-// Folders every program needs from the worker itself.
+// Folders every program needs from the worker itself: the system's, except
+// where projects and CI workspaces commonly live inside them.
 bool Reserved(const std::string& path) {
   static const char* const kSystem[] = {
-      "/bin",    "/boot", "/dev", "/etc",  "/lib", "/lib32", "/lib64",
-      "/libx32", "/proc", "/run", "/sbin", "/sys", "/usr",   "/var"};
+      "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64",
+      "/libx32", "/proc", "/run", "/sbin", "/sys", "/usr", "/var"};
+  static const char* const kProjects[] = {"/usr/src", "/usr/local/src",
+                                          "/var/lib", "/var/tmp"};
   if (path == "/" || path == "/tmp") return true;
+  for (const char* project : kProjects) {
+    if (path != project && Under(path, project)) return false;
+  }
   for (const char* system : kSystem) {
-    if (path == system) return true;
-    // Inside them only /dev, /proc and /sys are off limits altogether.
-    if ((std::strcmp(system, "/dev") == 0 ||
-         std::strcmp(system, "/proc") == 0 ||
-         std::strcmp(system, "/sys") == 0) &&
-        Under(path, system)) {
-      return true;
-    }
+    if (Under(path, system)) return true;
   }
   return false;
 }
