@@ -37,6 +37,12 @@ std::unique_ptr<Process> StartHiddenWorker(
   return std::make_unique<Process>("/usr/bin/unshare", unshare_args, log);
 }
 
+// The worker removes finished sandboxes in the background: gone soon.
+bool SandboxesGone(const std::string& dir) {
+  return WaitFor([&] { return std::filesystem::is_empty(dir); },
+                 absl::Seconds(10));
+}
+
 class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -191,7 +197,7 @@ TEST_F(SandboxTest, HiddenCheckoutRunsAsASharedWorkspaceDoes) {
   ASSERT_EQ(got.at("writes.output")["outputs"].size(), 1u);
   EXPECT_EQ(got.at("writes.output")["outputs"][0]["path"], "out/made.txt");
   // Sandboxes go with their tests.
-  EXPECT_TRUE(std::filesystem::is_empty(files_.Join("files-hidden/sandboxes")));
+  EXPECT_TRUE(SandboxesGone(files_.Join("files-hidden/sandboxes")));
 }
 
 TEST_F(SandboxTest, OnlyChangedFilesAreUploaded) {
@@ -261,7 +267,7 @@ TEST_F(SandboxTest, ATestCannotChangeTheWorkersFilesAndLeavesNothing) {
   EXPECT_EQ(ReadFile(victim), "untouched\n");
   std::filesystem::remove_all(outside);
   EXPECT_FALSE(std::filesystem::exists("/tmp/tf-sandbox-probe"));
-  EXPECT_TRUE(std::filesystem::is_empty(files_.Join("files-hidden/sandboxes")));
+  EXPECT_TRUE(SandboxesGone(files_.Join("files-hidden/sandboxes")));
 }
 
 TEST_F(SandboxTest, WorkerKilledMidDownloadLeavesNoPartialFile) {

@@ -60,6 +60,19 @@ absl::Status MakeFolder(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Removes a folder a test may have taken the write bits off.
+void RemoveTree(const std::string& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (!ec) return;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec))
+      chmod(it->path().c_str(), 0700);
+  }
+  fs::remove_all(dir, ec);
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> SandboxRoots(
@@ -94,28 +107,62 @@ absl::StatusOr<std::vector<std::string>> SandboxRoots(
 
 Sandbox::~Sandbox() {
   if (kept_) return;
-  std::error_code ec;
-  fs::remove_all(dir_, ec);
-  if (!ec) return;
-  // A test may have taken the write bit off its folders.
-  for (fs::recursive_directory_iterator it(dir_, ec), end; !ec && it != end;
-       it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec))
-      chmod(it->path().c_str(), 0700);
+  if (maker_ != nullptr) {
+    maker_->Discard(dir_);
+  } else {
+    RemoveTree(dir_);
   }
-  fs::remove_all(dir_, ec);
 }
 
 SandboxMaker::SandboxMaker(std::string dir, FileCache* files,
                            std::shared_ptr<grpc::Channel> cas)
-    : dir_(std::move(dir)), files_(files), cas_(std::move(cas)) {}
+    : dir_(std::move(dir)),
+      files_(files),
+      cas_(std::move(cas)),
+      remover_([this] { RemoverLoop(); }) {}
+
+SandboxMaker::~SandboxMaker() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  remover_.join();
+}
+
+void SandboxMaker::Discard(const std::string& dir) {
+  absl::MutexLock lock(&mu_);
+  discarded_.push_back(dir);
+}
+
+int SandboxMaker::pending_removals() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(discarded_.size()) + removing_;
+}
+
+void SandboxMaker::RemoverLoop() {
+  while (true) {
+    std::vector<std::string> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !discarded_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (discarded_.empty()) return;  // stopping, nothing left
+      batch.swap(discarded_);
+      removing_ = static_cast<int>(batch.size());
+    }
+    for (const std::string& dir : batch) RemoveTree(dir);
+    absl::MutexLock lock(&mu_);
+    removing_ = 0;
+  }
+}
 
 absl::Status SandboxMaker::Clean() {
   std::error_code ec;
   for (fs::directory_iterator it(dir_, ec), end; !ec && it != end;
        it.increment(ec)) {
-    std::error_code removed;
-    fs::remove_all(it->path(), removed);
+    RemoveTree(it->path().string());
   }
   return MakeFolder(dir_);
 }
@@ -214,7 +261,7 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxMaker::Make(
   // From here on the folder goes with the sandbox, made or not.
   std::error_code ec;
   fs::remove_all(dir, ec);
-  auto sandbox = std::make_unique<Sandbox>(dir, tree.files);
+  auto sandbox = std::make_unique<Sandbox>(dir, tree.files, this);
   Isolation& isolation = sandbox->isolation_;
   RETURN_IF_ERROR(MakeFolder(dir + "/stage/root"));
   RETURN_IF_ERROR(MakeFolder(sandbox->HostPath("/tmp")));

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -24,11 +25,12 @@ absl::StatusOr<std::vector<std::string>> SandboxRoots(const v1::TestSpec& spec);
 /// One test's sandbox on the worker: `dir`/root mirrors the test's view of
 /// "/" for the folders the test owns (SandboxRoots), its input files hard
 /// linked from the file cache; `dir`/root/tmp is its /tmp. Removed when
-/// destroyed unless kept.
+/// destroyed unless kept: by its maker's remover thread, off the test's path.
+class SandboxMaker;
 class Sandbox {
  public:
-  Sandbox(std::string dir, std::vector<TreeFile> files)
-      : dir_(std::move(dir)), files_(std::move(files)) {
+  Sandbox(std::string dir, std::vector<TreeFile> files, SandboxMaker* maker)
+      : dir_(std::move(dir)), files_(std::move(files)), maker_(maker) {
     isolation_.stage = dir_ + "/stage";
   }
   ~Sandbox();
@@ -50,6 +52,7 @@ class Sandbox {
 
   const std::string dir_;
   const std::vector<TreeFile> files_;
+  SandboxMaker* const maker_;
   Isolation isolation_;
   bool kept_ = false;
 };
@@ -60,6 +63,8 @@ class SandboxMaker {
  public:
   SandboxMaker(std::string dir, FileCache* files,
                std::shared_ptr<grpc::Channel> cas);
+  /// Waits for the removal of every finished sandbox.
+  ~SandboxMaker();
 
   /// Removes what a killed worker left under `dir`.
   absl::Status Clean();
@@ -70,8 +75,15 @@ class SandboxMaker {
   absl::StatusOr<std::unique_ptr<Sandbox>> Make(const v1::TestSpec& spec);
   CasClient& cas() { return cas_; }
   FileCache& files() { return *files_; }
+  /// Sandboxes finished and not yet removed.
+  int pending_removals();
 
  private:
+  friend class Sandbox;
+  // Queues a finished sandbox's folder for the remover thread.
+  void Discard(const std::string& dir);
+  void RemoverLoop();
+
   absl::StatusOr<std::vector<std::string>> FetchDirectories(
       const std::vector<BlobDigest>& digests);
 
@@ -84,6 +96,10 @@ class SandboxMaker {
   absl::flat_hash_map<std::string, std::string> directories_
       ABSL_GUARDED_BY(mu_);
   int64_t directory_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> discarded_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int removing_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread remover_;
 };
 
 /// Uploads the files that `patterns` (files, globs or folders relative to

@@ -194,6 +194,9 @@ TEST_F(SandboxMakerTest, LinksTheDeclaredInputsAndGoesAway) {
     // The suite folder and /tmp are the test's own.
     ASSERT_EQ((*sandbox)->isolation().binds.size(), 2u);
   }
+  // Removed off the test's path, by the maker's thread.
+  for (int i = 0; i < 500 && maker_->pending_removals() > 0; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
   EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
