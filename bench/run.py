@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Every benchmark workload in one run on this machine, written to one
-Markdown file and one JSON file, with each target (issues 9 and 16) and its ratio.
+Markdown file and one JSON file, with each target (issues 9, 16 and 17) and its ratio.
 
   bench/run.py                      # full run: about 25 minutes on 2 cores
   bench/run.py --quick --out=DIR    # small sizes, under 3 minutes: CI smoke
@@ -8,7 +8,8 @@ Markdown file and one JSON file, with each target (issues 9 and 16) and its rati
 Workloads: 1 dispatch (10,000 `true`), 2 makespan (2,000 skewed tests),
 3 warm cache, 4 a real CTest suite (Testfleet's unit tests), 5 growth with
 suite size, 6 cache latency (cache_bench), 7 the REAPI blob store
-(run_cas.py). Each script also runs on its own;
+(run_cas.py), 8 workers without a checkout (run_sandbox.py). Each script also
+runs on its own;
 this driver gives them JSON files in --out and collects their tables.
 Fails only when a run fails, never on a time: targets are printed, not
 asserted.
@@ -60,6 +61,8 @@ def workloads(quick):
         ("cas", "7. REAPI blob store: FindMissingBlobs, uploads, ByteStream, "
          "action results",
          [sys.executable, os.path.join(HERE, "run_cas.py"), *q, "--json={json}"]),
+        ("sandbox", "8. Workers without a checkout: sandboxes, workload 2, uploads",
+         [sys.executable, os.path.join(HERE, "run_sandbox.py"), *q, "--json={json}"]),
     ]
 
 
@@ -96,7 +99,7 @@ def bench(results, name):
 
 
 def targets(r):
-    """(workload, target, measured, met) for each target of issues 9 and 16."""
+    """(workload, target, measured, met) for each target of issues 9, 16 and 17."""
     out = []
     d = r["dispatch"]["wall_s"]
     out.append(("1", "`coordctl run` cold within 1.2x of `xargs -P2`",
@@ -180,6 +183,25 @@ def targets(r):
     out.append(("7", "GetActionResult p99 under 1 ms over loopback",
                 f"{ac['p99_us'] / 1000:.2f} ms (p50 {ac['p50_us']:.0f} µs)",
                 ac["p99_us"] < 1000))
+    sb = r["sandbox"]
+    m = sb["materialize"]
+    tree = f"{m['files']:,} files, {m['bytes'] / 1e6:.0f} MB"
+    out.append(("8", f"sandbox of {tree}, warm: at least half the speed of `cp -al`",
+                f"warm {m['warm_median_s']:.3f} s, cp -al {m['cp_al_median_s']:.3f} s "
+                f"({m['cp_al_median_s'] / m['warm_median_s']:.2f}x of its speed)",
+                m["warm_median_s"] <= 2 * m["cp_al_median_s"]))
+    out.append(("8", f"(no target) the same sandbox cold: download, write, link",
+                f"{m['cold_median_s']:.2f} s (cp -r {m['cp_r_median_s']:.2f} s)", None))
+    w = sb["workload2"]
+    ratio = w["sandboxed_median_s"] / w["workspace_median_s"]
+    out.append(("8", f"workload 2 ({w['tests']:,} tests) without a checkout within 1.1x of "
+                "a shared workspace", f"{ratio:.3f}x ({w['sandboxed_median_s']:.2f} vs "
+                f"{w['workspace_median_s']:.2f} s)", ratio <= 1.1))
+    for name, steps in sb["uploads"].items():
+        out.append(("8", f"(no target) uploads of the {name.replace('_', ' ')} tree",
+                    "; ".join(f"{s['step'].replace('_', ' ')}: {s['files_sent']} of "
+                              f"{s['files']} files, {s['sent']}, {s['submit_s']:.2f} s"
+                              for s in steps), None))
     return out
 
 

@@ -155,9 +155,11 @@ def uploads(work, quick):
     build = os.path.join(work, "fixture-build")
     timed(["cmake", "-S", source, "-B", build, "-G", "Ninja"])
     timed(["cmake", "--build", build])
+    # Room for Testfleet's own build tree: blobs evicted before the submit
+    # pins them would refuse it.
     coordinator, log = start(work, "coord-upload", [
         os.path.join(BIN, "coordinator"), "--listen=127.0.0.1:0",
-        f"--data-dir={work}/coord-upload"])
+        f"--data-dir={work}/coord-upload", "--cache-max-bytes=8GiB"])
     address = port_of(log, coordinator)
     out = {}
     try:
@@ -199,10 +201,12 @@ def main():
     tests = 200 if args.quick else 2_000
     work = tempfile.mkdtemp(prefix="tf-sandbox-bench-", dir="/var/tmp")
     try:
-        result = {"materialize": materialize(work, files, total, rounds),
-                  "workload2": no_checkout_against_workspace(
-                      work, tests, 2, 1 if args.quick else 3),
-                  "uploads": uploads(work, args.quick)}
+        result = {"materialize": materialize(work, files, total, rounds)}
+        print(json.dumps(result["materialize"]), file=sys.stderr, flush=True)
+        result["workload2"] = no_checkout_against_workspace(
+            work, tests, 2, 1 if args.quick else 3)
+        print(json.dumps(result["workload2"]), file=sys.stderr, flush=True)
+        result["uploads"] = uploads(work, args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     m = result["materialize"]

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cache/cache_client.h"
+#include "cache/input_tree.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
 #include "common/platform.h"
@@ -147,6 +148,36 @@ absl::StatusOr<LoadedSuite> LoadForSubmit(const SuiteSource& source,
   return suite;
 }
 
+// The cases of each test's GoogleTest XML report (an output the importers
+// declare), read from the blob store; tests whose report is gone have none.
+std::map<std::string, std::vector<GtestCase>> GtestCases(
+    const v1::SuiteReport& report,
+    const std::shared_ptr<grpc::Channel>& channel) {
+  std::vector<std::string> ids;
+  std::vector<BlobDigest> digests;
+  for (const v1::TestResult& result : report.results()) {
+    for (const v1::OutputFile& output : result.outputs()) {
+      if (!absl::StartsWith(output.path(), "testfleet-gtest/")) continue;
+      auto digest = DigestOfInput(output.sha256(), output.size_bytes());
+      if (!digest.ok() || digest->size > (64 << 20)) continue;
+      ids.push_back(result.test_id());
+      digests.push_back(*digest);
+    }
+  }
+  std::map<std::string, std::vector<GtestCase>> cases;
+  if (digests.empty()) return cases;
+  CasClient cas(channel);
+  absl::StatusOr<std::vector<std::string>> xml = cas.ReadBlobs(digests);
+  if (!xml.ok()) {
+    spdlog::warn("GoogleTest reports not read, JUnit shows whole tests: {}",
+                 std::string(xml.status().message()));
+    return cases;
+  }
+  for (size_t i = 0; i < ids.size(); ++i)
+    cases[ids[i]] = ParseGtestXml((*xml)[i]);
+  return cases;
+}
+
 // `channel` reaches the blob store holding the tests' outputs.
 absl::Status WriteReports(const v1::SuiteReport& report,
                           const ReportOutputs& outputs,
@@ -168,7 +199,8 @@ absl::Status WriteReports(const v1::SuiteReport& report,
       return s;
   }
   if (!outputs.junit.empty()) {
-    if (auto s = WriteFileAtomically(outputs.junit, JunitReport(report));
+    if (auto s = WriteFileAtomically(
+            outputs.junit, JunitReport(report, GtestCases(report, channel)));
         !s.ok())
       return s;
   }

@@ -154,8 +154,12 @@ json ImportedDefaults(const std::string& ctest_build_dir = "") {
 // system's) and travel with no test.
 class Needs {
  public:
-  Needs(std::vector<fs::path> roots, std::string suite_dir)
-      : roots_(std::move(roots)), suite_dir_(std::move(suite_dir)) {}
+  // `warned`: the large folders already named, said once per suite.
+  Needs(std::vector<fs::path> roots, std::string suite_dir,
+        std::set<std::string>* warned)
+      : roots_(std::move(roots)),
+        suite_dir_(std::move(suite_dir)),
+        warned_(warned) {}
 
   // `path` (absolute) when it is a file or folder under a root.
   void Add(const fs::path& path) {
@@ -200,11 +204,13 @@ class Needs {
       ++files;
       bytes += static_cast<int64_t>(it->file_size(ec));
     }
-    if (files > 1000 || bytes > (100 << 20)) {
+    if ((files > 1000 || bytes > (100 << 20)) &&
+        warned_->insert(folder.string()).second) {
       std::fprintf(stderr,
-                   "coordctl: test %s works in %s, whose %lld files (%lld "
-                   "MiB) all become its inputs; give it a smaller "
-                   "WORKING_DIRECTORY or REQUIRED_FILES\n",
+                   "coordctl: test %s (and any other working there) works "
+                   "in %s, whose %lld files (%lld MiB) all become its "
+                   "inputs; give it a smaller WORKING_DIRECTORY or "
+                   "REQUIRED_FILES\n",
                    test.c_str(), folder.c_str(), static_cast<long long>(files),
                    static_cast<long long>(bytes >> 20));
     }
@@ -225,6 +231,7 @@ class Needs {
   const std::vector<fs::path> roots_;
   const std::string suite_dir_;
   std::set<std::string> paths_;
+  std::set<std::string>* const warned_;
 };
 
 // The source tree of a CMake build tree (CMakeCache.txt), when it says.
@@ -283,6 +290,7 @@ absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
   if (std::optional<fs::path> source = SourceTree(build_dir))
     roots.push_back(*source);
   json tests = json::array();
+  std::set<std::string> warned;
   for (const json& test : info["tests"]) {
     if (!test.contains("command") || !test["command"].is_array() ||
         test["command"].empty()) {
@@ -294,7 +302,7 @@ absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
     std::string cwd = suite_dir;  // CTest's default: the test's build folder
     bool disabled = false;
     bool named_cwd = false;
-    Needs needs(roots, suite_dir);
+    Needs needs(roots, suite_dir, &warned);
     for (const json& property : test.value("properties", json::array())) {
       const std::string name = property.value("name", "");
       const json& value = property["value"];
@@ -372,7 +380,8 @@ absl::StatusOr<json> SuiteFromGtest(const std::string& binary,
       CaptureOutput({absolute, "--gtest_list_tests"}, suite_dir);
   if (!listing.ok()) return listing.status();
   const std::string program = ProgramPath(absolute, suite_dir, suite_dir);
-  Needs needs({fs::path(absolute).parent_path()}, suite_dir);
+  std::set<std::string> warned;
+  Needs needs({fs::path(absolute).parent_path()}, suite_dir, &warned);
   needs.Add(absolute);
   needs.AddLibraries(absolute, suite_dir);
   json tests = json::array();

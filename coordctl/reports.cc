@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -203,53 +205,171 @@ std::string JsonReport(const v1::SuiteReport& report) {
   return root.dump(2) + "\n";
 }
 
-std::string JunitReport(const v1::SuiteReport& report) {
-  const v1::SuiteSummary& s = report.summary();
-  int failures = 0, errors = 0, skipped = 0;
-  for (const v1::TestResult& r : report.results()) {
-    if (r.status() == v1::TEST_STATUS_ERROR) {
-      ++errors;
-    } else if (IsFailure(r.status())) {
-      ++failures;
-    } else if (r.status() == v1::TEST_STATUS_SKIPPED ||
-               r.status() == v1::TEST_STATUS_CANCELLED) {
-      ++skipped;
+namespace {
+
+// The text of an XML attribute value: entities decoded (those GoogleTest
+// writes, and numeric ones), anything else kept as written.
+std::string XmlText(const std::string& escaped) {
+  static const std::pair<const char*, const char*> kNamed[] = {{"&quot;", "\""},
+                                                               {"&apos;", "'"},
+                                                               {"&lt;", "<"},
+                                                               {"&gt;", ">"},
+                                                               {"&amp;", "&"}};
+  std::string out;
+  for (size_t i = 0; i < escaped.size();) {
+    bool decoded = false;
+    if (escaped[i] == '&') {
+      for (const auto& [entity, text] : kNamed) {
+        if (escaped.compare(i, strlen(entity), entity) == 0) {
+          out += text;
+          i += strlen(entity);
+          decoded = true;
+          break;
+        }
+      }
+      const size_t semicolon = escaped.find(';', i);
+      if (!decoded && escaped.compare(i, 2, "&#") == 0 &&
+          semicolon != std::string::npos && semicolon - i < 10) {
+        const bool hex = escaped[i + 2] == 'x';
+        const std::string digits =
+            escaped.substr(i + (hex ? 3 : 2), semicolon - i - (hex ? 3 : 2));
+        const long code = std::strtol(digits.c_str(), nullptr, hex ? 16 : 10);
+        if (code > 0 && code < 128) {
+          out += static_cast<char>(code);
+          i = semicolon + 1;
+          decoded = true;
+        }
+      }
+    }
+    if (!decoded) out += escaped[i++];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<GtestCase> ParseGtestXml(const std::string& xml) {
+  // GoogleTest writes one <testcase .../> or <testcase ...>...</testcase>
+  // per case, attributes quoted with '"' and escaped: a regular language.
+  static const std::regex kCase(
+      R"(<testcase\s([^>]*?)(/>|>([\s\S]*?)</testcase>))");
+  static const std::regex kAttribute(R"re((\w+)="([^"]*)")re");
+  std::vector<GtestCase> cases;
+  for (std::sregex_iterator it(xml.begin(), xml.end(), kCase), end;
+       it != end && cases.size() < 100000; ++it) {
+    std::map<std::string, std::string> attributes;
+    const std::string text = (*it)[1];
+    for (std::sregex_iterator a(text.begin(), text.end(), kAttribute);
+         a != std::sregex_iterator(); ++a) {
+      attributes[(*a)[1]] = (*a)[2];
+    }
+    GtestCase& c = cases.emplace_back();
+    c.name =
+        XmlText(absl::StrCat(attributes["classname"], ".", attributes["name"]));
+    absl::SimpleAtod(attributes["time"], &c.seconds);
+    const std::string body = (*it)[3];
+    std::smatch failure;
+    if (std::regex_search(body, failure,
+                          std::regex(R"re(<failure message="([^"]*)")re"))) {
+      c.status = v1::TEST_STATUS_FAILED;
+      c.message = XmlText(failure[1]);
+    } else if (attributes["result"] == "skipped" ||
+               body.find("<skipped") != std::string::npos) {
+      c.status = v1::TEST_STATUS_SKIPPED;
     }
   }
-  std::string name = XmlEscape(report.name());
-  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  absl::StrAppendFormat(
-      &xml,
-      "<testsuites name=\"%s\" tests=\"%d\" failures=\"%d\" errors=\"%d\" "
-      "skipped=\"%d\" time=\"%.3f\">\n",
-      name, s.total(), failures, errors, skipped, s.wall_ms() / 1000.0);
-  absl::StrAppendFormat(
-      &xml,
-      "  <testsuite name=\"%s\" id=\"0\" tests=\"%d\" failures=\"%d\" "
-      "errors=\"%d\" skipped=\"%d\" time=\"%.3f\" timestamp=\"%s\" "
-      "hostname=\"testfleet\">\n",
-      name, report.results_size(), failures, errors, skipped,
-      s.wall_ms() / 1000.0, IsoTime(report.started_at_unix_ms()).substr(0, 19));
+  return cases;
+}
+
+namespace {
+
+// One <testcase> of the JUnit report.
+struct JunitCase {
+  std::string name;  // escaped
+  double seconds = 0;
+  v1::TestStatus status = v1::TEST_STATUS_PASSED;
+  std::string message;                     // escaped
+  const v1::TestResult* result = nullptr;  // tails and failure text
+};
+
+std::vector<JunitCase> JunitCases(
+    const v1::SuiteReport& report,
+    const std::map<std::string, std::vector<GtestCase>>& cases) {
+  std::vector<JunitCase> out;
   for (const v1::TestResult& r : report.results()) {
-    absl::StrAppendFormat(
-        &xml, "    <testcase name=\"%s\" classname=\"%s\" time=\"%.3f\">\n",
-        XmlEscape(r.test_id()), name, r.wall_ms() / 1000.0);
+    auto found = cases.find(r.test_id());
+    if (found != cases.end() && !found->second.empty()) {
+      for (const GtestCase& c : found->second) {
+        // A test of one case named as the case (--from-gtest) keeps its id.
+        const bool same = found->second.size() == 1 && c.name == r.test_id();
+        out.push_back({XmlEscape(same ? r.test_id()
+                                      : absl::StrCat(r.test_id(), "/", c.name)),
+                       c.seconds, c.status, XmlEscape(c.message), &r});
+      }
+      continue;
+    }
     std::string message = XmlEscape(
         r.error_message().empty()
             ? absl::StrCat(StatusName(r.status()),
                            r.signal() ? " by signal " : " with exit code ",
                            r.signal() ? r.signal() : r.exit_code())
             : r.error_message());
-    if (r.status() == v1::TEST_STATUS_ERROR) {
+    out.push_back({XmlEscape(r.test_id()), r.wall_ms() / 1000.0, r.status(),
+                   std::move(message), &r});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string JunitReport(
+    const v1::SuiteReport& report,
+    const std::map<std::string, std::vector<GtestCase>>& gtest_cases) {
+  const v1::SuiteSummary& s = report.summary();
+  const std::vector<JunitCase> cases = JunitCases(report, gtest_cases);
+  int failures = 0, errors = 0, skipped = 0;
+  for (const JunitCase& c : cases) {
+    if (c.status == v1::TEST_STATUS_ERROR) {
+      ++errors;
+    } else if (IsFailure(c.status)) {
+      ++failures;
+    } else if (c.status == v1::TEST_STATUS_SKIPPED ||
+               c.status == v1::TEST_STATUS_CANCELLED) {
+      ++skipped;
+    }
+  }
+  const int total = static_cast<int>(cases.size());
+  std::string name = XmlEscape(report.name());
+  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  absl::StrAppendFormat(
+      &xml,
+      "<testsuites name=\"%s\" tests=\"%d\" failures=\"%d\" errors=\"%d\" "
+      "skipped=\"%d\" time=\"%.3f\">\n",
+      name, total, failures, errors, skipped, s.wall_ms() / 1000.0);
+  absl::StrAppendFormat(
+      &xml,
+      "  <testsuite name=\"%s\" id=\"0\" tests=\"%d\" failures=\"%d\" "
+      "errors=\"%d\" skipped=\"%d\" time=\"%.3f\" timestamp=\"%s\" "
+      "hostname=\"testfleet\">\n",
+      name, total, failures, errors, skipped, s.wall_ms() / 1000.0,
+      IsoTime(report.started_at_unix_ms()).substr(0, 19));
+  for (const JunitCase& c : cases) {
+    const v1::TestResult& r = *c.result;
+    absl::StrAppendFormat(
+        &xml, "    <testcase name=\"%s\" classname=\"%s\" time=\"%.3f\">\n",
+        c.name, name, c.seconds);
+    if (c.status == v1::TEST_STATUS_ERROR) {
       absl::StrAppendFormat(
-          &xml, "      <error message=\"%s\" type=\"error\"/>\n", message);
-    } else if (IsFailure(r.status())) {
+          &xml, "      <error message=\"%s\" type=\"error\"/>\n", c.message);
+    } else if (IsFailure(c.status)) {
       absl::StrAppendFormat(
           &xml, "      <failure message=\"%s\" type=\"%s\">%s</failure>\n",
-          message, StatusName(r.status()), XmlEscape(r.stderr_tail()));
-    } else if (r.status() == v1::TEST_STATUS_SKIPPED ||
-               r.status() == v1::TEST_STATUS_CANCELLED) {
-      absl::StrAppendFormat(&xml, "      <skipped message=\"%s\"/>\n", message);
+          c.message, StatusName(c.status), XmlEscape(r.stderr_tail()));
+    } else if (c.status == v1::TEST_STATUS_SKIPPED ||
+               c.status == v1::TEST_STATUS_CANCELLED) {
+      absl::StrAppendFormat(
+          &xml, "      <skipped message=\"%s\"/>\n",
+          c.message.empty() ? StatusName(c.status) : c.message);
     }
     if (!r.stdout_tail().empty()) {
       absl::StrAppend(&xml, "      <system-out>", XmlEscape(r.stdout_tail()),

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/test_status.h"
@@ -13,6 +15,16 @@ namespace testfleet {
 /// characters XML cannot carry (most C0 controls, invalid UTF-8) visibly as
 /// "\xNN" or U+FFFD.
 std::string XmlEscape(const std::string& raw);
+
+/// One test case of a GoogleTest XML report (`--gtest_output=xml:`).
+struct GtestCase {
+  std::string name;  // "Suite.Name"
+  double seconds = 0;
+  v1::TestStatus status = v1::TEST_STATUS_PASSED;  // passed, failed, skipped
+  std::string message;  // the first failure's message
+};
+/// The cases of a GoogleTest XML report; none when it is not one.
+std::vector<GtestCase> ParseGtestXml(const std::string& xml);
 
 /// Failed, timed out, over memory or could not run (anything but passed,
 /// skipped or cancelled).
@@ -29,7 +41,11 @@ std::string JsonReport(const v1::SuiteReport& report);
 /// JUnit XML (testsuites/testsuite/testcase with failure, skipped,
 /// system-out, system-err, time in seconds); every character XML 1.0 cannot
 /// carry is escaped so CI tools load the file whatever the tests printed.
-std::string JunitReport(const v1::SuiteReport& report);
+/// A test with `cases` (its GoogleTest XML report, by test id) shows as one
+/// testcase per case, named "TEST_ID/Suite.Name".
+std::string JunitReport(
+    const v1::SuiteReport& report,
+    const std::map<std::string, std::vector<GtestCase>>& cases = {});
 
 /// Writes `content` to `path` atomically (temporary file, then rename).
 absl::Status WriteFileAtomically(const std::string& path,

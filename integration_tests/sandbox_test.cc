@@ -196,7 +196,8 @@ TEST_F(SandboxTest, HiddenCheckoutRunsAsASharedWorkspaceDoes) {
             "made\n");
   ASSERT_EQ(got.at("writes.output")["outputs"].size(), 1u);
   EXPECT_EQ(got.at("writes.output")["outputs"][0]["path"], "out/made.txt");
-  // Sandboxes go with their tests.
+  // Pristine sandboxes wait for reuse; a stopping worker leaves none.
+  workers_.back()->Kill(SIGTERM);
   EXPECT_TRUE(SandboxesGone(files_.Join("files-hidden/sandboxes")));
 }
 

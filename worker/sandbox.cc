@@ -22,6 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Pristine sandboxes kept for reuse, in all.
+constexpr int kMaxIdle = 8;
 // Directory blobs kept between tests.
 constexpr int64_t kDirectoryMemoBytes = 64 << 20;
 // What one test may leave as outputs.
@@ -36,8 +38,8 @@ bool Under(const std::string& path, const std::string& folder) {
 // where projects and CI workspaces commonly live inside them.
 bool Reserved(const std::string& path) {
   static const char* const kSystem[] = {
-      "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64",
-      "/libx32", "/proc", "/run", "/sbin", "/sys", "/usr", "/var"};
+      "/bin",    "/boot", "/dev", "/etc",  "/lib", "/lib32", "/lib64",
+      "/libx32", "/proc", "/run", "/sbin", "/sys", "/usr",   "/var"};
   static const char* const kProjects[] = {"/usr/src", "/usr/local/src",
                                           "/var/lib", "/var/tmp"};
   if (path == "/" || path == "/tmp") return true;
@@ -121,12 +123,63 @@ SandboxMaker::SandboxMaker(std::string dir, FileCache* files,
       cas_(std::move(cas)),
       remover_([this] { RemoverLoop(); }) {}
 
+bool Sandbox::Pristine() const { return Stamps() == made_; }
+
+std::map<std::string, Sandbox::Stamp> Sandbox::Stamps() const {
+  std::map<std::string, Stamp> stamps;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir_, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    struct stat st {};
+    if (lstat(it->path().c_str(), &st) != 0) continue;
+    Stamp& stamp = stamps[it->path().string()];
+    stamp.inode = st.st_ino;
+    stamp.size = S_ISDIR(st.st_mode) ? 0 : st.st_size;
+    stamp.mode = st.st_mode;
+    stamp.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    if (S_ISDIR(st.st_mode))
+      stamp.ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+  }
+  if (ec) stamps["?"] = Stamp();  // unreadable: never pristine
+  return stamps;
+}
+
 SandboxMaker::~SandboxMaker() {
+  std::map<std::string, std::vector<std::unique_ptr<Sandbox>>> idle;
+  {
+    absl::MutexLock lock(&mu_);
+    idle.swap(idle_);
+  }
+  idle.clear();  // discarded: the remover takes them
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
   remover_.join();
+}
+
+void SandboxMaker::Finish(std::unique_ptr<Sandbox> sandbox) {
+  if (sandbox == nullptr || sandbox->kept_ || !sandbox->Pristine()) return;
+  std::unique_ptr<Sandbox> evicted;  // removed once the lock is released
+  absl::MutexLock lock(&mu_);
+  if (idle_count_ >= kMaxIdle) {
+    // Room for this one: the oldest of the fullest key goes.
+    auto fullest = idle_.begin();
+    for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+      if (it->second.size() > fullest->second.size()) fullest = it;
+    }
+    evicted = std::move(fullest->second.front());
+    fullest->second.erase(fullest->second.begin());
+    if (fullest->second.empty()) idle_.erase(fullest);
+    --idle_count_;
+  }
+  idle_[sandbox->reuse_key_].push_back(std::move(sandbox));
+  ++idle_count_;
+}
+
+int SandboxMaker::idle() {
+  absl::MutexLock lock(&mu_);
+  return idle_count_;
 }
 
 void SandboxMaker::Discard(const std::string& dir) {
@@ -201,6 +254,30 @@ absl::StatusOr<std::vector<std::string>> SandboxMaker::FetchDirectories(
 
 absl::StatusOr<std::unique_ptr<Sandbox>> SandboxMaker::Make(
     const v1::TestSpec& spec) {
+  // Everything the sandbox's making depends on.
+  Sha256Hasher key;
+  for (const std::string* part :
+       {&spec.input_root(), &spec.exec_root(), &spec.cwd(), &spec.argv(0)}) {
+    key.Update(*part);
+    key.Update(absl::string_view("\0", 1));
+  }
+  for (const v1::InputDigest& input : spec.inputs()) {
+    key.Update(input.path());
+    key.Update(absl::string_view("\0", 1));
+    key.Update(input.sha256());
+  }
+  const std::string reuse_key = key.FinishHex();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = idle_.find(reuse_key);
+    if (it != idle_.end()) {
+      std::unique_ptr<Sandbox> reused = std::move(it->second.back());
+      it->second.pop_back();
+      if (it->second.empty()) idle_.erase(it);
+      --idle_count_;
+      return reused;
+    }
+  }
   ASSIGN_OR_RETURN(std::vector<std::string> roots, SandboxRoots(spec));
   const size_t slash = spec.input_root().find('/');
   if (slash == std::string::npos) {
@@ -293,6 +370,8 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxMaker::Make(
           "cannot link or copy ", from, " to ", to, ": ", copied.message()));
     }
   }
+  sandbox->reuse_key_ = reuse_key;
+  sandbox->made_ = sandbox->Stamps();
   return sandbox;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -46,15 +47,34 @@ class Sandbox {
   const std::string& dir() const { return dir_; }
   /// Leaves the folder in place (for debugging a failed test).
   void Keep() { kept_ = true; }
+  /// Whether nothing in the folder changed since it was made: the same
+  /// entries, each with the same inode, size, mode and times (folders also
+  /// their status-change time, which no test can set back).
+  bool Pristine() const;
 
  private:
   friend class SandboxMaker;
+  struct Stamp {
+    uint64_t inode = 0;
+    int64_t size = 0;
+    uint32_t mode = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;  // folders only: links change a file's
+    bool operator==(const Stamp& other) const {
+      return inode == other.inode && size == other.size && mode == other.mode &&
+             mtime_ns == other.mtime_ns && ctime_ns == other.ctime_ns;
+    }
+  };
+  // Every entry below the folder, by path.
+  std::map<std::string, Stamp> Stamps() const;
 
   const std::string dir_;
   const std::vector<TreeFile> files_;
   SandboxMaker* const maker_;
   Isolation isolation_;
   bool kept_ = false;
+  std::string reuse_key_;              // what a test must be to reuse it
+  std::map<std::string, Stamp> made_;  // as made
 };
 
 /// Makes sandboxes under `dir` from tests' input trees (TestSpec.input_root)
@@ -72,7 +92,15 @@ class SandboxMaker {
   /// inputs, with their submitted digests, and its program when that is a
   /// file under its folders: a tree that says otherwise is refused, since
   /// the result is stored under a key computed from the declared inputs.
+  /// A sandbox a finished test left untouched is reused by the next test
+  /// of the same tree, inputs and folders (hermetic, and no folders to make
+  /// and remove: on this kind of disk that is most of a sandbox's cost).
   absl::StatusOr<std::unique_ptr<Sandbox>> Make(const v1::TestSpec& spec);
+  /// Takes back a passed test's sandbox: kept for reuse when pristine, else
+  /// removed in the background (as any other sandbox when destroyed).
+  void Finish(std::unique_ptr<Sandbox> sandbox);
+  /// Sandboxes kept for reuse.
+  int idle();
   CasClient& cas() { return cas_; }
   FileCache& files() { return *files_; }
   /// Sandboxes finished and not yet removed.
@@ -97,6 +125,10 @@ class SandboxMaker {
       ABSL_GUARDED_BY(mu_);
   int64_t directory_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> discarded_ ABSL_GUARDED_BY(mu_);
+  // Pristine sandboxes by reuse key, newest last; at most kMaxIdle in all.
+  std::map<std::string, std::vector<std::unique_ptr<Sandbox>>> idle_
+      ABSL_GUARDED_BY(mu_);
+  int idle_count_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int removing_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread remover_;

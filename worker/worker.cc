@@ -421,6 +421,9 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
       spdlog::info("sandbox of failed test {} kept in {}", LogSafe(spec.id()),
                    sandbox->dir());
     }
+    // Only a passed test's sandbox may serve again; any other goes.
+    if (result->status() == v1::TEST_STATUS_PASSED)
+      sandboxes_->Finish(std::move(sandbox));
   }
   return *std::move(result);
 }

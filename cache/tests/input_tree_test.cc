@@ -46,8 +46,7 @@ TEST(InputTreeTest, BuildsAndWalksBackTheSameFilesFoldersAndModes) {
   ASSERT_EQ(by_path.size(), 3u);
   EXPECT_TRUE(by_path["/src/p/bin/run"].executable);
   EXPECT_FALSE(by_path["/src/p/data/a.txt"].executable);
-  EXPECT_TRUE(by_path["/src/p/data/deep/b.txt"].digest ==
-              BlobDigest::Of("b"));
+  EXPECT_TRUE(by_path["/src/p/data/deep/b.txt"].digest == BlobDigest::Of("b"));
   EXPECT_THAT(tree->folders, ::testing::Contains("/src/p/empty"));
   EXPECT_EQ(tree->file_bytes, 4);
 }
@@ -73,14 +72,14 @@ TEST(InputTreeTest, ConflictsAndBadPathsAreRefused) {
               HasSubstr("not absolute and normal"));
   EXPECT_THAT(builder.Add({File("/p/../a", "x")}, {}).status().message(),
               HasSubstr("not absolute and normal"));
-  EXPECT_THAT(
-      builder.Add({File("/p/a", "x"), File("/p/a/b", "y")}, {})
-          .status()
-          .message(),
-      HasSubstr("lies under a file"));
-  EXPECT_THAT(
-      builder.Add({File("/p/a", "x"), File("/p/a", "y")}, {}).status().message(),
-      HasSubstr("given twice with different content"));
+  EXPECT_THAT(builder.Add({File("/p/a", "x"), File("/p/a/b", "y")}, {})
+                  .status()
+                  .message(),
+              HasSubstr("lies under a file"));
+  EXPECT_THAT(builder.Add({File("/p/a", "x"), File("/p/a", "y")}, {})
+                  .status()
+                  .message(),
+              HasSubstr("given twice with different content"));
 }
 
 TEST(InputTreeTest, WalkRefusesSymlinksAndGarbage) {

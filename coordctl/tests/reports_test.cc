@@ -171,3 +171,62 @@ TEST(ReportsTest, RegressionsAndImprovementsReachEveryFormat) {
 
 }  // namespace
 }  // namespace testfleet
+
+namespace testfleet {
+namespace {
+
+// What GoogleTest 1.12 writes for --gtest_output=xml, trimmed.
+constexpr char kGtestXml[] = R"(<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="3" failures="1" disabled="0" errors="0" time="0.01" name="AllTests">
+  <testsuite name="Math" tests="3" failures="1" disabled="0" skipped="1" errors="0" time="0.01">
+    <testcase name="Adds" status="run" result="completed" time="0.001" timestamp="2026-11-27T16:00:00.000" classname="Math" />
+    <testcase name="Broken" status="run" result="completed" time="0.002" timestamp="2026-11-27T16:00:00.001" classname="Math">
+      <failure message="x.cc:10&#x0A;Expected equality &lt;4&gt; &quot;a&quot;" type=""><![CDATA[x.cc:10
+Expected equality]]></failure>
+    </testcase>
+    <testcase name="Later" status="run" result="skipped" time="0" timestamp="2026-11-27T16:00:00.003" classname="Math">
+      <skipped message="x.cc:20&#x0A;"><![CDATA[x.cc:20]]></skipped>
+    </testcase>
+  </testsuite>
+</testsuites>
+)";
+
+TEST(GtestXmlTest, EveryCaseWithItsOutcome) {
+  const std::vector<GtestCase> cases = ParseGtestXml(kGtestXml);
+  ASSERT_EQ(cases.size(), 3u);
+  EXPECT_EQ(cases[0].name, "Math.Adds");
+  EXPECT_EQ(cases[0].status, v1::TEST_STATUS_PASSED);
+  EXPECT_DOUBLE_EQ(cases[0].seconds, 0.001);
+  EXPECT_EQ(cases[1].status, v1::TEST_STATUS_FAILED);
+  EXPECT_EQ(cases[1].message, "x.cc:10\nExpected equality <4> \"a\"");
+  EXPECT_EQ(cases[2].status, v1::TEST_STATUS_SKIPPED);
+  EXPECT_TRUE(ParseGtestXml("not xml at all").empty());
+}
+
+TEST(GtestXmlTest, JunitShowsEachCaseOfABinaryRunAsOneTest) {
+  v1::SuiteReport report;
+  report.set_name("suite");
+  v1::TestResult* whole = report.add_results();
+  whole->set_test_id("all_math");
+  whole->set_status(v1::TEST_STATUS_FAILED);
+  v1::TestResult* single = report.add_results();
+  single->set_test_id("Math.Adds");
+  single->set_status(v1::TEST_STATUS_PASSED);
+  std::map<std::string, std::vector<GtestCase>> cases = {
+      {"all_math", ParseGtestXml(kGtestXml)},
+      {"Math.Adds", {ParseGtestXml(kGtestXml)[0]}}};
+  const std::string xml = JunitReport(report, cases);
+  EXPECT_THAT(xml,
+              ::testing::HasSubstr(
+                  "tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"1\""));
+  EXPECT_THAT(xml, ::testing::HasSubstr("name=\"all_math/Math.Adds\""));
+  EXPECT_THAT(xml, ::testing::HasSubstr("name=\"all_math/Math.Broken\""));
+  EXPECT_THAT(xml, ::testing::HasSubstr(
+                       "message=\"x.cc:10\nExpected equality &lt;4&gt; "
+                       "&quot;a&quot;\""));
+  // A test of one case named as the case keeps its own name.
+  EXPECT_THAT(xml, ::testing::HasSubstr("<testcase name=\"Math.Adds\""));
+}
+
+}  // namespace
+}  // namespace testfleet

@@ -141,9 +141,9 @@ class SandboxMakerTest : public StoreTest {
   }
 
   // A test of `inputs` (name, content) under /suite, its tree uploaded.
-  v1::TestSpec Spec(const std::vector<std::pair<std::string, std::string>>&
-                        inputs,
-                    const std::vector<TreeFile>& extra = {}) {
+  v1::TestSpec Spec(
+      const std::vector<std::pair<std::string, std::string>>& inputs,
+      const std::vector<TreeFile>& extra = {}) {
     v1::TestSpec spec;
     spec.set_id("t");
     spec.add_argv("./run.sh");
@@ -180,15 +180,16 @@ TEST_F(SandboxMakerTest, LinksTheDeclaredInputsAndGoesAway) {
     auto sandbox = maker_->Make(spec);
     ASSERT_TRUE(sandbox.ok()) << sandbox.status();
     dir = (*sandbox)->dir();
-    struct stat in_sandbox {}, in_cache {};
-    ASSERT_EQ(stat((*sandbox)->HostPath("/suite/data/a.txt").c_str(),
-                   &in_sandbox),
-              0);
+    struct stat in_sandbox {
+    }, in_cache{};
+    ASSERT_EQ(
+        stat((*sandbox)->HostPath("/suite/data/a.txt").c_str(), &in_sandbox),
+        0);
     ASSERT_EQ(stat(files_->PathOf((*sandbox)->files()[0]).c_str(), &in_cache),
               0);
     EXPECT_EQ(in_sandbox.st_ino, in_cache.st_ino);  // a hard link
-    EXPECT_TRUE(std::filesystem::is_directory(
-        (*sandbox)->HostPath("/suite/work")));
+    EXPECT_TRUE(
+        std::filesystem::is_directory((*sandbox)->HostPath("/suite/work")));
     EXPECT_EQ(access((*sandbox)->HostPath("/suite/work/run.sh").c_str(), X_OK),
               0);
     // The suite folder and /tmp are the test's own.
@@ -198,6 +199,32 @@ TEST_F(SandboxMakerTest, LinksTheDeclaredInputsAndGoesAway) {
   for (int i = 0; i < 500 && maker_->pending_removals() > 0; ++i)
     absl::SleepFor(absl::Milliseconds(10));
   EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+TEST_F(SandboxMakerTest, APristineSandboxServesTheNextTestOfItsTree) {
+  const v1::TestSpec spec = Spec({{"data/a.txt", "alpha"}});
+  auto first = maker_->Make(spec);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string dir = (*first)->dir();
+  maker_->Finish(*std::move(first));
+  EXPECT_EQ(maker_->idle(), 1);
+  auto second = maker_->Make(spec);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)->dir(), dir);  // reused, nothing made
+  // A test that left a file behind: its sandbox serves nobody else.
+  std::ofstream((*second)->HostPath("/tmp/left-behind")) << "x";
+  EXPECT_FALSE((*second)->Pristine());
+  maker_->Finish(*std::move(second));
+  EXPECT_EQ(maker_->idle(), 0);
+  auto third = maker_->Make(spec);
+  ASSERT_TRUE(third.ok());
+  EXPECT_NE((*third)->dir(), dir);
+  // Another test of the same tree but other inputs declared gets its own.
+  v1::TestSpec other = spec;
+  other.set_cwd("elsewhere");
+  maker_->Finish(*std::move(third));
+  auto fourth = maker_->Make(other);
+  EXPECT_EQ(maker_->idle(), 1);
 }
 
 TEST_F(SandboxMakerTest, ATreeThatDisagreesWithTheKeyIsRefused) {
