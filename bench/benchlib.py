@@ -9,6 +9,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "bin")
 
 
+def quick_and_json_args():
+    """--quick and --json=OUT, the flags every workload script takes; the
+    build is checked first."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    require_build()
+    return args
+
+
 def require_build():
     if not os.access(os.path.join(BIN, "coordctl"), os.X_OK):
         sys.exit("build first: scripts/build.sh")

@@ -6,7 +6,6 @@ same 11,000-file tree. Writes JSON to --json.
 
   bench/run_cas.py [--quick] [--json=OUT]
 """
-import argparse
 import json
 import os
 import random
@@ -16,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import BIN, median, require_build, timed
+from benchlib import BIN, median, quick_and_json_args, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -92,11 +91,7 @@ def bazel_upload(work, files, total_bytes, address):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    require_build()
+    args = quick_and_json_args()
     digests = 5_000 if args.quick else 100_000
     files, tree_bytes = (1_100, 2_100_000) if args.quick else (11_000, 21_000_000)
     big = (16 if args.quick else 1024) << 20

@@ -15,7 +15,6 @@
 
   bench/run_sandbox.py [--quick] [--json=OUT]
 """
-import argparse
 import json
 import os
 import re
@@ -25,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import BIN, ROOT, median, require_build, timed
+from benchlib import BIN, ROOT, median, quick_and_json_args, timed
 from run_cas import make_tree, start_cache
 from run_makespan import command, durations_ms
 
@@ -191,11 +190,7 @@ def uploads(work, quick):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    require_build()
+    args = quick_and_json_args()
     files, total = (500, 20_000_000) if args.quick else (5_000, 500_000_000)
     rounds = 2 if args.quick else 5
     tests = 200 if args.quick else 2_000

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -148,18 +149,23 @@ json ImportedDefaults(const std::string& ctest_build_dir = "") {
   return defaults;
 }
 
+// What the tests of one import share: large folders already named, and
+// each program's libraries (one `ldd` per program, not per test).
+struct ImportMemo {
+  std::set<std::string> warned;
+  std::map<std::string, std::vector<fs::path>> libraries;
+};
+
 // What a test needs besides its program where no checkout exists: the
 // project's files it names. `roots` are the project's folders (source and
 // build trees): files elsewhere are the worker's own (a compiler's, the
 // system's) and travel with no test.
 class Needs {
  public:
-  // `warned`: the large folders already named, said once per suite.
-  Needs(std::vector<fs::path> roots, std::string suite_dir,
-        std::set<std::string>* warned)
+  Needs(std::vector<fs::path> roots, std::string suite_dir, ImportMemo* memo)
       : roots_(std::move(roots)),
         suite_dir_(std::move(suite_dir)),
-        warned_(warned) {}
+        memo_(memo) {}
 
   // `path` (absolute) when it is a file or folder under a root.
   void Add(const fs::path& path) {
@@ -172,14 +178,20 @@ class Needs {
   }
   // The shared libraries of the project that `program` loads (ldd).
   void AddLibraries(const std::string& program, const std::string& cwd) {
-    absl::StatusOr<std::string> listing = CaptureOutput({"ldd", program}, cwd);
-    if (!listing.ok()) return;  // static, or not an ELF file
-    for (absl::string_view line : absl::StrSplit(*listing, '\n')) {
-      const size_t arrow = line.find("=> /");
-      if (arrow == absl::string_view::npos) continue;
-      absl::string_view rest = line.substr(arrow + 3);
-      Add(fs::path(std::string(rest.substr(0, rest.find(" (")))));
+    auto [known, added] = memo_->libraries.try_emplace(program);
+    if (added) {
+      absl::StatusOr<std::string> listing =
+          CaptureOutput({"ldd", program}, cwd);
+      // None for a static program, or one that is not an ELF file.
+      for (absl::string_view line :
+           absl::StrSplit(listing.ok() ? *listing : "", '\n')) {
+        const size_t arrow = line.find("=> /");
+        if (arrow == absl::string_view::npos) continue;
+        absl::string_view rest = line.substr(arrow + 3);
+        known->second.emplace_back(std::string(rest.substr(0, rest.find(" ("))));
+      }
     }
+    for (const fs::path& library : known->second) Add(library);
   }
   // Paths a command line names, also inside `sh -c` strings and `--x=PATH`.
   void AddNamedIn(const std::vector<std::string>& argv, const fs::path& cwd) {
@@ -205,7 +217,7 @@ class Needs {
       bytes += static_cast<int64_t>(it->file_size(ec));
     }
     if ((files > 1000 || bytes > (100 << 20)) &&
-        warned_->insert(folder.string()).second) {
+        memo_->warned.insert(folder.string()).second) {
       std::fprintf(stderr,
                    "coordctl: test %s (and any other working there) works "
                    "in %s, whose %lld files (%lld MiB) all become its "
@@ -231,7 +243,7 @@ class Needs {
   const std::vector<fs::path> roots_;
   const std::string suite_dir_;
   std::set<std::string> paths_;
-  std::set<std::string>* const warned_;
+  ImportMemo* const memo_;
 };
 
 // The source tree of a CMake build tree (CMakeCache.txt), when it says.
@@ -290,7 +302,7 @@ absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
   if (std::optional<fs::path> source = SourceTree(build_dir))
     roots.push_back(*source);
   json tests = json::array();
-  std::set<std::string> warned;
+  ImportMemo memo;
   for (const json& test : info["tests"]) {
     if (!test.contains("command") || !test["command"].is_array() ||
         test["command"].empty()) {
@@ -302,7 +314,7 @@ absl::StatusOr<json> SuiteFromCtest(const std::string& build_dir,
     std::string cwd = suite_dir;  // CTest's default: the test's build folder
     bool disabled = false;
     bool named_cwd = false;
-    Needs needs(roots, suite_dir, &warned);
+    Needs needs(roots, suite_dir, &memo);
     for (const json& property : test.value("properties", json::array())) {
       const std::string name = property.value("name", "");
       const json& value = property["value"];
@@ -380,8 +392,8 @@ absl::StatusOr<json> SuiteFromGtest(const std::string& binary,
       CaptureOutput({absolute, "--gtest_list_tests"}, suite_dir);
   if (!listing.ok()) return listing.status();
   const std::string program = ProgramPath(absolute, suite_dir, suite_dir);
-  std::set<std::string> warned;
-  Needs needs({fs::path(absolute).parent_path()}, suite_dir, &warned);
+  ImportMemo memo;
+  Needs needs({fs::path(absolute).parent_path()}, suite_dir, &memo);
   needs.Add(absolute);
   needs.AddLibraries(absolute, suite_dir);
   json tests = json::array();
