@@ -188,7 +188,8 @@ class Needs {
         const size_t arrow = line.find("=> /");
         if (arrow == absl::string_view::npos) continue;
         absl::string_view rest = line.substr(arrow + 3);
-        known->second.emplace_back(std::string(rest.substr(0, rest.find(" ("))));
+        known->second.emplace_back(
+            std::string(rest.substr(0, rest.find(" ("))));
       }
     }
     for (const fs::path& library : known->second) Add(library);

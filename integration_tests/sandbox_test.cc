@@ -250,7 +250,10 @@ TEST_F(SandboxTest, ATestCannotChangeTheWorkersFilesAndLeavesNothing) {
         {{"id", "remove"}, {"cmd", {"rm", "-f", victim}}},
         {{"id", "tmp.is.private"},
          {"cmd", {"sh", "-c", "echo x > /tmp/tf-sandbox-probe"}}},
-        {{"id", "killed"}, {"cmd", {"sleep", "30"}}, {"timeout", "1s"}}}}};
+        {{"id", "killed"}, {"cmd", {"sleep", "30"}}, {"timeout", "1s"}},
+        {{"id", "leaks.through.a.link"},
+         {"cmd", {"ln", "-s", "/etc", "leak"}},
+         {"outputs", {"leak/hostname"}}}}}};
   suite_.Write("suite.json", suite.dump());
   const std::string coordinator = StartCoordinator("coordinator");
   workers_.push_back(StartHiddenWorker({suite_.path()},
@@ -265,6 +268,11 @@ TEST_F(SandboxTest, ATestCannotChangeTheWorkersFilesAndLeavesNothing) {
   EXPECT_EQ(got.at("remove")["status"], "failed");
   EXPECT_EQ(got.at("tmp.is.private")["status"], "passed");
   EXPECT_EQ(got.at("killed")["status"], "timed_out");
+  // The worker's own files never become outputs.
+  EXPECT_EQ(got.at("leaks.through.a.link")["status"], "error");
+  EXPECT_THAT(got.at("leaks.through.a.link")["error"].get<std::string>(),
+              HasSubstr("leads outside the test's folder"));
+  EXPECT_FALSE(got.at("leaks.through.a.link").contains("outputs"));
   EXPECT_EQ(ReadFile(victim), "untouched\n");
   std::filesystem::remove_all(outside);
   EXPECT_FALSE(std::filesystem::exists("/tmp/tf-sandbox-probe"));

@@ -377,7 +377,9 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxMaker::Make(
 
 absl::StatusOr<std::vector<v1::OutputFile>> CollectOutputs(
     const std::string& cwd, const std::vector<std::string>& patterns,
-    CasClient& cas) {
+    const std::string& confine, CasClient& cas) {
+  const absl::StatusOr<std::string> real_confine = ResolvePath(confine);
+  if (!real_confine.ok()) return real_confine.status();
   std::set<std::string> paths;  // relative to cwd
   for (const std::string& pattern : patterns) {
     glob_t matches{};
@@ -406,6 +408,12 @@ absl::StatusOr<std::vector<v1::OutputFile>> CollectOutputs(
   for (const std::string& path : paths) {
     if (path.empty() || absl::StartsWith(path, "..")) continue;
     const std::string full = cwd + "/" + path;
+    absl::StatusOr<std::optional<std::string>> outside =
+        RealPathOutside(*real_confine, full);
+    if (!outside.ok() || outside->has_value()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "output ", path, " leads outside the test's folder; refused"));
+    }
     struct stat st {};
     if (stat(full.c_str(), &st) != 0) continue;
     total += st.st_size;

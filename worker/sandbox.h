@@ -137,9 +137,11 @@ class SandboxMaker {
 /// Uploads the files that `patterns` (files, globs or folders relative to
 /// `cwd`, a folder of the worker's) name, and lists them with their paths
 /// relative to `cwd`. A pattern that matches nothing is not an error: a
-/// failed test may not have written its report.
+/// failed test may not have written its report. Only files whose real path
+/// lies inside `confine` (the sandbox, or the workspace) are taken: a test
+/// that swapped a folder for a link to the worker's files gets none.
 absl::StatusOr<std::vector<v1::OutputFile>> CollectOutputs(
     const std::string& cwd, const std::vector<std::string>& patterns,
-    CasClient& cas);
+    const std::string& confine, CasClient& cas);
 
 }  // namespace testfleet

@@ -399,7 +399,8 @@ v1::TestResult Worker::RunOne(const v1::TestAssignment& assignment,
   result->set_slot(slot.index);
   if (spec.outputs_size() > 0) {
     absl::StatusOr<std::vector<v1::OutputFile>> outputs = CollectOutputs(
-        outputs_folder, {spec.outputs().begin(), spec.outputs().end()}, cas_);
+        outputs_folder, {spec.outputs().begin(), spec.outputs().end()},
+        sandbox != nullptr ? sandbox->dir() : config_.workspace, cas_);
     if (outputs.ok()) {
       for (auto& output : *outputs) *result->add_outputs() = std::move(output);
     } else {
