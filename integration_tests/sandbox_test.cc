@@ -276,7 +276,17 @@ TEST_F(SandboxTest, ATestCannotChangeTheWorkersFilesAndLeavesNothing) {
   EXPECT_EQ(ReadFile(victim), "untouched\n");
   std::filesystem::remove_all(outside);
   EXPECT_FALSE(std::filesystem::exists("/tmp/tf-sandbox-probe"));
-  EXPECT_TRUE(SandboxesGone(files_.Join("files-hidden/sandboxes")));
+  // Only the passed test's sandbox, untouched, waits for reuse: the killed
+  // and failed tests' are gone.
+  const std::string sandboxes = files_.Join("files-hidden/sandboxes");
+  auto count = [&] {
+    return std::distance(std::filesystem::directory_iterator(sandboxes),
+                         std::filesystem::directory_iterator());
+  };
+  EXPECT_TRUE(WaitFor([&] { return count() == 1; }, absl::Seconds(10)))
+      << count();
+  workers_.back()->Kill(SIGTERM);
+  EXPECT_TRUE(SandboxesGone(sandboxes));
 }
 
 TEST_F(SandboxTest, WorkerKilledMidDownloadLeavesNoPartialFile) {

@@ -147,6 +147,21 @@ bool IsolateFilesystem(const std::vector<BindMount>& binds,
   };
   std::set<std::string> ours;       // folders we made: writable for now
   std::vector<std::string> covers;  // our tmpfs, read-only once done
+  // The test's own /tmp: a tmpfs that stays writable, with the host's
+  // entries bound back read-only (a checkout or build tree under /tmp must
+  // stay visible), gone with the test.
+  if (IsFolder("/tmp")) {
+    const int fd = open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Fail(error, "open", "/tmp");
+    const bool mirrored =
+        mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") == 0
+            ? MirrorEntries("/proc/self/fd/" + std::to_string(fd), "/tmp",
+                            error)
+            : Fail(error, "mount tmpfs", "/tmp");
+    close(fd);
+    if (!mirrored) return false;
+    ours.insert("/tmp");
+  }
   for (size_t b = 0; b < order.size(); ++b) {
     const BindMount* bind = order[b];
     const std::string& target = bind->target;

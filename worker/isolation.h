@@ -34,7 +34,8 @@ struct IsolationError {
 ///    tmpfs that holds binds of all its former entries plus the missing
 ///    folders (for "/" itself the process moves into such a root); these
 ///    tmpfs are read-only once done;
-///  - /dev/shm is a private tmpfs.
+///  - /tmp is a private tmpfs showing the host's entries read-only, and
+///    /dev/shm a private tmpfs.
 /// `stage` is a folder holding an empty folder `root` that the process may
 /// mount on. Nothing of this is
 /// visible outside the process and its children, and it all goes with them.

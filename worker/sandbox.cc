@@ -341,15 +341,10 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxMaker::Make(
   auto sandbox = std::make_unique<Sandbox>(dir, tree.files, this);
   Isolation& isolation = sandbox->isolation_;
   RETURN_IF_ERROR(MakeFolder(dir + "/stage/root"));
-  RETURN_IF_ERROR(MakeFolder(sandbox->HostPath("/tmp")));
   RETURN_IF_ERROR(MakeFolder(sandbox->HostPath(cwd)));
-  isolation.binds.push_back({sandbox->HostPath("/tmp"), "/tmp"});
   for (const std::string& folder : roots) {
     RETURN_IF_ERROR(MakeFolder(sandbox->HostPath(folder)));
-    // Inside /tmp it shows through the test's /tmp.
-    if (!Under(folder, "/tmp")) {
-      isolation.binds.push_back({sandbox->HostPath(folder), folder});
-    }
+    isolation.binds.push_back({sandbox->HostPath(folder), folder});
   }
   for (const std::string& folder : tree.folders) {
     bool covered = false;

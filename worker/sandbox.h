@@ -25,7 +25,7 @@ absl::StatusOr<std::vector<std::string>> SandboxRoots(const v1::TestSpec& spec);
 
 /// One test's sandbox on the worker: `dir`/root mirrors the test's view of
 /// "/" for the folders the test owns (SandboxRoots), its input files hard
-/// linked from the file cache; `dir`/root/tmp is its /tmp. Removed when
+/// linked from the file cache; its /tmp is a tmpfs of its own. Removed when
 /// destroyed unless kept: by its maker's remover thread, off the test's path.
 class SandboxMaker;
 class Sandbox {

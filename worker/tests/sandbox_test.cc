@@ -192,8 +192,8 @@ TEST_F(SandboxMakerTest, LinksTheDeclaredInputsAndGoesAway) {
         std::filesystem::is_directory((*sandbox)->HostPath("/suite/work")));
     EXPECT_EQ(access((*sandbox)->HostPath("/suite/work/run.sh").c_str(), X_OK),
               0);
-    // The suite folder and /tmp are the test's own.
-    ASSERT_EQ((*sandbox)->isolation().binds.size(), 2u);
+    // The suite folder is the test's own.
+    ASSERT_EQ((*sandbox)->isolation().binds.size(), 1u);
   }
   // Removed off the test's path, by the maker's thread.
   for (int i = 0; i < 500 && maker_->pending_removals() > 0; ++i)
@@ -212,7 +212,7 @@ TEST_F(SandboxMakerTest, APristineSandboxServesTheNextTestOfItsTree) {
   ASSERT_TRUE(second.ok());
   EXPECT_EQ((*second)->dir(), dir);  // reused, nothing made
   // A test that left a file behind: its sandbox serves nobody else.
-  std::ofstream((*second)->HostPath("/tmp/left-behind")) << "x";
+  std::ofstream((*second)->HostPath("/suite/work/left-behind")) << "x";
   EXPECT_FALSE((*second)->Pristine());
   maker_->Finish(*std::move(second));
   EXPECT_EQ(maker_->idle(), 0);
@@ -271,9 +271,13 @@ TEST(IsolationTest, BoundFoldersAppearEvenWhereNothingWasAndAllElseIsReadOnly) {
   Isolation isolation{dir.Join("stage"),
                       {{dir.Join("source"), missing + "/deep/folder"}}};
   ExecSpec exec;
+  // Its /tmp is its own, and the host's files there show read-only.
+  const std::string host_tmp_file = dir.Write("in-host-tmp.txt", "host\n");
   exec.argv = {"/bin/sh", "-c",
                "cat hello.txt && echo new > made.txt && cat made.txt && "
-               "ls / >/dev/null && ! touch /var/tmp/tf-isolation-probe"};
+               "ls / >/dev/null && ! touch /var/tmp/tf-isolation-probe && "
+               "echo private > /tmp/tf-isolation-private && cat " +
+                   host_tmp_file + " && ! rm -f " + host_tmp_file};
   exec.cwd = missing + "/deep/folder";
   exec.timeout = absl::Seconds(30);
   exec.isolation = &isolation;
@@ -281,7 +285,9 @@ TEST(IsolationTest, BoundFoldersAppearEvenWhereNothingWasAndAllElseIsReadOnly) {
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->status(), v1::TEST_STATUS_PASSED)
       << result->error_message() << result->stderr_tail();
-  EXPECT_EQ(result->stdout_tail(), "hello\nnew\n");
+  EXPECT_EQ(result->stdout_tail(), "hello\nnew\nhost\n");
+  EXPECT_FALSE(std::filesystem::exists("/tmp/tf-isolation-private"));
+  EXPECT_TRUE(std::filesystem::exists(host_tmp_file));
   // Written through the bind; nothing of it outside.
   EXPECT_EQ(ReadFileOrEmpty(dir.Join("source/made.txt")), "new\n");
   EXPECT_FALSE(std::filesystem::exists(missing));
