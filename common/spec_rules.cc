@@ -169,6 +169,15 @@ absl::Status CheckInsidePath(absl::string_view path, absl::string_view shown,
   return absl::OkStatus();
 }
 
+absl::Status CheckOutputFile(const v1::OutputFile& output) {
+  RETURN_IF_ERROR(CheckInsidePath(output.path(), output.path(), false));
+  if (!IsSha256Hex(output.sha256()) || output.size_bytes() < 0) {
+    return Invalid(absl::StrCat("output \"", output.path(),
+                                "\" has no valid SHA-256 digest and size"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckTestSpec(const v1::TestSpec& test, int index,
                            bool allow_outside) {
   const std::string field = absl::StrCat("tests[", index, "]");

@@ -56,6 +56,10 @@ absl::StatusOr<std::string> ResolvePath(const std::string& path);
 absl::StatusOr<std::optional<std::string>> RealPathOutside(
     const std::string& real_root, const std::string& path);
 
+/// A file a worker says a test left (TestResult.outputs): a normal path
+/// inside the test's working directory, a SHA-256 and a size.
+absl::Status CheckOutputFile(const v1::OutputFile& output);
+
 /// Every field of a resolved test, as the coordinator receives it. Errors
 /// are "tests[3].id: contains a control character".
 absl::Status CheckTestSpec(const v1::TestSpec& test, int index,

@@ -88,9 +88,7 @@ absl::StatusOr<int> DownloadOutputs(const v1::SuiteReport& report,
   for (const v1::TestResult& result : report.results()) {
     for (const v1::OutputFile& output : result.outputs()) {
       // The worker said so: it may not lead anywhere but into the folder.
-      if (absl::Status inside =
-              CheckInsidePath(output.path(), output.path(), false);
-          !inside.ok()) {
+      if (absl::Status inside = CheckOutputFile(output); !inside.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("test ", result.test_id(), " lists output \"",
                          output.path(), "\": ", inside.message()));

@@ -909,6 +909,9 @@ absl::Status Coordinator::SanitizeReported(v1::TestResult& result) const {
       return absl::InvalidArgumentError("an impossible memory sample");
     }
   }
+  // Reports and `--outputs` downloads trust these paths and digests.
+  for (const v1::OutputFile& output : result.outputs())
+    RETURN_IF_ERROR(CheckOutputFile(output));
   // A drifting clock is the worker's problem, not the report's. (Past
   // times are possible: a cached result keeps those of the run behind it.)
   const absl::Time now = Now();

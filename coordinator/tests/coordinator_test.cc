@@ -747,6 +747,24 @@ TEST_F(CoordinatorTest, ImpossibleFiguresFromAWorkerAreRejectedOrBounded) {
     ASSERT_TRUE(answer.ok());
     EXPECT_EQ(answer->rejected(), 1) << wall;
   }
+  // Outputs that lead out of the test's folder, or name no digest, are the
+  // coordinator's to refuse, not only coordctl's at download.
+  for (const char* path : {"../../etc/passwd", "/etc/passwd", "a/../../b"}) {
+    v1::ReportResultsRequest bad =
+        Forge(worker, shard.suite_id(), shard.lease_id(), test);
+    v1::OutputFile* output =
+        bad.mutable_results(0)->mutable_result()->add_outputs();
+    output->set_path(path);
+    output->set_sha256(std::string(64, 'a'));
+    auto answer = c->ReportResults(bad);
+    ASSERT_TRUE(answer.ok());
+    EXPECT_EQ(answer->rejected(), 1) << path;
+  }
+  v1::ReportResultsRequest no_digest =
+      Forge(worker, shard.suite_id(), shard.lease_id(), test);
+  no_digest.mutable_results(0)->mutable_result()->add_outputs()->set_path(
+      "out.xml");
+  EXPECT_EQ(c->ReportResults(no_digest)->rejected(), 1);
   v1::ReportResultsRequest future =
       Forge(worker, shard.suite_id(), shard.lease_id(), test);
   const int64_t year_3000 = 32503680000000;
