@@ -270,20 +270,41 @@ absl::Status CasClient::ReadBatch(const std::vector<BlobDigest>& digests,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> CasClient::ReadStreamed(const BlobDigest& digest) {
+absl::StatusOr<BlobDigest> CasClient::StreamRead(
+    const BlobDigest& digest,
+    const std::function<bool(absl::string_view)>& sink) {
   grpc::ClientContext context;
   bytestream::ReadRequest request;
   request.set_resource_name(absl::StrCat(
       instance_.empty() ? "" : instance_ + "/", "blobs/", digest.ToString()));
   auto reader = byte_stream_->Read(&context, request);
-  std::string content;
+  Sha256Hasher hasher;
+  BlobDigest got;
   bytestream::ReadResponse response;
-  while (reader->Read(&response) &&
-         static_cast<int64_t>(content.size()) <= digest.size) {
-    content += response.data();
+  // More than the digest's size is already wrong: stop there.
+  bool stopped = false;
+  while (!stopped && reader->Read(&response)) {
+    hasher.Update(response.data());
+    got.size += static_cast<int64_t>(response.data().size());
+    stopped = got.size > digest.size || !sink(response.data());
   }
-  RETURN_IF_ERROR(FromGrpc(reader->Finish(), "REAPI ByteStream.Read"));
-  if (!(BlobDigest::Of(content) == digest)) {
+  if (stopped) context.TryCancel();
+  const grpc::Status finished = reader->Finish();
+  // Stopped here, the caller judges what came; else the server's word.
+  if (!stopped) RETURN_IF_ERROR(FromGrpc(finished, "REAPI ByteStream.Read"));
+  const std::string raw = hasher.FinishRaw();
+  std::copy(raw.begin(), raw.end(), got.hash.begin());
+  return got;
+}
+
+absl::StatusOr<std::string> CasClient::ReadStreamed(const BlobDigest& digest) {
+  std::string content;
+  ASSIGN_OR_RETURN(const BlobDigest got,
+                   StreamRead(digest, [&](absl::string_view data) {
+                     content.append(data.data(), data.size());
+                     return true;
+                   }));
+  if (!(got == digest)) {
     return absl::DataLossError(absl::StrCat(
         "ByteStream.Read of ", digest.ToString(), " gave other bytes"));
   }
@@ -313,33 +334,22 @@ absl::StatusOr<std::vector<std::string>> CasClient::ReadBlobs(
 
 absl::Status CasClient::ReadToFile(const BlobDigest& digest,
                                    const std::string& path) {
-  grpc::ClientContext context;
-  bytestream::ReadRequest request;
-  request.set_resource_name(absl::StrCat(
-      instance_.empty() ? "" : instance_ + "/", "blobs/", digest.ToString()));
-  auto reader = byte_stream_->Read(&context, request);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out)
     return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
-  Sha256Hasher hasher;
-  int64_t received = 0;
-  bytestream::ReadResponse response;
-  while (reader->Read(&response)) {
-    hasher.Update(response.data());
-    out.write(response.data().data(),
-              static_cast<std::streamsize>(response.data().size()));
-    received += static_cast<int64_t>(response.data().size());
-  }
-  RETURN_IF_ERROR(FromGrpc(reader->Finish(), "REAPI ByteStream.Read"));
+  absl::StatusOr<BlobDigest> got =
+      StreamRead(digest, [&](absl::string_view data) {
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+        return static_cast<bool>(out);
+      });
   out.close();
-  BlobDigest got;
-  const std::string raw = hasher.FinishRaw();
-  std::copy(raw.begin(), raw.end(), got.hash.begin());
-  got.size = received;
-  if (!out || !(got == digest)) {
+  if (!got.ok() || !out || !(*got == digest)) {
     std::remove(path.c_str());
-    return absl::DataLossError(absl::StrCat(
-        "ByteStream.Read of ", digest.ToString(), " gave ", got.ToString()));
+    if (!got.ok()) return got.status();
+    return absl::DataLossError(!out ? absl::StrCat("cannot write ", path)
+                                    : absl::StrCat("ByteStream.Read of ",
+                                                   digest.ToString(), " gave ",
+                                                   got->ToString()));
   }
   return absl::OkStatus();
 }

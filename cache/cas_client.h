@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,12 @@ class CasClient {
                          const std::vector<size_t>& indexes,
                          std::vector<std::string>& out);
   absl::StatusOr<std::string> ReadStreamed(const BlobDigest& digest);
+  // Reads a blob by ByteStream into `sink` a message at a time (a false
+  // return stops it), at most a message past the digest's size; the
+  // digest of what came.
+  absl::StatusOr<BlobDigest> StreamRead(
+      const BlobDigest& digest,
+      const std::function<bool(absl::string_view)>& sink);
 
   std::shared_ptr<grpc::Channel> channel_;
   std::string instance_;
