@@ -119,6 +119,13 @@ absl::StatusOr<BlobDigest> ParseDigest(absl::string_view hash,
   return digest;
 }
 
+absl::StatusOr<BlobDigest> ParseDigestString(absl::string_view text) {
+  const size_t slash = text.find('/');
+  return ParseDigest(text.substr(0, slash), slash == absl::string_view::npos
+                                                ? absl::string_view()
+                                                : text.substr(slash + 1));
+}
+
 absl::StatusOr<BlobDigest> ParseDigest(const reapi::Digest& digest) {
   if (digest.size_bytes() < 0) {
     return absl::InvalidArgumentError(

@@ -33,6 +33,8 @@ struct BlobDigest {
 absl::StatusOr<BlobDigest> ParseDigest(const reapi::Digest& digest);
 absl::StatusOr<BlobDigest> ParseDigest(absl::string_view hash,
                                        absl::string_view size);
+/// "HASH/SIZE", as BlobDigest::ToString writes it.
+absl::StatusOr<BlobDigest> ParseDigestString(absl::string_view text);
 
 /// A ByteStream resource name, split. Reads name
 /// `{instance}/blobs/{hash}/{size}`, writes

@@ -298,11 +298,7 @@ absl::Status Coordinator::PinSuiteBlobs(const std::string& suite_id,
   digests.reserve(spec.blobs_size());
   for (int i = 0; i < spec.blobs_size(); ++i) {
     const std::string& blob = spec.blobs(i);
-    const size_t slash = blob.find('/');
-    auto digest = ParseDigest(absl::string_view(blob).substr(0, slash),
-                              slash == std::string::npos
-                                  ? absl::string_view()
-                                  : absl::string_view(blob).substr(slash + 1));
+    auto digest = ParseDigestString(blob);
     if (!digest.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("blobs[", i, "]: ", digest.status().message(),

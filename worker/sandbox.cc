@@ -279,17 +279,15 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxMaker::Make(
     }
   }
   ASSIGN_OR_RETURN(std::vector<std::string> roots, SandboxRoots(spec));
-  const size_t slash = spec.input_root().find('/');
-  if (slash == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input root \"", spec.input_root(), "\" is not HASH/SIZE"));
+  absl::StatusOr<BlobDigest> root = ParseDigestString(spec.input_root());
+  if (!root.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input root \"", spec.input_root(),
+                     "\" is not HASH/SIZE: ", root.status().message()));
   }
-  ASSIGN_OR_RETURN(BlobDigest root,
-                   ParseDigest(spec.input_root().substr(0, slash),
-                               spec.input_root().substr(slash + 1)));
   ASSIGN_OR_RETURN(
       FlatTree tree,
-      FlattenTree(root, [this](const std::vector<BlobDigest>& digests) {
+      FlattenTree(*root, [this](const std::vector<BlobDigest>& digests) {
         return FetchDirectories(digests);
       }));
 

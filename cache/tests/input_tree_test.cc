@@ -104,3 +104,19 @@ TEST(InputTreeTest, WalkRefusesSymlinksAndGarbage) {
 
 }  // namespace
 }  // namespace testfleet
+
+namespace testfleet {
+namespace {
+
+TEST(DigestStringTest, ReadsWhatToStringWrites) {
+  const BlobDigest digest = BlobDigest::Of("content");
+  auto parsed = ParseDigestString(digest.ToString());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(*parsed == digest);
+  EXPECT_FALSE(ParseDigestString(digest.HashHex()).ok());  // no size
+  EXPECT_FALSE(ParseDigestString(digest.HashHex() + "/-1").ok());
+  EXPECT_FALSE(ParseDigestString("abc/3").ok());
+}
+
+}  // namespace
+}  // namespace testfleet
