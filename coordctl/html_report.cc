@@ -218,8 +218,8 @@ std::string OutputsSection(const v1::SuiteReport& report,
               ? shown
               : absl::StrFormat("<a href=\"%s\">%s</a>",
                                 XmlEscape(UrlPath(absl::StrCat(
-                                    link, "/", OutputFolderName(r.test_id()),
-                                    "/", output.path()))),
+                                    link, "/", SafeFileName(r.test_id()), "/",
+                                    output.path()))),
                                 shown);
       absl::StrAppendFormat(
           &rows,

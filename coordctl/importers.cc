@@ -15,12 +15,12 @@
 #include <optional>
 #include <set>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "coordctl/transfer.h"
 
 extern char** environ;
 
@@ -269,14 +269,8 @@ bool RunsGoogleTest(const std::vector<std::string>& argv) {
 }
 
 void AddGtestReport(json& test, std::vector<std::string>& cmd) {
-  std::string name = test["id"].get<std::string>();
-  for (char& c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
-        c != '-' && c != '_') {
-      c = '_';
-    }
-  }
-  const std::string report = absl::StrCat("testfleet-gtest/", name, ".xml");
+  const std::string report = absl::StrCat(
+      "testfleet-gtest/", SafeFileName(test["id"].get<std::string>()), ".xml");
   cmd.push_back("--gtest_output=xml:" + report);
   test["outputs"] = {report};
 }

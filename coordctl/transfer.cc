@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cache/input_tree.h"
@@ -61,16 +62,15 @@ absl::StatusOr<UploadSummary> UploadInputs(LoadedSuite& suite,
   for (size_t index : uploaded.sent)
     ++(index < file_count ? summary.files_sent : summary.directories_sent);
   suite.spec.clear_blobs();
-  absl::flat_hash_map<std::string, bool> listed;
+  absl::flat_hash_set<std::string> listed;
   for (const BlobSource& blob : blobs) {
     std::string name = blob.digest.ToString();
-    if (listed.emplace(name, true).second)
-      suite.spec.add_blobs(std::move(name));
+    if (listed.insert(name).second) suite.spec.add_blobs(std::move(name));
   }
   return summary;
 }
 
-std::string OutputFolderName(const std::string& test_id) {
+std::string SafeFileName(const std::string& test_id) {
   std::string name = test_id;
   for (char& c : name) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
@@ -96,7 +96,7 @@ absl::StatusOr<int> DownloadOutputs(const v1::SuiteReport& report,
       ASSIGN_OR_RETURN(BlobDigest digest,
                        DigestOfInput(output.sha256(), output.size_bytes()));
       const std::filesystem::path path = std::filesystem::path(dir) /
-                                         OutputFolderName(result.test_id()) /
+                                         SafeFileName(result.test_id()) /
                                          output.path();
       std::error_code ec;
       std::filesystem::create_directories(path.parent_path(), ec);

@@ -31,14 +31,15 @@ absl::StatusOr<UploadSummary> UploadInputs(LoadedSuite& suite,
                                            FileDigester& digester,
                                            CasClient& cas);
 
-/// Downloads every test's outputs into `dir`/TEST/PATH (TEST the id with
-/// characters other than letters, digits, '.', '-' and '_' as '_'), each
+/// Downloads every test's outputs into `dir`/TEST/PATH (TEST the id as
+/// SafeFileName writes it), each
 /// checked against its digest. Returns how many files it wrote; a path that
 /// would leave its folder is refused.
 absl::StatusOr<int> DownloadOutputs(const v1::SuiteReport& report,
                                     const std::string& dir, CasClient& cas);
 
-/// The folder of a test's outputs under the `--outputs` folder.
-std::string OutputFolderName(const std::string& test_id);
+/// A test id as one file name: characters other than letters, digits, '.',
+/// '-' and '_' as '_', and never "", "." or "..".
+std::string SafeFileName(const std::string& test_id);
 
 }  // namespace testfleet
