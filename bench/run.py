@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Every benchmark workload in one run on this machine, written to one
-Markdown file and one JSON file, with each target (issues 9, 16 and 17) and its ratio.
+Markdown file and one JSON file, with each target (issues 9, 16, 17 and 18) and its ratio.
 
   bench/run.py                      # full run: about 25 minutes on 2 cores
   bench/run.py --quick --out=DIR    # small sizes, under 3 minutes: CI smoke
@@ -8,7 +8,8 @@ Markdown file and one JSON file, with each target (issues 9, 16 and 17) and its 
 Workloads: 1 dispatch (10,000 `true`), 2 makespan (2,000 skewed tests),
 3 warm cache, 4 a real CTest suite (Testfleet's unit tests), 5 growth with
 suite size, 6 cache latency (cache_bench), 7 the REAPI blob store
-(run_cas.py), 8 workers without a checkout (run_sandbox.py). Each script also
+(run_cas.py), 8 workers without a checkout (run_sandbox.py), 9 the dashboard
+(run_dashboard.py). Each script also
 runs on its own;
 this driver gives them JSON files in --out and collects their tables.
 Fails only when a run fails, never on a time: targets are printed, not
@@ -63,6 +64,8 @@ def workloads(quick):
          [sys.executable, os.path.join(HERE, "run_cas.py"), *q, "--json={json}"]),
         ("sandbox", "8. Workers without a checkout: sandboxes, workload 2, uploads",
          [sys.executable, os.path.join(HERE, "run_sandbox.py"), *q, "--json={json}"]),
+        ("dashboard", "9. The dashboard: 50 pages following a suite, page size and paint",
+         [sys.executable, os.path.join(HERE, "run_dashboard.py"), *q, "--json={json}"]),
     ]
 
 
@@ -99,7 +102,7 @@ def bench(results, name):
 
 
 def targets(r):
-    """(workload, target, measured, met) for each target of issues 9, 16 and 17."""
+    """(workload, target, measured, met) for each target of issues 9, 16, 17 and 18."""
     out = []
     d = r["dispatch"]["wall_s"]
     out.append(("1", "`coordctl run` cold within 1.2x of `xargs -P2`",
@@ -202,6 +205,16 @@ def targets(r):
                     "; ".join(f"{s['step'].replace('_', ' ')}: {s['files_sent']} of "
                               f"{s['files']} files, {s['sent']}, {s['submit_s']:.2f} s"
                               for s in steps), None))
+    d = r["dashboard"]
+    out.append(("9", f"makespan of {d['tests']:,} tests with {d['pages']} suite pages following "
+                "it within 3% of none", f"{d['ratio']:.3f}x ({d['median_followed_s']:.2f} vs "
+                f"{d['median_none_s']:.2f} s)", d["ratio"] <= 1.03))
+    for name, page in d["page_loads"].items():
+        if not isinstance(page, dict):
+            continue
+        out.append(("9", f"(no target) the {name} page in Chromium: size, first paint, drawn",
+                    f"{page['bytes'] / 1024:.0f} KiB, {page['first_paint_ms']:.0f} ms, "
+                    f"{page['ready_ms']:.0f} ms", None))
     return out
 
 

@@ -367,6 +367,12 @@ absl::StatusOr<Principal> TokenAuthority::AuthorizeReader(
   return AuthorizeCall(context, kReaderRoles, "submit or view");
 }
 
+absl::StatusOr<Principal> TokenAuthority::AuthorizeReader(
+    const std::optional<std::string>& authorization, const std::string& peer,
+    bool tls) const {
+  return AuthorizeAny(authorization, peer, tls, kReaderRoles, "submit or view");
+}
+
 absl::StatusOr<Principal> TokenAuthority::AuthorizeCall(
     const grpc::ServerContext& context, uint32_t any_of,
     const std::string& needed) const {

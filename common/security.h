@@ -116,6 +116,10 @@ class TokenAuthority {
   /// view (all) passes; what it may see is checked per suite.
   absl::StatusOr<Principal> AuthorizeReader(
       const grpc::ServerContext& context) const;
+  /// The same for a request that is not a gRPC call (the dashboard).
+  absl::StatusOr<Principal> AuthorizeReader(
+      const std::optional<std::string>& authorization, const std::string& peer,
+      bool tls) const;
 
   bool enabled() const { return !path_.empty(); }
   /// Reload, saying in the log what happened (for SIGHUP).

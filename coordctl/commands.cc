@@ -22,12 +22,13 @@
 #include "common/suite_loader.h"
 #include "common/text.h"
 #include "common/units.h"
-#include "coordctl/html_report.h"
 #include "coordctl/importers.h"
 #include "coordctl/progress.h"
-#include "coordctl/reports.h"
 #include "coordctl/transfer.h"
 #include "coordinator/server.h"
+#include "dashboard/dashboard.h"
+#include "report/html_report.h"
+#include "report/reports.h"
 #include "spdlog/spdlog.h"
 #include "testfleet/v1/services.grpc.pb.h"
 #include "worker/worker.h"
@@ -391,6 +392,15 @@ int RunCommand(const RunOptions& options) {
     server = CoordinatorServer::Start(config);
   }
   if (!server.ok()) return Fail(kExitInfrastructure, server.status());
+  std::unique_ptr<Dashboard> dashboard;
+  if (!options.http_listen.empty()) {
+    DashboardOptions web;
+    web.listen = options.http_listen;
+    absl::StatusOr<std::unique_ptr<Dashboard>> started =
+        ServeDashboard(**server, config, std::move(web));
+    if (!started.ok()) return Fail(CodeFor(started.status()), started.status());
+    dashboard = *std::move(started);
+  }
 
   const int worker_count =
       options.workers > 0
@@ -424,6 +434,10 @@ int RunCommand(const RunOptions& options) {
   grpc::Status status = stub->SubmitSuite(&context, request, &submitted);
   absl::StatusOr<v1::SuiteReport> report = absl::UnknownError("not submitted");
   if (status.ok()) {
+    if (!submitted.dashboard_url().empty()) {
+      std::fprintf(stderr, "dashboard: %s\n",
+                   submitted.dashboard_url().c_str());
+    }
     ProgressPrinter printer(stderr, options.terminal);
     report = WatchToEnd(*stub, submitted.suite_id(), "the embedded coordinator",
                         &printer);
@@ -438,6 +452,7 @@ int RunCommand(const RunOptions& options) {
           ? Finish(*report, options.outputs, (*server)->InProcessChannel(),
                    options.fail_on_regression)
           : Fail(CodeFor(report.status()), report.status());
+  dashboard.reset();  // before the coordinator it shows
   (*server)->Shutdown();
   server->reset();
   if (!temp_dir.empty()) std::filesystem::remove_all(temp_dir);
@@ -510,6 +525,9 @@ int SubmitCommand(const SubmitOptions& options) {
   std::fflush(stdout);
   // Said after the suite id, which scripts read from the first line.
   std::fputs(upload_line.c_str(), stderr);
+  if (!submitted.dashboard_url().empty()) {
+    std::fprintf(stderr, "dashboard: %s\n", submitted.dashboard_url().c_str());
+  }
   if (!options.wait) return kExitOk;
   DetachOnInterrupt(submitted.suite_id(), options.coordinator);
   ProgressPrinter printer(stderr, options.terminal);

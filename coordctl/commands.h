@@ -35,6 +35,7 @@ struct RunOptions {
   std::string sample_interval = "100ms";  // memory sampling; 0: off
   bool fail_on_regression = false;        // exit 1 on a regression
   std::string signing_key_file;           // fleet key for cache entries
+  std::string http_listen;  // HOST:PORT: a dashboard while the run lasts
   ReportOutputs outputs;
 };
 

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "coordctl/transfer.h"
+#include "report/reports.h"
 
 extern char** environ;
 

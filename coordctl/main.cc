@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
                       "ones (also those of --remote-cache)");
   run_cmd->add_flag("--fail-on-regression", run.fail_on_regression,
                     "exit 1 when a test got significantly slower or bigger");
+  run_cmd->add_option("--http-listen", run.http_listen,
+                      "HOST:PORT (loopback) to serve the web dashboard on "
+                      "while the run lasts");
 
   SubmitOptions submit;
   submit.terminal = terminal;

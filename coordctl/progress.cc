@@ -4,7 +4,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/text.h"
-#include "coordctl/reports.h"
+#include "report/reports.h"
 
 namespace testfleet {
 

@@ -6,11 +6,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cache/input_tree.h"
 #include "common/spec_rules.h"
 #include "common/status_macros.h"
+#include "report/reports.h"
 
 namespace testfleet {
 
@@ -68,18 +68,6 @@ absl::StatusOr<UploadSummary> UploadInputs(LoadedSuite& suite,
     if (listed.insert(name).second) suite.spec.add_blobs(std::move(name));
   }
   return summary;
-}
-
-std::string SafeFileName(const std::string& test_id) {
-  std::string name = test_id;
-  for (char& c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
-        c != '-' && c != '_') {
-      c = '_';
-    }
-  }
-  if (name.empty() || name == "." || name == "..") name = "_" + name;
-  return name;
 }
 
 absl::StatusOr<int> DownloadOutputs(const v1::SuiteReport& report,

@@ -38,8 +38,4 @@ absl::StatusOr<UploadSummary> UploadInputs(LoadedSuite& suite,
 absl::StatusOr<int> DownloadOutputs(const v1::SuiteReport& report,
                                     const std::string& dir, CasClient& cas);
 
-/// A test id as one file name: characters other than letters, digits, '.',
-/// '-' and '_' as '_', and never "", "." or "..".
-std::string SafeFileName(const std::string& test_id);
-
 }  // namespace testfleet

@@ -13,14 +13,17 @@
 #include "common/spec_rules.h"
 #include "common/status_macros.h"
 #include "common/text.h"
+#include "coordinator/coordinator_internal.h"
 #include "coordinator/perf_analysis.h"
 #include "spdlog/spdlog.h"
 
 namespace testfleet {
 namespace {
 
-// Ended suites kept in memory for watchers; older ones are read from the store.
-constexpr size_t kEndedSuitesInMemory = 64;
+using coordinator_internal::kEndedSuitesInMemory;
+using coordinator_internal::Remaining;
+using coordinator_internal::SteadyDeadline;
+
 // Ids a client or worker can name but not guess: 128 random bits.
 constexpr int kIdBytes = 16;
 // Workers' clocks may drift; a timestamp further than this from the
@@ -32,15 +35,6 @@ constexpr double kMaxMs = 365.0 * 24 * 3600 * 1000;
 constexpr int64_t kMaxPeakKb = int64_t{1} << 40;
 constexpr int kMaxMemorySamples = 100'000;
 constexpr size_t kMaxWorkerNameBytes = 128;
-
-// A real-time deadline for condition waits, immune to wall-clock steps.
-absl::Time SteadyDeadline(absl::Duration wait) {
-  return RealClock::Get()->Steady() + wait;
-}
-absl::Duration Remaining(absl::Time steady_deadline) {
-  return std::max(absl::ZeroDuration(),
-                  steady_deadline - RealClock::Get()->Steady());
-}
 
 bool Retriable(v1::TestStatus status) {
   return status == v1::TEST_STATUS_FAILED ||
@@ -83,6 +77,11 @@ Coordinator::Coordinator(CoordinatorOptions options)
     : options_(std::move(options)) {}
 
 Coordinator::~Coordinator() { Shutdown(); }
+
+void Coordinator::SetDashboardUrl(const std::string& base_url) {
+  absl::MutexLock lock(&mu_);
+  dashboard_url_ = base_url;
+}
 
 void Coordinator::Shutdown() {
   absl::MutexLock lock(&mu_);
@@ -254,6 +253,10 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     Suite& s = Install(std::move(suite), running.suite_id(), running.sequence(),
                        running.submitted_at_unix_ms());
     response.set_suite_id(s.id);
+    if (!dashboard_url_.empty()) {
+      response.set_dashboard_url(
+          absl::StrCat(dashboard_url_, "/suites/", s.id));
+    }
     for (int i = 0; i < n; ++i) {
       if (s.tests[i].spec.disabled()) {
         // Listed as ctest and GoogleTest list them, never run.
@@ -566,6 +569,7 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
   lease.suite_id = suite.id;
   const absl::Time now = Steady();
   lease.deadline = now + options_.lease;
+  lease.current_since_unix_ms = absl::ToUnixMillis(Now());
   v1::Shard shard;
   shard.set_lease_id(lease.id);
   shard.set_suite_id(suite.id);
@@ -955,7 +959,10 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
       }
       auto lease = leases_.find(reported.lease_id());
       Lease* lease_ptr = lease == leases_.end() ? nullptr : &lease->second;
-      if (lease_ptr != nullptr) lease_ptr->deadline = Steady() + options_.lease;
+      if (lease_ptr != nullptr) {
+        lease_ptr->deadline = Steady() + options_.lease;
+        lease_ptr->current_since_unix_ms = absl::ToUnixMillis(Now());
+      }
       const bool accepted =
           !suite->second->ended &&
           Accept(*suite->second, lease_ptr, std::move(result));
@@ -1113,269 +1120,6 @@ absl::StatusOr<int> Coordinator::CancelLocked(const std::string& suite_id,
     Finish(suite, static_cast<int>(i), std::move(result), /*persist=*/true);
   }
   return cancelled;
-}
-
-v1::SuiteProgress Coordinator::ProgressOf(const Suite& suite) const {
-  v1::SuiteProgress progress;
-  progress.set_suite_id(suite.id);
-  progress.set_state(suite.report.state());
-  *progress.mutable_summary() = suite.report.summary();
-  progress.mutable_summary()->set_running(suite.leased);
-  std::set<std::string> busy;
-  double leased_expected_ms = 0;
-  for (const auto& [id, lease] : leases_) {
-    if (lease.suite_id != suite.id) continue;
-    busy.insert(lease.worker_id);
-    for (int index : lease.outstanding) {
-      leased_expected_ms += suite.tests[index].expected_ms;
-    }
-  }
-  progress.set_workers_busy(static_cast<int>(busy.size()));
-  if (suite.ended) {
-    progress.set_eta_ms(0);
-    progress.mutable_summary()->set_wall_ms(suite.report.summary().wall_ms());
-  } else {
-    progress.set_eta_ms(static_cast<int64_t>(
-        (suite.queued_expected_ms + leased_expected_ms) / TotalSlots()));
-    progress.mutable_summary()->set_wall_ms(
-        absl::ToUnixMillis(Now()) - suite.report.submitted_at_unix_ms());
-  }
-  return progress;
-}
-
-absl::StatusOr<v1::SuiteProgress> Coordinator::Progress(
-    const std::string& suite_id, const Principal& caller) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = suites_.find(suite_id);
-    if (it != suites_.end()) {
-      RETURN_IF_ERROR(
-          CheckAccess(suite_id, it->second->spec.owner(), caller, false));
-      return ProgressOf(*it->second);
-    }
-  }
-  absl::StatusOr<v1::SuiteReport> report = Report(suite_id, caller);
-  if (!report.ok()) return report.status();
-  v1::SuiteProgress progress;
-  progress.set_suite_id(suite_id);
-  progress.set_state(report->state());
-  *progress.mutable_summary() = report->summary();
-  return progress;
-}
-
-absl::StatusOr<v1::SuiteReport> Coordinator::Report(const std::string& suite_id,
-                                                    const Principal& caller) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = suites_.find(suite_id);
-    if (it != suites_.end()) {
-      RETURN_IF_ERROR(
-          CheckAccess(suite_id, it->second->spec.owner(), caller, false));
-      v1::SuiteReport report = it->second->report;
-      report.mutable_summary()->set_running(it->second->leased);
-      return report;
-    }
-  }
-  if (options_.store == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no suite with id ", suite_id));
-  }
-  ASSIGN_OR_RETURN(v1::SuiteReport report,
-                   options_.store->LoadReport(suite_id));
-  RETURN_IF_ERROR(CheckAccess(suite_id, report.owner(), caller, false));
-  return report;
-}
-
-absl::StatusOr<v1::HistoryResponse> Coordinator::History(
-    const v1::HistoryRequest& request, const Principal& caller) {
-  if (options_.store == nullptr) {
-    return absl::FailedPreconditionError("this coordinator keeps no history");
-  }
-  const std::string& name = request.suite_name();
-  if (name.empty()) {
-    return absl::InvalidArgumentError("name the suite whose history you want");
-  }
-  RETURN_IF_ERROR(CheckNameOwner(name, caller, /*change=*/false));
-  v1::HistoryResponse response;
-  std::optional<v1::Baseline> baseline = options_.store->GetBaseline(name);
-  if (baseline) *response.mutable_baseline() = *baseline;
-  std::vector<std::pair<std::string, v1::TestHistory>> tests;
-  if (!request.test_id().empty()) {
-    std::optional<v1::TestHistory> history =
-        options_.store->History(name, request.test_id());
-    if (!history) {
-      return absl::NotFoundError(absl::StrCat(
-          "no history for test ", request.test_id(), " of suite \"", name,
-          "\": it has not run here yet (results from the cache do not count)"));
-    }
-    tests.emplace_back(request.test_id(), *std::move(history));
-  } else {
-    ASSIGN_OR_RETURN(tests, options_.store->SuiteHistory(name));
-    if (tests.empty()) {
-      return absl::NotFoundError(
-          absl::StrCat("no history for suite \"", name,
-                       "\": no test of a suite by that name has run here"));
-    }
-  }
-  for (auto& [id, history] : tests) {
-    v1::HistoryResponse::Entry& entry = *response.add_tests();
-    entry.set_test_id(id);
-    *entry.mutable_insight() =
-        AnalyzeHistory(id, history, baseline ? &*baseline : nullptr).insight;
-    *entry.mutable_history() = std::move(history);
-  }
-  return response;
-}
-
-absl::StatusOr<v1::Baseline> Coordinator::SetBaseline(
-    const v1::SetBaselineRequest& request, const Principal& caller) {
-  if (options_.store == nullptr) {
-    return absl::FailedPreconditionError("this coordinator keeps no history");
-  }
-  if (request.suite_name().empty()) {
-    return absl::InvalidArgumentError("name the suite to set a baseline for");
-  }
-  RETURN_IF_ERROR(
-      CheckNameOwner(request.suite_name(), caller, /*change=*/true));
-  v1::Baseline baseline;
-  baseline.set_suite_name(request.suite_name());
-  if (request.clear()) {
-    RETURN_IF_ERROR(options_.store->ClearBaseline(request.suite_name()));
-    return baseline;
-  }
-  const int64_t now = absl::ToUnixMillis(Now());
-  baseline.set_pinned_at_unix_ms(now);
-  baseline.set_until_unix_ms(now);
-  if (!request.from_suite_id().empty()) {
-    ASSIGN_OR_RETURN(v1::SuiteReport report,
-                     Report(request.from_suite_id(), caller));
-    if (report.name() != request.suite_name()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "suite ", request.from_suite_id(), " is \"", report.name(),
-          "\", not \"", request.suite_name(), "\""));
-    }
-    if (report.state() != v1::SUITE_STATE_FINISHED) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "suite ", request.from_suite_id(),
-          " has not finished; pin a baseline from a finished one"));
-    }
-    baseline.set_suite_id(request.from_suite_id());
-    baseline.set_until_unix_ms(report.finished_at_unix_ms());
-  }
-  RETURN_IF_ERROR(options_.store->SetBaseline(baseline));
-  return baseline;
-}
-
-absl::StatusOr<bool> Coordinator::NextEvent(const std::string& suite_id,
-                                            size_t* cursor,
-                                            absl::Duration max_wait,
-                                            v1::WatchEvent* event,
-                                            const Principal& caller) {
-  const absl::Time wait_until = SteadyDeadline(max_wait);
-  {
-    absl::MutexLock lock(&mu_);
-    bool timed_out = false;
-    while (true) {
-      // Looked up again after every wait: an ended suite may be dropped from
-      // memory meanwhile, and is then read from the store below.
-      auto it = suites_.find(suite_id);
-      if (it == suites_.end()) break;
-      Suite& suite = *it->second;
-      RETURN_IF_ERROR(CheckAccess(suite_id, suite.spec.owner(), caller, false));
-      const size_t available = static_cast<size_t>(suite.report.results_size());
-      if (available > *cursor || suite.ended || shutting_down_ || timed_out) {
-        *event->mutable_progress() = ProgressOf(suite);
-        for (size_t i = *cursor; i < available; ++i) {
-          *event->add_finished() = suite.report.results(static_cast<int>(i));
-        }
-        *cursor = available;
-        return suite.ended;
-      }
-      timed_out = suite_changed_.WaitWithTimeout(&mu_, Remaining(wait_until));
-    }
-  }
-  absl::StatusOr<v1::SuiteReport> report = Report(suite_id, caller);
-  if (!report.ok()) return report.status();
-  event->mutable_progress()->set_suite_id(suite_id);
-  event->mutable_progress()->set_state(report->state());
-  *event->mutable_progress()->mutable_summary() = report->summary();
-  for (size_t i = *cursor; i < static_cast<size_t>(report->results_size());
-       ++i) {
-    *event->add_finished() = report->results(static_cast<int>(i));
-  }
-  *cursor = static_cast<size_t>(report->results_size());
-  return true;
-}
-
-absl::StatusOr<v1::ExplainResponse> Coordinator::Explain(
-    const std::string& suite_id, const std::string& test_id,
-    const Principal& caller) {
-  v1::ExplainResponse response;
-  v1::ActionKey current;
-  std::string suite_name;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = suites_.find(suite_id);
-    if (it == suites_.end()) {
-      return absl::NotFoundError(absl::StrCat(
-          "suite ", suite_id, " is not among the ", kEndedSuitesInMemory,
-          " most recent suites this coordinator holds; explain a newer run"));
-    }
-    const Suite& suite = *it->second;
-    RETURN_IF_ERROR(CheckAccess(suite_id, suite.spec.owner(), caller, false));
-    auto index = suite.index_of.find(test_id);
-    if (index == suite.index_of.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("suite ", suite_id, " has no test \"", test_id, "\""));
-    }
-    current = ComputeActionKey(suite.tests[index->second].spec,
-                               suite.spec.platform());
-    suite_name = suite.spec.name();
-    for (const v1::TestResult& result : suite.report.results()) {
-      if (result.test_id() == test_id) response.set_cached(result.cached());
-    }
-  }
-  response.set_key(current.hex());
-  std::optional<v1::TestHistory> history;
-  if (options_.store) history = options_.store->History(suite_name, test_id);
-  if (!history) return response;
-  // This run may itself be the last passing one: compare with the one before.
-  const v1::ActionKey& earlier = history->last_key().hex() == current.hex()
-                                     ? history->previous_key()
-                                     : history->last_key();
-  if (earlier.hex().empty()) return response;
-  response.set_compared_key(earlier.hex());
-  for (std::string& change : DescribeKeyChanges(earlier, current)) {
-    response.add_differences(std::move(change));
-  }
-  return response;
-}
-
-CoordinatorSnapshot Coordinator::Snapshot() {
-  absl::MutexLock lock(&mu_);
-  CoordinatorSnapshot snapshot;
-  for (const auto& [id, suite] : suites_) {
-    if (suite->ended) continue;
-    ++snapshot.unfinished_suites;
-    snapshot.queued_by_priority[suite->spec.priority()] += suite->queued;
-    snapshot.running_tests += suite->leased;
-    snapshot.queued_expected_ms += suite->queued_expected_ms;
-    snapshot.running_expected_ms += suite->leased_expected_ms;
-  }
-  for (const auto& [id, worker] : workers_) {
-    ++snapshot.workers;
-    snapshot.slots += worker.info.slots();
-    snapshot.free_slots +=
-        std::max(0, worker.info.slots() - worker.info.busy_slots());
-  }
-  return snapshot;
-}
-
-v1::ListWorkersResponse Coordinator::ListWorkers() {
-  absl::MutexLock lock(&mu_);
-  v1::ListWorkersResponse response;
-  for (const auto& [id, worker] : workers_)
-    *response.add_workers() = worker.info;
-  return response;
 }
 
 }  // namespace testfleet

@@ -105,13 +105,42 @@ class Coordinator {
       const Principal& caller = Principal::Anyone());
   absl::StatusOr<int> Cancel(const std::string& suite_id,
                              const Principal& caller = Principal::Anyone());
+  /// How far a watcher has read a suite's results and performance changes.
+  struct WatchCursor {
+    size_t results = 0;
+    size_t changes = 0;
+  };
   /// Waits up to `max_wait` for results past `*cursor` (or the suite's end),
-  /// fills `event` and advances the cursor. Returns true once the suite has
-  /// ended and everything was delivered.
-  absl::StatusOr<bool> NextEvent(const std::string& suite_id, size_t* cursor,
-                                 absl::Duration max_wait, v1::WatchEvent* event,
+  /// fills `event` (with the changes found meanwhile) and advances the
+  /// cursor. Returns true once the suite has ended and everything was
+  /// delivered.
+  absl::StatusOr<bool> NextEvent(const std::string& suite_id,
+                                 WatchCursor* cursor, absl::Duration max_wait,
+                                 v1::WatchEvent* event,
                                  const Principal& caller = Principal::Anyone());
+  /// Every worker with what each busy slot runs now.
   v1::ListWorkersResponse ListWorkers();
+  /// One suite's listing, from memory or (ended) from the store.
+  absl::StatusOr<v1::SuiteListing> Listing(
+      const std::string& suite_id,
+      const Principal& caller = Principal::Anyone());
+  /// Where the dashboard shows suites ("https://host:port"); Submit answers
+  /// with the suite's page under it. Empty: no dashboard.
+  void SetDashboardUrl(const std::string& base_url);
+  /// The suites held in memory that `caller` may read: unfinished ones by
+  /// priority (highest first), then age; then ended ones, newest first.
+  std::vector<v1::SuiteListing> ListSuites(
+      const Principal& caller = Principal::Anyone());
+  struct TestMatch {
+    std::string suite_id;
+    std::string suite_name;
+    std::string test_id;
+  };
+  /// Tests of the suites in memory (that `caller` may read) whose id
+  /// contains `query`, newest suites first, at most `limit`.
+  std::vector<TestMatch> FindTests(
+      const std::string& query, size_t limit,
+      const Principal& caller = Principal::Anyone());
   /// Why a test of a suite ran or came from the cache: its key against the
   /// last earlier passing run's, part by part.
   absl::StatusOr<v1::ExplainResponse> Explain(
@@ -203,6 +232,9 @@ class Coordinator {
     std::string suite_id;
     std::vector<int> outstanding;  // test indices not yet reported
     absl::Time deadline;           // steady clock
+    // When its first outstanding test started: at the grant, then at each
+    // result (a slot runs a shard's tests in order).
+    int64_t current_since_unix_ms = 0;
   };
   struct Worker {
     v1::WorkerInfo info;
@@ -301,12 +333,15 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SuiteProgress ProgressOf(const Suite& suite) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::SuiteListing ListingOf(const Suite& suite) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;
   absl::Mutex mu_;
   absl::CondVar work_available_;
   absl::CondVar suite_changed_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::string dashboard_url_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::unique_ptr<Suite>> suites_ ABSL_GUARDED_BY(mu_);

@@ -51,7 +51,7 @@ grpc::Status CoordinatorService::WatchSuite(
     grpc::ServerContext* context, const v1::SuiteRef* request,
     grpc::ServerWriter<v1::WatchEvent>* writer) {
   TF_AUTHORIZE_READER(caller);
-  size_t cursor = 0;
+  Coordinator::WatchCursor cursor;
   while (!context->IsCancelled()) {
     v1::WatchEvent event;
     absl::StatusOr<bool> ended = coordinator_->NextEvent(

@@ -7,6 +7,7 @@
 #include "common/runtime.h"
 #include "common/signals.h"
 #include "coordinator/server.h"
+#include "dashboard/dashboard.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
@@ -77,6 +78,16 @@ int main(int argc, char** argv) {
                  "within this")
       ->check(DurationValidator())
       ->capture_default_str();
+  DashboardOptions dashboard;
+  app.add_option("--http-listen", dashboard.listen,
+                 "HOST:PORT to serve the web dashboard on (HTTPS with "
+                 "--tls-cert; loopback only without --token-file)");
+  app.add_option("--http-public-url", dashboard.public_url,
+                 "the dashboard's address as people open it (printed by "
+                 "coordctl submit); default: from --http-listen");
+  app.add_flag("--http-allow-remote", dashboard.allow_remote_without_tokens,
+               "serve the dashboard beyond loopback without --token-file "
+               "(anyone who reaches it may look and cancel)");
   CLI11_PARSE(app, argc, argv);
   // Calls this coordinator makes (to a cache_server) use the same CA and
   // certificate, and the token in TESTFLEET_TOKEN.
@@ -122,6 +133,17 @@ int main(int argc, char** argv) {
   if ((*server)->metrics_port() > 0) {
     spdlog::info("metrics on port {}", (*server)->metrics_port());
   }
+  std::unique_ptr<Dashboard> web;
+  if (!dashboard.listen.empty()) {
+    auto started = ServeDashboard(**server, config, std::move(dashboard));
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      (*server)->Shutdown();
+      return 2;
+    }
+    web = *std::move(started);
+    spdlog::info("dashboard on {}", web->url());
+  }
   std::thread waiter([&] {
     const int signal = WaitForTerminationSignal([&] {
       if ((*server)->tokens() != nullptr) (*server)->tokens()->ReloadAndLog();
@@ -131,5 +153,6 @@ int main(int argc, char** argv) {
   });
   (*server)->Wait();
   waiter.join();
+  web.reset();  // before the coordinator it shows
   return 0;
 }

@@ -505,7 +505,7 @@ TEST_F(CoordinatorTest, WatchDeliversEveryResultOnceAndEnds) {
     if (pulled.shards_size() == 0) break;
     for (const auto& shard : pulled.shards()) ReportShard(*c, worker, shard);
   }
-  size_t cursor = 0;
+  Coordinator::WatchCursor cursor;
   int delivered = 0;
   bool ended = false;
   for (int i = 0; i < 10 && !ended; ++i) {
@@ -616,7 +616,7 @@ TEST_F(CoordinatorTest, ASuiteIsReadByItsOwnerViewersAndAdminsOnly) {
   const Principal viewer = Token("carol", Role::kView);
   const Principal admin = Principal{"root", 63};
   v1::WatchEvent event;
-  size_t cursor = 0;
+  Coordinator::WatchCursor cursor;
   EXPECT_TRUE(c->Report(id, alice).ok());
   EXPECT_EQ(c->Report(id, bob).status().code(),
             absl::StatusCode::kPermissionDenied);

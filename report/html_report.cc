@@ -1,4 +1,4 @@
-#include "coordctl/html_report.h"
+#include "report/html_report.h"
 
 #include <algorithm>
 #include <map>
@@ -8,8 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/units.h"
-#include "coordctl/reports.h"
-#include "coordctl/transfer.h"
+#include "report/reports.h"
 
 namespace testfleet {
 namespace {

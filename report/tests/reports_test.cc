@@ -1,9 +1,9 @@
-#include "coordctl/reports.h"
+#include "report/reports.h"
 
-#include "coordctl/html_report.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "report/html_report.h"
 
 namespace testfleet {
 namespace {

@@ -15,6 +15,9 @@ namespace testfleet {
 /// characters XML cannot carry (most C0 controls, invalid UTF-8) visibly as
 /// "\xNN" or U+FFFD.
 std::string XmlEscape(const std::string& raw);
+/// A test id as one file name: characters other than letters, digits, '.',
+/// '-' and '_' as '_', and never "", "." or "..".
+std::string SafeFileName(const std::string& test_id);
 
 /// One test case of a GoogleTest XML report (`--gtest_output=xml:`).
 struct GtestCase {
@@ -32,6 +35,8 @@ bool IsFailure(v1::TestStatus status);
 /// How many tests of the summary are failures in that sense.
 int FailedCount(const v1::SuiteSummary& summary);
 
+/// A regression or improvement as JSON: metric, medians, change, p-value.
+nlohmann::json ChangeJson(const v1::PerformanceChange& change);
 /// A test's insight as JSON: trend, slope, flip rate, leak suspicion.
 nlohmann::json InsightJson(const v1::TestInsight& insight);
 

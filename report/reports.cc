@@ -1,4 +1,4 @@
-#include "coordctl/reports.h"
+#include "report/reports.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -8,6 +8,7 @@
 #include <regex>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -25,6 +26,18 @@ std::string IsoTime(int64_t unix_ms) {
 }
 
 }  // namespace
+
+std::string SafeFileName(const std::string& test_id) {
+  std::string name = test_id;
+  for (char& c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' &&
+        c != '-' && c != '_') {
+      c = '_';
+    }
+  }
+  if (name.empty() || name == "." || name == "..") name = "_" + name;
+  return name;
+}
 
 std::string XmlEscape(const std::string& raw) {
   std::string text = XmlChars(raw);
@@ -104,6 +117,8 @@ const char* TrendName(v1::TrendDirection direction) {
   }
 }
 
+}  // namespace
+
 nlohmann::json ChangeJson(const v1::PerformanceChange& change) {
   return {{"id", change.test_id()},
           {"metric", MetricName(change.metric())},
@@ -118,8 +133,6 @@ nlohmann::json ChangeJson(const v1::PerformanceChange& change) {
           {"baseline", change.baseline()},
           {"recent", change.recent()}};
 }
-
-}  // namespace
 
 nlohmann::json InsightJson(const v1::TestInsight& insight) {
   return {{"id", insight.test_id()},
