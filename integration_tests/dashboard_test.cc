@@ -57,8 +57,9 @@ std::string GatedSuite(const TestDir& dir, const std::string& gate, int run) {
   for (int i = 0; i < 12; ++i) {
     const bool held = i >= 4;
     const bool fails = i == 9;
+    // ": tI" makes each command (and so each cache key) the test's own.
     const std::string script = absl::StrCat(
-        held ? wait : "", "sleep 0.", 2 + i % 3,
+        ": t", i, "; ", held ? wait : "", "sleep 0.", 2 + i % 3,
         fails ? "; echo 'assertion failed: boom' >&2; exit 1" : "");
     absl::StrAppend(&tests, i ? ",\n" : "", "{\"id\": \"web.t", i,
                     "\", \"cmd\": [\"sh\", \"-c\", \"", script,

@@ -248,7 +248,7 @@ function suitePage(suiteId) {
   function showReport() {
     fill(report, h('h2', { text: 'Report' }),
       h('p', {}, h('a', { href: `/suites/${suiteId}/report.html`, text: 'open the HTML report alone' })),
-      h('iframe', { class: 'report', src: `/suites/${suiteId}/report.html`, title: 'suite report', sandbox: '' }));
+      h('iframe', { class: 'report', src: `/suites/${suiteId}/report.html`, title: 'suite report' }));
   }
   async function cancel() {
     if (!confirm('Cancel this suite? Its unfinished tests stop.')) return;
@@ -293,7 +293,7 @@ function suitePage(suiteId) {
 
 // ---- a test ----
 function chart(points, value, label, format) {
-  const width = 700, height = 220, left = 60, bottom = 24, top = 16;
+  const width = 900, height = 220, left = 60, bottom = 24, top = 16;
   const values = points.map(value);
   const max = Math.max(1, ...values), n = points.length;
   const x = i => left + (n <= 1 ? (width - left) / 2 : i * (width - left - 10) / (n - 1));
@@ -318,7 +318,7 @@ async function testPage() {
   if (history) {
     const runs = history.runs, insight = history.insight;
     parts.push(h('div', { class: 'cards' },
-      [['runs kept', runs.length + (history.older_runs ? ` (+${history.older_runs} older)` : '')], ['median wall', ms(insight.median_wall_ms)],
+      [['runs kept', runs.length + (history.older_runs ? ` (+${history.older_runs} older)` : '')], ['median wall', insight.median_wall_ms ? ms(insight.median_wall_ms) : '–'],
         ['median peak memory', kib(insight.median_peak_rss_kb)], ['trend', insight.trend], ['slope', insight.slope_ms_per_run.toFixed(2) + ' ms/run'],
         ['flakiness (flip rate)', (100 * insight.flip_rate).toFixed(1) + '%'], ['leak suspected', insight.leak_suspected ? 'yes' : 'no']]
         .map(([label, value]) => h('div', { class: 'card' }, h('b', { text: value }), label))));

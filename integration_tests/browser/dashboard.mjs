@@ -80,7 +80,9 @@ try {
   await page.waitForFunction(() => Number(document.querySelector('canvas.timeline')?.dataset.bars) > 0);
   measured.timeline_bars = await page.$eval('canvas.timeline', el => Number(el.dataset.bars));
   check(navigations === 0, `the suite page reloaded ${navigations} times`);
-  await page.waitForSelector('iframe.report', { timeout });  // the suite ended
+  // The suite ended: its HTML report shows, drawn before the screenshot.
+  const report = await (await page.waitForSelector('iframe.report', { timeout })).contentFrame();
+  await report.waitForSelector('h1');
   measured.done_after = await doneText();
   await page.screenshot({ path: path.join(args.screens, 'suite.png'), fullPage: true });
 
