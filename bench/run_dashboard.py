@@ -6,7 +6,8 @@
    dashboard on and one worker of 2 slots, with 50 suite pages open and
    following it against none. A "page" here is what the suite page asks
    for: the suite, its timeline, its failures, a page of tests, then its
-   live stream (Server-Sent Events) read to the end; 50 of them from this
+   live stream (Server-Sent Events) read to the end, with the page of tests
+   fetched again every 2 s while results come; 50 of them from this
    machine, whose CPU they share. Runs alternate; the makespan is the
    coordinator's own (submitted to finished).
 2. Each page's size (bytes over the wire) and time to first paint in
@@ -63,9 +64,22 @@ def follow(base, suite_id, outcome):
                 received += len(r.read())
         url = f"{base}/api/suites/{suite_id}/events?from={state['feed']['rows']}"
         with urllib.request.urlopen(url, timeout=120) as stream:
-            for line in stream:
-                received += len(line)
-                if line.startswith(b"event: end"):
+            tail = b""
+            table_at = time.monotonic() + 2
+            while True:
+                data = stream.read1(1 << 16)
+                if not data:
+                    break
+                received += len(data)
+                # The page fetches its table again (at most every 2 s) as
+                # results arrive.
+                if time.monotonic() >= table_at:
+                    with urllib.request.urlopen(
+                            f"{base}/api/suites/{suite_id}/results?limit=100", timeout=60) as r:
+                        received += len(r.read())
+                    table_at = time.monotonic() + 2
+                tail = (tail + data)[-64:]
+                if b"event: end" in tail:
                     outcome["ended"] = True
                     break
     except Exception as error:  # a page that failed is reported, not hidden
@@ -77,12 +91,19 @@ def write_suite(work, tests, run):
     path = os.path.join(work, f"suite-{run}.json")
     with open(path, "w") as out:
         json.dump({"name": "dashboard-bench",
-                   "tests": [{"id": f"t{i:05d}", "cmd": ["true"], "env": {"RUN": str(run)}}
+                   "tests": [{"id": f"t{i:05d}", "cmd": ["true", f"t{i:05d}"],
+                              "env": {"RUN": str(run)}}
                              for i in range(tests)]}, out)
     return path
 
 
-def run_once(work, coordinator, base, tests, pages, run):
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(work, coordinator, base, tests, pages, run, coordinator_pid):
     suite = write_suite(work, tests, run)
     submitted = subprocess.run(
         [os.path.join(BIN, "coordctl"), "submit", suite, f"--coordinator={coordinator}",
@@ -90,6 +111,8 @@ def run_once(work, coordinator, base, tests, pages, run):
     if submitted.returncode != 0:
         raise SystemExit(f"submit failed: {submitted.stderr[-2000:]}")
     suite_id = submitted.stdout.split("\n")[0].strip()
+    coordinator_cpu = cpu_seconds(coordinator_pid)
+    pages_cpu = time.process_time()
     outcomes = [{} for _ in range(pages)]
     threads = [threading.Thread(target=follow, args=(base, suite_id, o)) for o in outcomes]
     for thread in threads:
@@ -101,11 +124,13 @@ def run_once(work, coordinator, base, tests, pages, run):
         time.sleep(0.5)
     for thread in threads:
         thread.join(timeout=120)
+    cpu = {"coordinator_s": cpu_seconds(coordinator_pid) - coordinator_cpu,
+           "pages_s": time.process_time() - pages_cpu}
     makespan = (state["finished_at_unix_ms"] - state["submitted_at_unix_ms"]) / 1000
     failed = [o for o in outcomes if not o.get("ended")]
     if failed:
         raise SystemExit(f"{len(failed)} of {pages} pages did not follow to the end: {failed[:3]}")
-    return suite_id, makespan, sum(o["bytes"] for o in outcomes)
+    return suite_id, makespan, sum(o["bytes"] for o in outcomes), cpu
 
 
 def measure_pages(base, suite_id, repeat):
@@ -138,24 +163,33 @@ def main():
             os.path.join(BIN, "worker"), f"--coordinator={address}", "--slots=2",
             f"--workspace={work}", "--name=bench"])
         runs = {"none": [], "followed": []}
+        cpu = {"none": [], "followed": []}
         bytes_streamed = []
         last_suite = None
         run = 0
         for _ in range(rounds):
             for condition in ("none", "followed"):
                 run += 1
-                last_suite, makespan, received = run_once(
-                    work, address, base, tests, pages if condition == "followed" else 0, run)
+                last_suite, makespan, received, used = run_once(
+                    work, address, base, tests, pages if condition == "followed" else 0, run,
+                    coordinator.pid)
                 runs[condition].append(makespan)
+                cpu[condition].append(used)
                 if condition == "followed":
                     bytes_streamed.append(received)
-                print(f"  {condition}: {makespan:.2f} s", file=sys.stderr)
+                print(f"  {condition}: {makespan:.2f} s, coordinator CPU "
+                      f"{used['coordinator_s']:.2f} s, pages' CPU {used['pages_s']:.2f} s",
+                      file=sys.stderr)
         none, followed = median(runs["none"]), median(runs["followed"])
         result = {
             "tests": tests, "pages": pages, "rounds": rounds, "slots": 2,
             "makespan_none_s": runs["none"], "makespan_followed_s": runs["followed"],
             "median_none_s": none, "median_followed_s": followed,
             "ratio": followed / none,
+            "cpu": cpu,
+            "coordinator_cpu_none_s": median([c["coordinator_s"] for c in cpu["none"]]),
+            "coordinator_cpu_followed_s": median([c["coordinator_s"] for c in cpu["followed"]]),
+            "pages_cpu_s": median([c["pages_s"] for c in cpu["followed"]]),
             "bytes_to_all_pages_median": median(bytes_streamed),
             "page_loads": measure_pages(base, last_suite, 3 if args.quick else 7),
         }

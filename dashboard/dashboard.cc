@@ -55,10 +55,6 @@ const HttpResponder::Headers& ReportHeaders() {
   return *headers;
 }
 
-std::string JsonText(const nlohmann::json& json) {
-  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 int HttpStatusOf(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kUnauthenticated:
@@ -457,10 +453,10 @@ void Dashboard::SuiteApi(const HttpRequest& request, const Viewer& viewer,
     suite["can_cancel"] = viewer.principal.CanChange(listing->owner());
     SendJson(responder, suite);
   } else if (rest == "results") {
-    SendJson(responder,
-             feed->Rows(SizeParam(request, "offset", 0, SIZE_MAX),
-                        SizeParam(request, "limit", 100, kMaxPageRows),
-                        request.Param("filter"), request.Param("sort")));
+    responder.Send(200, kJson,
+                   feed->Rows(SizeParam(request, "offset", 0, SIZE_MAX),
+                              SizeParam(request, "limit", 100, kMaxPageRows),
+                              request.Param("filter"), request.Param("sort")));
   } else if (rest == "timeline") {
     SendJson(responder, feed->Timeline());
   } else if (rest == "events") {

@@ -15,6 +15,10 @@ std::string Tail(const std::string& text) {
 
 }  // namespace
 
+std::string JsonText(const nlohmann::json& json) {
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string SuiteStateName(v1::SuiteState state) {
   switch (state) {
     case v1::SUITE_STATE_QUEUED:

@@ -12,6 +12,9 @@ namespace testfleet {
 /// How much of a failing test's stderr (its end) the dashboard carries.
 inline constexpr size_t kStderrTailBytes = 4096;
 
+/// JSON as text; bytes that are not UTF-8 become U+FFFD instead of throwing.
+std::string JsonText(const nlohmann::json& json);
+
 std::string SuiteStateName(v1::SuiteState state);
 nlohmann::json SummaryJson(const v1::SuiteSummary& summary);
 nlohmann::json ProgressJson(const v1::SuiteProgress& progress);

@@ -137,7 +137,7 @@ function suitePage(suiteId) {
   const results = h('div'), report = h('div');
   setMain(header, progress, h('h2', { text: 'Failures' }), failures, h('h2', { text: 'Regressions' }), changes,
     h('h2', { text: 'Timeline (worker slots)' }), canvas, h('h2', { text: 'Tests' }), results, report);
-  const state = { suite: null, lanes: [], bars: [], seen: new Set(), failures: [], failedIds: new Set(), start: 0, drawn: false,
+  const state = { suite: null, lanes: [], bars: [], seen: new Set(), failures: [], failedIds: new Set(), drawn: false,
     page: 0, filter: 'all', sort: 'finished', tableTimer: null, ended: false };
 
   function renderHeader(suite, feedState) {
@@ -182,19 +182,6 @@ function suitePage(suiteId) {
     state.seen.add(index);
     state.bars.push([lane, start, duration, status, index]);
   }
-  function addRow(row) {
-    if (['failed', 'timed_out', 'memory_exceeded', 'error'].includes(row.status)) addFailure(row);
-    if (row.cached || !row.worker) return;
-    const lane = row.worker + '/' + row.slot;
-    let index = state.lanes.indexOf(lane);
-    if (index < 0) { index = state.lanes.length; state.lanes.push(lane); }
-    if (!state.start || row.started < state.start) {
-      const shift = state.start ? state.start - row.started : 0;
-      for (const bar of state.bars) bar[1] += shift;
-      state.start = row.started;
-    }
-    addBar(index, row.started - state.start, Math.max(0, row.finished - row.started), row.status, row.i);
-  }
   function draw() {
     state.drawn = false;
     const lanes = Math.max(1, state.lanes.length), laneHeight = 14, left = 150;
@@ -206,15 +193,17 @@ function suitePage(suiteId) {
     const g = canvas.getContext('2d');
     g.scale(ratio, ratio);
     g.clearRect(0, 0, width, lanes * laneHeight + 20);
-    let end = 1;
-    for (const b of state.bars) end = Math.max(end, b[1] + b[2]);
+    let start = Infinity, end = 0;
+    for (const b of state.bars) { start = Math.min(start, b[1]); end = Math.max(end, b[1] + b[2]); }
+    if (!state.bars.length) start = 0;
+    end = Math.max(1, end - start);
     const scale = (width - left - 10) / end;
     g.font = '11px sans-serif';
     g.fillStyle = '#666';
     state.lanes.forEach((lane, i) => g.fillText(lane.length > 22 ? '…' + lane.slice(-21) : lane, 4, i * laneHeight + 11));
-    for (const [lane, start, duration, status] of state.bars) {
+    for (const [lane, began, duration, status] of state.bars) {
       g.fillStyle = COLORS[status] || '#de2d26';
-      g.fillRect(left + start * scale, lane * laneHeight + 2, Math.max(1, duration * scale), laneHeight - 4);
+      g.fillRect(left + (began - start) * scale, lane * laneHeight + 2, Math.max(1, duration * scale), laneHeight - 4);
     }
     g.fillStyle = '#666';
     g.fillText('0', left, lanes * laneHeight + 14);
@@ -261,9 +250,11 @@ function suitePage(suiteId) {
     const feedState = msg.state;
     renderProgress(feedState.progress);
     renderChanges(feedState.changes);
-    for (const row of msg.rows) addRow(row);
+    state.lanes.splice(msg.lanes_from, msg.lanes.length, ...msg.lanes);
+    for (const bar of msg.bars) addBar(...bar);
+    for (const row of msg.failures) addFailure(row);
     redraw();
-    if (msg.rows.length) refreshTableSoon();
+    if (msg.bars.length || msg.failures.length) refreshTableSoon();
     if (feedState.ended && !state.ended) { state.ended = true; renderHeader(state.suite, feedState); }
   }
 
@@ -277,7 +268,6 @@ function suitePage(suiteId) {
     failures.append(h('p', { class: 'muted none', text: 'None so far.' }));
     const [timeline, failed] = await Promise.all([api(`/api/suites/${suiteId}/timeline`), api(`/api/suites/${suiteId}/results?filter=failed&limit=200`)]);
     state.lanes = timeline.lanes.slice();
-    state.start = timeline.start_unix_ms;
     for (const b of timeline.bars) addBar(...b);
     for (const row of failed.rows) addFailure(row);
     redraw();
