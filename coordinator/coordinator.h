@@ -335,6 +335,13 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SuiteListing ListingOf(const Suite& suite) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// `view(suite)` when the suite is in memory and `caller` may read it (an
+  /// error when not); nullopt when only the store may hold it.
+  template <typename View>
+  std::optional<
+      absl::StatusOr<std::invoke_result_t<View, const Coordinator::Suite&>>>
+  InMemory(const std::string& suite_id, const Principal& caller, View view)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const CoordinatorOptions options_;
   absl::Mutex mu_;

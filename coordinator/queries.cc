@@ -1,7 +1,9 @@
 // The Coordinator's read side: progress, reports, history, watching,
 // explaining, and the fleet's lists (workers, suites, tests).
 #include <algorithm>
+#include <optional>
 #include <set>
+#include <type_traits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -46,16 +48,28 @@ v1::SuiteProgress Coordinator::ProgressOf(const Suite& suite) const {
   return progress;
 }
 
+template <typename View>
+std::optional<
+    absl::StatusOr<std::invoke_result_t<View, const Coordinator::Suite&>>>
+Coordinator::InMemory(const std::string& suite_id, const Principal& caller,
+                      View view) {
+  absl::MutexLock lock(&mu_);
+  auto it = suites_.find(suite_id);
+  if (it == suites_.end()) return std::nullopt;
+  if (absl::Status access =
+          CheckAccess(suite_id, it->second->spec.owner(), caller, false);
+      !access.ok()) {
+    return access;
+  }
+  return view(*it->second);
+}
+
 absl::StatusOr<v1::SuiteProgress> Coordinator::Progress(
     const std::string& suite_id, const Principal& caller) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = suites_.find(suite_id);
-    if (it != suites_.end()) {
-      RETURN_IF_ERROR(
-          CheckAccess(suite_id, it->second->spec.owner(), caller, false));
-      return ProgressOf(*it->second);
-    }
+  if (auto held = InMemory(suite_id, caller, [this](const Suite& suite) {
+        return ProgressOf(suite);
+      })) {
+    return *std::move(held);
   }
   absl::StatusOr<v1::SuiteReport> report = Report(suite_id, caller);
   if (!report.ok()) return report.status();
@@ -68,16 +82,12 @@ absl::StatusOr<v1::SuiteProgress> Coordinator::Progress(
 
 absl::StatusOr<v1::SuiteReport> Coordinator::Report(const std::string& suite_id,
                                                     const Principal& caller) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = suites_.find(suite_id);
-    if (it != suites_.end()) {
-      RETURN_IF_ERROR(
-          CheckAccess(suite_id, it->second->spec.owner(), caller, false));
-      v1::SuiteReport report = it->second->report;
-      report.mutable_summary()->set_running(it->second->leased);
-      return report;
-    }
+  if (auto held = InMemory(suite_id, caller, [](const Suite& suite) {
+        v1::SuiteReport report = suite.report;
+        report.mutable_summary()->set_running(suite.leased);
+        return report;
+      })) {
+    return *std::move(held);
   }
   if (options_.store == nullptr) {
     return absl::NotFoundError(absl::StrCat("no suite with id ", suite_id));
@@ -329,14 +339,10 @@ v1::SuiteListing Coordinator::ListingOf(const Suite& suite) const {
 
 absl::StatusOr<v1::SuiteListing> Coordinator::Listing(
     const std::string& suite_id, const Principal& caller) {
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = suites_.find(suite_id);
-    if (it != suites_.end()) {
-      RETURN_IF_ERROR(
-          CheckAccess(suite_id, it->second->spec.owner(), caller, false));
-      return ListingOf(*it->second);
-    }
+  if (auto held = InMemory(suite_id, caller, [this](const Suite& suite) {
+        return ListingOf(suite);
+      })) {
+    return *std::move(held);
   }
   ASSIGN_OR_RETURN(v1::SuiteReport report, Report(suite_id, caller));
   v1::SuiteListing listing;
