@@ -158,7 +158,8 @@ absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(
         "--http-listen=", options.listen,
         " is not a loopback address and no --token-file is set: anyone who "
         "reaches it could see every suite and cancel it. Listen on "
-        "127.0.0.1, set --token-file, or pass --http-allow-remote"));
+        "127.0.0.1 (a coordinator may also take --token-file or "
+        "--http-allow-remote)"));
   }
   std::unique_ptr<Dashboard> dashboard(new Dashboard(options.clock));
   dashboard->options_ = std::move(options);
