@@ -180,6 +180,22 @@ absl::StatusOr<v1::Baseline> Coordinator::SetBaseline(
 
 namespace {
 
+// A suite's listing as its report has it (an ended suite's is final).
+v1::SuiteListing ListingOfReport(const v1::SuiteReport& report) {
+  v1::SuiteListing listing;
+  listing.set_suite_id(report.suite_id());
+  listing.set_name(report.name());
+  listing.set_owner(report.owner());
+  listing.set_priority(report.priority());
+  listing.set_state(report.state());
+  *listing.mutable_summary() = report.summary();
+  listing.set_submitted_at_unix_ms(report.submitted_at_unix_ms());
+  listing.set_started_at_unix_ms(report.started_at_unix_ms());
+  listing.set_finished_at_unix_ms(report.finished_at_unix_ms());
+  listing.set_regressions(RegressionCount(report));
+  return listing;
+}
+
 // Appends what `report` holds past `cursor` to `event` and advances it.
 void TakeNew(const v1::SuiteReport& report, Coordinator::WatchCursor& cursor,
              v1::WatchEvent& event) {
@@ -320,20 +336,14 @@ v1::ListWorkersResponse Coordinator::ListWorkers() {
 }
 
 v1::SuiteListing Coordinator::ListingOf(const Suite& suite) const {
+  // The report holds the name, owner, priority and times; the progress
+  // what is live (running tests, wall time so far, ETA, busy workers).
   const v1::SuiteProgress progress = ProgressOf(suite);
-  v1::SuiteListing listing;
-  listing.set_suite_id(suite.id);
-  listing.set_name(suite.spec.name());
-  listing.set_owner(suite.spec.owner());
-  listing.set_priority(suite.spec.priority());
+  v1::SuiteListing listing = ListingOfReport(suite.report);
   listing.set_state(progress.state());
   *listing.mutable_summary() = progress.summary();
   listing.set_eta_ms(progress.eta_ms());
   listing.set_workers_busy(progress.workers_busy());
-  listing.set_submitted_at_unix_ms(suite.report.submitted_at_unix_ms());
-  listing.set_started_at_unix_ms(suite.report.started_at_unix_ms());
-  listing.set_finished_at_unix_ms(suite.report.finished_at_unix_ms());
-  listing.set_regressions(RegressionCount(suite.report));
   return listing;
 }
 
@@ -345,18 +355,7 @@ absl::StatusOr<v1::SuiteListing> Coordinator::Listing(
     return *std::move(held);
   }
   ASSIGN_OR_RETURN(v1::SuiteReport report, Report(suite_id, caller));
-  v1::SuiteListing listing;
-  listing.set_suite_id(report.suite_id());
-  listing.set_name(report.name());
-  listing.set_owner(report.owner());
-  listing.set_priority(report.priority());
-  listing.set_state(report.state());
-  *listing.mutable_summary() = report.summary();
-  listing.set_submitted_at_unix_ms(report.submitted_at_unix_ms());
-  listing.set_started_at_unix_ms(report.started_at_unix_ms());
-  listing.set_finished_at_unix_ms(report.finished_at_unix_ms());
-  listing.set_regressions(RegressionCount(report));
-  return listing;
+  return ListingOfReport(report);
 }
 
 std::vector<v1::SuiteListing> Coordinator::ListSuites(const Principal& caller) {

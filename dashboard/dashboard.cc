@@ -127,6 +127,14 @@ class LiveStream {
   std::atomic<int>& streams_;
 };
 
+// No Origin (not sent by a browser), or this site's own.
+bool FromThisSite(const HttpRequest& request) {
+  const std::string origin = request.Header("origin");
+  return origin.empty() ||
+         origin == absl::StrCat(request.tls ? "https" : "http", "://",
+                                request.Header("host"));
+}
+
 std::string HostName() {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0')
@@ -241,12 +249,10 @@ absl::StatusOr<Dashboard::Viewer> Dashboard::Authenticate(
 
 absl::Status Dashboard::CheckSameSite(const HttpRequest& request,
                                       const Viewer& viewer) const {
-  const std::string origin = request.Header("origin");
-  const std::string expected = absl::StrCat(request.tls ? "https" : "http",
-                                            "://", request.Header("host"));
-  if (!origin.empty() && origin != expected) {
+  if (!FromThisSite(request)) {
     return absl::PermissionDeniedError(
-        absl::StrCat("a request from ", origin, " may not change anything"));
+        absl::StrCat("a request from ", request.Header("origin"),
+                     " may not change anything"));
   }
   if (request.Header("sec-fetch-site") == "cross-site") {
     return absl::PermissionDeniedError(
@@ -339,10 +345,7 @@ void Dashboard::Login(const HttpRequest& request, HttpResponder& responder) {
     responder.Send(405, "text/plain; charset=utf-8", "GET or POST\n");
     return;
   }
-  const std::string origin = request.Header("origin");
-  if (!origin.empty() &&
-      origin != absl::StrCat(request.tls ? "https" : "http", "://",
-                             request.Header("host"))) {
+  if (!FromThisSite(request)) {
     responder.Send(403, "text/plain; charset=utf-8",
                    "log in from this site's own login page\n");
     return;

@@ -199,9 +199,4 @@ bool SuiteFeed::ended() const {
   return ended_;
 }
 
-absl::Status SuiteFeed::status() const {
-  absl::MutexLock lock(&mu_);
-  return status_;
-}
-
 }  // namespace testfleet

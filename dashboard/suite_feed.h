@@ -53,8 +53,6 @@ class SuiteFeed {
   bool NextUpdate(Cursor* cursor, absl::Duration wait, size_t max_rows,
                   std::string* update);
   bool ended() const;
-  /// Why following failed (the suite is gone, the store failed); OK else.
-  absl::Status status() const;
 
  private:
   struct Row {
