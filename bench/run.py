@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Every benchmark workload in one run on this machine, written to one
-Markdown file and one JSON file, with each target (issues 9, 16, 17 and 18) and its ratio.
+Markdown file and one JSON file, with each target (issues 9, 16, 17, 18 and 19) and its ratio.
 
   bench/run.py                      # full run: about 25 minutes on 2 cores
   bench/run.py --quick --out=DIR    # small sizes, under 3 minutes: CI smoke
@@ -9,7 +9,8 @@ Workloads: 1 dispatch (10,000 `true`), 2 makespan (2,000 skewed tests),
 3 warm cache, 4 a real CTest suite (Testfleet's unit tests), 5 growth with
 suite size, 6 cache latency (cache_bench), 7 the REAPI blob store
 (run_cas.py), 8 workers without a checkout (run_sandbox.py), 9 the dashboard
-(run_dashboard.py). Each script also
+(run_dashboard.py), 10 fleet scale (run_fleet.py), 11 time to the first
+failure (run_first_failure.py). Each script also
 runs on its own;
 this driver gives them JSON files in --out and collects their tables.
 Fails only when a run fails, never on a time: targets are printed, not
@@ -66,6 +67,10 @@ def workloads(quick):
          [sys.executable, os.path.join(HERE, "run_sandbox.py"), *q, "--json={json}"]),
         ("dashboard", "9. The dashboard: 50 pages following a suite, page size and paint",
          [sys.executable, os.path.join(HERE, "run_dashboard.py"), *q, "--json={json}"]),
+        ("fleet", "10. The coordinator at fleet scale: simulated workers (fleet_sim)",
+         [sys.executable, os.path.join(HERE, "run_fleet.py"), *q, "--json={json}"]),
+        ("first_failure", "11. Failures first: time to the first failure",
+         [sys.executable, os.path.join(HERE, "run_first_failure.py"), *q, "--json={json}"]),
     ]
 
 
@@ -102,7 +107,7 @@ def bench(results, name):
 
 
 def targets(r):
-    """(workload, target, measured, met) for each target of issues 9, 16, 17 and 18."""
+    """(workload, target, measured, met) for each target of issues 9, 16, 17, 18 and 19."""
     out = []
     d = r["dispatch"]["wall_s"]
     out.append(("1", "`coordctl run` cold within 1.2x of `xargs -P2`",
@@ -215,6 +220,39 @@ def targets(r):
         out.append(("9", f"(no target) the {name} page in Chromium: size, first paint, drawn",
                     f"{page['bytes'] / 1024:.0f} KiB, {page['first_paint_ms']:.0f} ms, "
                     f"{page['ready_ms']:.0f} ms", None))
+    fleet = {(run["workers"], run["suites"]): run for run in r["fleet"]["runs"]}
+    smallest = min(w for w, _ in fleet)
+    for (workers, suites), run in sorted(fleet.items()):
+        label = f"{workers} simulated workers x 8 slots, {suites} suite(s)"
+        if workers == 1000:
+            out.append(("10", f"{label}: slots busy >= 95% while work is queued",
+                        f"{100 * run['busy_while_queued']:.1f}%",
+                        run["busy_while_queued"] >= 0.95))
+            out.append(("10", f"{label}: PullWork p99 < 50 ms",
+                        f"{run['pull_with_work_p99_ms']:.1f} ms",
+                        run["pull_with_work_p99_ms"] < 50))
+            base = fleet[(smallest, suites)]
+            out.append(("10", f"{label}: coordinator CPU per test no higher than at "
+                        f"{smallest} workers", f"{run['coordinator_cpu_us_per_test']:.0f} vs "
+                        f"{base['coordinator_cpu_us_per_test']:.0f} µs",
+                        run["coordinator_cpu_us_per_test"] <=
+                        base["coordinator_cpu_us_per_test"]))
+        if workers == 5000:
+            out.append(("10", f"{label}: served without errors",
+                        f"{run['errors']} errors, {run['reported']:,} of {run['tests']:,} "
+                        "tests reported",
+                        run["errors"] == 0 and run["reported"] == run["tests"]))
+    ff = {run["order"]: run for run in r["first_failure"]["runs"]}
+    first, longest = ff["failures first"], ff["longest first"]
+    share = first["first_failure_s"] / first["makespan_s"]
+    out.append(("11", "failures first: the first failure within the first 5% of the makespan",
+                f"{100 * share:.1f}% ({first['first_failure_s']:.2f} of "
+                f"{first['makespan_s']:.2f} s; longest first "
+                f"{longest['first_failure_s']:.2f} s)", share <= 0.05))
+    ratio = first["makespan_s"] / longest["makespan_s"]
+    out.append(("11", "failures first: makespan within 1% of longest first",
+                f"{ratio:.3f}x ({first['makespan_s']:.2f} vs {longest['makespan_s']:.2f} s)",
+                ratio <= 1.01))
     return out
 
 

@@ -256,6 +256,12 @@ absl::Status CheckTestSpec(const v1::TestSpec& test, int index,
 absl::Status CheckSuiteSpec(const v1::SuiteSpec& suite, bool allow_outside) {
   RETURN_IF_ERROR(At("name", CheckSuiteName(suite.name())));
   RETURN_IF_ERROR(At("priority", CheckPriority(suite.priority())));
+  if (suite.fail_fast() < 0) {
+    return At("fail_fast",
+              Invalid(absl::StrCat(suite.fail_fast(),
+                                   " is negative: give a number of failures "
+                                   "(1 or more), or 0 for no fail-fast")));
+  }
   if (suite.tests_size() == 0) {
     return At("tests", Invalid("is empty: the suite has no tests"));
   }

@@ -135,6 +135,7 @@ absl::StatusOr<LoadedSuite> LoadForSubmit(const SuiteSource& source,
   if (absl::Status kept = FilterTests(source.filter, suite->spec); !kept.ok())
     return kept;
   *suite->spec.mutable_platform() = HostPlatform(platform_tag);
+  suite->spec.set_fail_fast(source.fail_fast);
   // Said here, in our words, rather than as gRPC's RESOURCE_EXHAUSTED.
   const size_t bytes = suite->spec.ByteSizeLong();
   if (bytes > static_cast<size_t>(kMaxMessageBytes)) {

@@ -23,6 +23,7 @@ struct SuiteSource {
   std::string from_gtest;
   TestFilter filter;
   bool allow_outside_paths = false;  // see SuiteLoadOptions
+  int fail_fast = 0;  // cancel the rest after this many failures; 0: off
 };
 
 struct RunOptions {

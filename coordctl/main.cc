@@ -38,6 +38,11 @@ void AddSuiteSource(CLI::App* command, testfleet::SuiteSource& source,
   if (suite_file) {
     command->add_flag("--allow-outside-paths", source.allow_outside_paths,
                       "let inputs and cwd leave the suite's folder");
+    command
+        ->add_flag("--fail-fast{1}", source.fail_fast,
+                   "after N failures (--fail-fast=N; default 1) cancel the "
+                   "rest, reported as not run")
+        ->check(CLI::PositiveNumber);
   }
 }
 

@@ -19,10 +19,15 @@ std::string ProgressPrinter::Line(const v1::SuiteProgress& progress) const {
       progress.eta_ms() > 0
           ? absl::StrFormat(", ETA %.0fs", progress.eta_ms() / 1000.0)
           : "";
+  const std::string first_failure =
+      s.has_first_failure_ms() ? absl::StrFormat(" (first after %.1fs)",
+                                                 s.first_failure_ms() / 1000.0)
+                               : "";
   return absl::StrFormat(
-      "[%d/%d] %d passed, %d failed, %d cached, %d in flight on %d workers%s",
-      s.done(), s.total(), s.passed(), failed, s.cached(), s.running(),
-      progress.workers_busy(), eta);
+      "[%d/%d] %d passed, %d failed%s, %d cached, %d in flight on %d "
+      "workers%s",
+      s.done(), s.total(), s.passed(), failed, first_failure, s.cached(),
+      s.running(), progress.workers_busy(), eta);
 }
 
 void ProgressPrinter::Update(const v1::WatchEvent& event) {

@@ -15,6 +15,7 @@
 #include "common/text.h"
 #include "coordinator/coordinator_internal.h"
 #include "coordinator/perf_analysis.h"
+#include "report/reports.h"
 #include "spdlog/spdlog.h"
 
 namespace testfleet {
@@ -110,6 +111,12 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
                            : -1;
     test.expected_peak_kb = expected ? expected->peak_rss_kb : 0;
     if (expected) known.push_back(expected->wall_ms);
+    // A test that never passed counts as changed: it has no passing key.
+    if (expected && expected->failed_recently) {
+      test.urgency = Urgency::kFailedRecently;
+    } else if (!expected || expected->last_passing_key != test.cache_key) {
+      test.urgency = Urgency::kChanged;
+    }
   }
   spec.clear_tests();
   if (options_.store)
@@ -131,6 +138,8 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
     const Test& tb = suite->tests[b];
     if (ta.spec.priority() != tb.spec.priority())
       return ta.spec.priority() > tb.spec.priority();
+    if (options_.failures_first && ta.urgency != tb.urgency)
+      return ta.urgency < tb.urgency;
     return ta.expected_ms > tb.expected_ms;
   });
   suite->spec = std::move(spec);
@@ -371,47 +380,89 @@ void Coordinator::TakeWrites(Writes& writes) {
   dirty_runs_.clear();
 }
 
-absl::Status Coordinator::Commit(Writes& writes) {
-  if (options_.store == nullptr) return absl::OkStatus();
-  std::vector<std::string> run_keys;
-  for (const auto& [key, history] : writes.runs.histories)
-    run_keys.push_back(key);
-  absl::Status runs_saved, finished_saved;
-  std::vector<bool> report_saved(writes.reports.size(), false);
-  {
-    absl::MutexLock commit(&commit_mu_);
-    auto my_turn = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
-      return committed_ + 1 == writes.ticket;
-    };
-    commit_mu_.Await(absl::Condition(&my_turn));
-    runs_saved = options_.store->WriteRuns(writes.runs);
-    if (!writes.finished.empty()) {
-      finished_saved = options_.store->SaveFinished(writes.finished);
-    }
-    absl::Status reports_saved;
-    for (size_t i = 0; i < writes.reports.size(); ++i) {
-      const v1::SuiteReport& report = *writes.reports[i];
+void Coordinator::WriteGroup(const std::vector<Writes*>& group) {
+  Writes& first = *group.front();
+  // Later tickets hold newer histories of the same test: they win.
+  for (size_t i = 1; i < group.size(); ++i) {
+    for (auto& [key, history] : group[i]->runs.histories)
+      first.runs.histories.insert_or_assign(key, std::move(history));
+    group[i]->runs.histories.clear();
+    first.finished.insert(first.finished.end(),
+                          std::make_move_iterator(group[i]->finished.begin()),
+                          std::make_move_iterator(group[i]->finished.end()));
+    group[i]->finished.clear();
+  }
+  const bool tried = !first.runs.histories.empty() || !first.finished.empty();
+  const absl::Status runs_saved = options_.store->WriteRuns(first.runs);
+  absl::Status finished_saved;
+  if (!first.finished.empty())
+    finished_saved = options_.store->SaveFinished(first.finished);
+  absl::Status all = runs_saved;
+  all.Update(finished_saved);
+  bool any_report = false;
+  for (Writes* member : group) {
+    member->runs_saved = runs_saved;
+    member->finished_saved = finished_saved;
+    member->report_saved.assign(member->reports.size(), false);
+    for (size_t i = 0; i < member->reports.size(); ++i) {
+      any_report = true;
+      const v1::SuiteReport& report = *member->reports[i];
       absl::Status saved = options_.store->SaveReport(report);
       if (saved.ok() && options_.persist_running)
         saved = options_.store->EndRunningSuite(report.suite_id());
       if (!saved.ok()) {
         spdlog::error("saving the report of {}: {}; retried", report.suite_id(),
                       saved.ToString());
-        reports_saved.Update(saved);
+        all.Update(saved);
       }
-      report_saved[i] = saved.ok();
+      member->report_saved[i] = saved.ok();
     }
-    absl::Status all = runs_saved;
-    all.Update(finished_saved);
-    all.Update(reports_saved);
-    // Only a write tried tells whether writes work: an empty commit would
-    // otherwise say "working again" between two failures.
-    if (!run_keys.empty() || !writes.finished.empty() ||
-        !writes.reports.empty()) {
-      NoteStoreWrite(all);
-    }
-    committed_ = writes.ticket;
   }
+  // Only a write tried tells whether writes work: an empty commit would
+  // otherwise say "working again" between two failures.
+  if (tried || any_report) {
+    absl::MutexLock commit(&commit_mu_);
+    NoteStoreWrite(all);
+  }
+}
+
+absl::Status Coordinator::Commit(Writes& writes) {
+  if (options_.store == nullptr) return absl::OkStatus();
+  std::vector<std::string> run_keys;
+  for (const auto& [key, history] : writes.runs.histories)
+    run_keys.push_back(key);
+  {
+    absl::MutexLock commit(&commit_mu_);
+    waiting_commits_[writes.ticket] = &writes;
+    while (!writes.written) {
+      // The next ticket's caller (or one behind it) writes every waiting
+      // commit that follows on, in ticket order.
+      auto leads = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
+        return writes.written ||
+               (!committing_ && !waiting_commits_.empty() &&
+                waiting_commits_.begin()->first == committed_ + 1);
+      };
+      commit_mu_.Await(absl::Condition(&leads));
+      if (writes.written) break;
+      std::vector<Writes*> group;
+      for (auto it = waiting_commits_.begin();
+           it != waiting_commits_.end() &&
+           it->first == committed_ + 1 + group.size();
+           it = waiting_commits_.erase(it)) {
+        group.push_back(it->second);
+      }
+      committing_ = true;
+      commit_mu_.Unlock();
+      WriteGroup(group);
+      commit_mu_.Lock();
+      committing_ = false;
+      committed_ = group.back()->ticket;
+      for (Writes* member : group) member->written = true;
+    }
+  }
+  const absl::Status& runs_saved = writes.runs_saved;
+  const absl::Status& finished_saved = writes.finished_saved;
+  const std::vector<bool>& report_saved = writes.report_saved;
   absl::MutexLock lock(&mu_);
   for (const std::string& key : run_keys) {
     auto ticket = run_tickets_.find(key);
@@ -540,9 +591,7 @@ void Coordinator::Requeue(Suite& suite, int index, bool first) {
 }
 
 int Coordinator::TotalSlots() const {
-  int slots = 0;
-  for (const auto& [id, worker] : workers_) slots += worker.info.slots();
-  return std::max(slots, 1);
+  return std::max<int64_t>(registered_slots_, 1);
 }
 
 bool Coordinator::HasRoomFor(const Test& test, const Worker& worker) const {
@@ -646,6 +695,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
   spdlog::info("worker {} registered: {} slots, {}", worker.info.worker_id(),
                worker.info.slots(),
                LogSafe(PlatformString(request.platform())));
+  registered_slots_ += worker.info.slots();
   workers_[worker.info.worker_id()] = std::move(worker);
   work_available_.SignalAll();
   return response;
@@ -762,13 +812,29 @@ void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
   result.set_flaky(test.failed_before &&
                    result.status() == v1::TEST_STATUS_PASSED);
   if (result.cache_key().empty()) result.set_cache_key(test.cache_key);
-  Count(*suite.report.mutable_summary(), result);
+  v1::SuiteSummary& summary = *suite.report.mutable_summary();
+  Count(summary, result);
+  const bool failed = IsFailure(result.status());
+  if (failed && !summary.has_first_failure_ms()) {
+    summary.set_first_failure_ms(absl::ToUnixMillis(Now()) -
+                                 suite.report.submitted_at_unix_ms());
+  }
   if (options_.metrics) options_.metrics->Finished(result);
   if (persist && options_.store && options_.persist_running) {
     unsaved_.push_back({suite.id, index, result});
   }
   *suite.report.add_results() = std::move(result);
-  if (suite.report.summary().done() == suite.report.summary().total()) {
+  const int fail_fast = suite.spec.fail_fast();
+  if (failed && fail_fast > 0 && FailedCount(summary) == fail_fast &&
+      summary.done() < summary.total()) {
+    const std::string reason =
+        absl::StrCat("--fail-fast: the suite stopped after ", fail_fast,
+                     fail_fast == 1 ? " failure" : " failures",
+                     " (the last: ", test.spec.id(), ")");
+    spdlog::info("suite {}: {}", suite.id, LogSafe(reason));
+    CancelRest(suite, reason);
+  }
+  if (summary.done() == summary.total()) {
     EndSuite(suite, suite.report.state() == v1::SUITE_STATE_CANCELLED
                         ? v1::SUITE_STATE_CANCELLED
                         : v1::SUITE_STATE_FINISHED);
@@ -794,10 +860,10 @@ void Coordinator::EndSuite(Suite& suite, v1::SuiteState state) {
     unsaved_reports_.push_back(std::make_shared<const v1::SuiteReport>(report));
   }
   const v1::SuiteSummary& summary = report.summary();
-  spdlog::info("suite {} ended: {} passed, {} failed, {} cached, {} ms",
-               suite.id, summary.passed(),
-               summary.total() - summary.passed() - summary.skipped(),
-               summary.cached(), summary.wall_ms());
+  spdlog::info(
+      "suite {} ended: {} passed, {} failed, {} cancelled, {} cached, {} ms",
+      suite.id, summary.passed(), FailedCount(summary), summary.cancelled(),
+      summary.cached(), summary.wall_ms());
 }
 
 void Coordinator::ReleaseLease(const std::string& lease_id) {
@@ -976,6 +1042,10 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
         ReleaseLease(reported.lease_id());
       }
     }
+    // Told at once, not at the next heartbeat: the worker stops within the
+    // test it is running (--fail-fast) and caches nothing cancelled.
+    if (worker != workers_.end())
+      TellCancelled(worker->second, *response.mutable_cancelled_lease_ids());
     TakeWrites(writes);
   }
   // Acknowledged only once durable; the worker retries otherwise, and its
@@ -1014,15 +1084,20 @@ v1::HeartbeatResponse Coordinator::Heartbeat(
       lease->second.deadline = Steady() + options_.lease;
     }
   }
+  TellCancelled(worker, *response.mutable_cancelled_lease_ids());
+  return response;
+}
+
+void Coordinator::TellCancelled(
+    Worker& worker, google::protobuf::RepeatedPtrField<std::string>& told) {
   std::vector<std::string> cancelled;
   for (const auto& [lease_id, is_cancelled] : worker.leases) {
     if (is_cancelled) cancelled.push_back(lease_id);
   }
   for (const std::string& lease_id : cancelled) {
-    response.add_cancelled_lease_ids(lease_id);
+    *told.Add() = lease_id;
     ReleaseLease(lease_id);
   }
-  return response;
 }
 
 void Coordinator::ExpireLease(const std::string& lease_id) {
@@ -1070,6 +1145,7 @@ void Coordinator::ExpireLeasesLocked() {
                    absl::FormatDuration(now - it->second.last_seen));
       for (const auto& [lease_id, cancelled] : it->second.leases)
         expired.push_back(lease_id);
+      registered_slots_ -= it->second.info.slots();
       it = workers_.erase(it);
     } else {
       ++it;
@@ -1101,25 +1177,41 @@ absl::StatusOr<int> Coordinator::CancelLocked(const std::string& suite_id,
   Suite& suite = *it->second;
   RETURN_IF_ERROR(CheckAccess(suite_id, suite.spec.owner(), caller, true));
   if (suite.ended) return 0;
+  return CancelRest(suite, "");
+}
+
+int Coordinator::CancelRest(Suite& suite, const std::string& reason) {
   suite.report.set_state(v1::SUITE_STATE_CANCELLED);
+  // A slot runs its shard in order: the first unreported test is running.
+  std::set<int> running;
   for (auto& [lease_id, lease] : leases_) {
-    if (lease.suite_id != suite_id) continue;
+    if (lease.suite_id != suite.id) continue;
+    if (!lease.outstanding.empty()) running.insert(lease.outstanding.front());
     auto worker = workers_.find(lease.worker_id);
     if (worker != workers_.end()) worker->second.leases[lease_id] = true;
   }
-  int cancelled = 0;
-  const int64_t now = absl::ToUnixMillis(Now());
+  // Collected first: the last Finish ends the suite.
+  std::vector<int> unfinished;
   for (size_t i = 0; i < suite.tests.size(); ++i) {
-    if (suite.tests[i].phase == Phase::kDone) continue;
+    if (suite.tests[i].phase != Phase::kDone)
+      unfinished.push_back(static_cast<int>(i));
+  }
+  const int64_t now = absl::ToUnixMillis(Now());
+  for (int index : unfinished) {
+    Test& test = suite.tests[index];
     v1::TestResult result;
-    result.set_test_id(suite.tests[i].spec.id());
+    result.set_test_id(test.spec.id());
     result.set_status(v1::TEST_STATUS_CANCELLED);
+    if (!reason.empty()) {
+      result.set_error_message(absl::StrCat(
+          running.count(index) ? "stopped while running" : "not run", ": ",
+          reason));
+    }
     result.set_started_at_unix_ms(now);
     result.set_finished_at_unix_ms(now);
-    ++cancelled;
-    Finish(suite, static_cast<int>(i), std::move(result), /*persist=*/true);
+    Finish(suite, index, std::move(result), /*persist=*/true);
   }
-  return cancelled;
+  return static_cast<int>(unfinished.size());
 }
 
 }  // namespace testfleet

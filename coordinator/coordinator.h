@@ -48,6 +48,9 @@ struct CoordinatorOptions {
   absl::Duration max_shard_duration = absl::Seconds(10);
   /// Expected duration of a test with no history in a suite with none.
   absl::Duration default_expected = absl::Seconds(1);
+  /// Within a priority, tests that failed recently go first, then those
+  /// whose action key changed since they last passed; off: longest first.
+  bool failures_first = true;
   /// Limits against runaway or hostile clients (0: none).
   int max_suite_tests = 1'000'000;
   int max_suites_per_owner = 0;  // unfinished suites of one token
@@ -188,6 +191,8 @@ class Coordinator {
   absl::Status PinSuiteBlobs(const std::string& suite_id,
                              const v1::SuiteSpec& spec);
   enum class Phase { kQueued, kLeased, kDone };
+  // What a test's history says of its chance to fail, most likely first.
+  enum class Urgency { kFailedRecently, kChanged, kUnchanged };
   // A test given to a worker: who may report which attempt, under which
   // lease.
   struct Grant {
@@ -200,6 +205,7 @@ class Coordinator {
     std::string cache_key;
     double expected_ms = 0;
     int64_t expected_peak_kb = 0;  // 0: unknown
+    Urgency urgency = Urgency::kUnchanged;
     int32_t attempt = 1;
     bool failed_before = false;
     Phase phase = Phase::kQueued;
@@ -245,12 +251,25 @@ class Coordinator {
   // the lock is released: no I/O under mu_. Commits are written in the order
   // their tickets were taken, so a later history never lands under an
   // earlier one.
+  //
+  // Commits waiting together are written together (group commit): one
+  // synced write for all the reports that arrived while the last was
+  // written, not one each.
   struct Writes {
     uint64_t ticket = 0;
     std::vector<CoordinatorStore::FinishedTest> finished;
     CoordinatorStore::PendingRuns runs;
     std::vector<std::shared_ptr<const v1::SuiteReport>> reports;
+    // Set by the commit that wrote them (this call's or another's).
+    bool written = false;
+    absl::Status runs_saved;
+    absl::Status finished_saved;
+    std::vector<bool> report_saved;
   };
+  // Writes `group` (consecutive tickets) as one; fills in what was saved.
+  // What failed to be saved is left in the first of the group.
+  void WriteGroup(const std::vector<Writes*>& group)
+      ABSL_LOCKS_EXCLUDED(mu_, commit_mu_);
 
   absl::Time Now() const { return options_.clock->Now(); }
   absl::Time Steady() const { return options_.clock->Steady(); }
@@ -321,6 +340,10 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Accept(Suite& suite, Lease* lease, v1::TestResult result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Adds the worker's cancelled leases to `told` and forgets them.
+  void TellCancelled(Worker& worker,
+                     google::protobuf::RepeatedPtrField<std::string>& told)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseLease(const std::string& lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLease(const std::string& lease_id)
@@ -328,6 +351,10 @@ class Coordinator {
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<int> CancelLocked(const std::string& suite_id,
                                    const Principal& caller)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Ends every unfinished test of `suite` as cancelled, with `reason` (if
+  /// any) in its error message, and tells their workers; returns how many.
+  int CancelRest(Suite& suite, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndSuite(Suite& suite, v1::SuiteState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -354,6 +381,7 @@ class Coordinator {
   std::map<std::string, std::unique_ptr<Suite>> suites_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
+  int64_t registered_slots_ ABSL_GUARDED_BY(mu_) = 0;  // of all workers_
   // Staged for the next Commit: results finished (and failed writes to
   // retry), ended suites' reports, and histories changed since their last
   // write (`staged_runs_` also answers reads of a history whose write is
@@ -367,6 +395,8 @@ class Coordinator {
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   absl::Mutex commit_mu_ ABSL_ACQUIRED_AFTER(mu_);
   uint64_t committed_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  std::map<uint64_t, Writes*> waiting_commits_ ABSL_GUARDED_BY(commit_mu_);
+  bool committing_ ABSL_GUARDED_BY(commit_mu_) = false;
   bool store_failing_ ABSL_GUARDED_BY(commit_mu_) = false;
 };
 

@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-outside-paths", config.coordinator.allow_outside_paths,
                "accept suites whose cwd or inputs are absolute or climb out "
                "of the suite folder (workers that share one file system)");
+  bool longest_first = false;
+  app.add_flag("--longest-first", longest_first,
+               "order each priority longest first only, not recent failures "
+               "and changed tests first");
   AddServerSecurityFlags(app, config.tls, config.token_file);
   std::string target_drain = "10m";
   app.add_option("--metrics-listen", config.metrics_listen,
@@ -115,6 +119,7 @@ int main(int argc, char** argv) {
   config.cache_ttl = DurationFlag(ttl);
   config.cache_max_bytes = SizeFlag(max_bytes);
   config.cache_service = !no_cache_service;
+  config.coordinator.failures_first = !longest_first;
   config.coordinator.lease = DurationFlag(lease);
   if (config.coordinator.lease <= absl::ZeroDuration()) {
     spdlog::error("--lease={}: a lease must be longer than 0 (e.g. 30s)",

@@ -189,17 +189,21 @@ std::optional<TestExpectation> CoordinatorStore::Expected(
   // Every status counts: a test that times out takes its timeout.
   std::vector<double> wall_ms;
   std::vector<int64_t> peak_rss_kb;
-  for (int i = std::max(0, found->runs_size() - kExpectationRuns);
-       i < found->runs_size(); ++i) {
-    wall_ms.push_back(found->runs(i).wall_ms());
-    peak_rss_kb.push_back(found->runs(i).peak_rss_kb());
+  TestExpectation expected;
+  const int runs = found->runs_size();
+  for (int i = std::max(0, runs - kExpectationRuns); i < runs; ++i) {
+    const v1::RunRecord& run = found->runs(i);
+    wall_ms.push_back(run.wall_ms());
+    peak_rss_kb.push_back(run.peak_rss_kb());
+    if (i >= runs - kRecentRuns && run.status() != v1::TEST_STATUS_PASSED)
+      expected.failed_recently = true;
   }
+  expected.last_passing_key = found->last_key().hex();
   auto median = [](auto& values) {
     std::nth_element(values.begin(), values.begin() + values.size() / 2,
                      values.end());
     return values[values.size() / 2];
   };
-  TestExpectation expected;
   expected.wall_ms = median(wall_ms);
   expected.peak_rss_kb = median(peak_rss_kb);
   return expected;

@@ -25,6 +25,11 @@ namespace testfleet {
 struct TestExpectation {
   double wall_ms = 0;
   int64_t peak_rss_kb = 0;
+  /// One of its last kRecentRuns runs failed (a flaky test's failed attempt
+  /// counts): it is likely to fail again, so it runs first.
+  bool failed_recently = false;
+  /// The action key (hex) of its last passing run; empty: it never passed.
+  std::string last_passing_key;
 };
 
 /// The coordinator's durable state in RocksDB (its --data-dir): per-test
@@ -38,6 +43,8 @@ class CoordinatorStore {
   static constexpr int kHistoryRuns = 100;
   /// How many recent runs the scheduling expectation is the median of.
   static constexpr int kExpectationRuns = 20;
+  /// How many recent runs a failure among makes a test run first.
+  static constexpr int kRecentRuns = 10;
 
   /// Writes of new data are refused while the disk has less than
   /// `min_free_disk` free (see DiskSpaceGuard); deletes go on.

@@ -299,6 +299,57 @@ TEST_F(SystemTest, FailuresGiveExitCodeOneAndJunit) {
   EXPECT_THAT(ReadFile(dir_.Join("report.html")), HasSubstr("<svg"));
 }
 
+TEST_F(SystemTest, FailFastCancelsTheRestAndCachesNothingCancelled) {
+  // One test fails at once; 30 others sleep. Two slots: the suite stops
+  // after the failure with most tests never started.
+  std::string tests = R"({"id": "broken", "cmd": ["sh", "-c", "exit 3"]})";
+  for (int i = 0; i < 30; ++i) {
+    absl::StrAppend(&tests, R"(, {"id": "t)", i,
+                    R"(", "cmd": ["sleep", "0.3"], "env": {"N": ")", i,
+                    R"("}})");
+  }
+  dir_.Write("suite.json",
+             absl::StrCat(R"({"name": "ff", "tests": [)", tests, "]}"));
+  std::string output;
+  ASSERT_EQ(Coordctl({"run", dir_.Join("suite.json"), "--workers=2",
+                      "--fail-fast", "--cache-dir=" + dir_.Join("cache"),
+                      "--json=" + dir_.Join("ff.json")},
+                     dir_.Join("ff.log"), &output),
+            1)
+      << output;
+  EXPECT_THAT(output, HasSubstr("FAIL broken"));
+  EXPECT_THAT(output, HasSubstr("tests cancelled: "));
+  EXPECT_THAT(output, HasSubstr(": --fail-fast: the suite stopped after 1 "
+                                "failure (the last: broken)"));
+  const nlohmann::json report = ReadJson(dir_.Join("ff.json"));
+  const nlohmann::json& summary = report["summary"];
+  EXPECT_EQ(summary["failed"], 1);
+  EXPECT_TRUE(summary["first_failure_ms"].is_number());
+  ASSERT_EQ(report["tests"].size(), 31u);  // every test listed
+  int passed = 0, not_run = 0, stopped = 0;
+  for (const nlohmann::json& test : report["tests"]) {
+    if (test["status"] == "passed") ++passed;
+    if (test["status"] != "cancelled") continue;
+    const std::string error = test["error"];
+    EXPECT_THAT(error, HasSubstr("--fail-fast: the suite stopped after 1 "
+                                 "failure (the last: broken)"));
+    not_run += error.rfind("not run", 0) == 0;
+    stopped += error.rfind("stopped while running", 0) == 0;
+  }
+  EXPECT_EQ(summary["cancelled"], 30 - passed);
+  // At most the test each of the 2 slots was running was stopped.
+  EXPECT_LE(stopped, 2);
+  EXPECT_EQ(not_run + stopped, 30 - passed);
+  // Only what passed is in the cache: cancelled tests run next time.
+  ASSERT_EQ(Coordctl({"run", dir_.Join("suite.json"), "--workers=2",
+                      "--cache-dir=" + dir_.Join("cache"),
+                      "--json=" + dir_.Join("again.json")},
+                     dir_.Join("again.log"), &output),
+            1)
+      << output;
+  EXPECT_EQ(ReadJson(dir_.Join("again.json"))["summary"]["cached"], passed);
+}
+
 TEST_F(SystemTest, BadInputIsExitTwoNamingTheField) {
   struct Case {
     const char* suite;

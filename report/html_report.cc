@@ -256,11 +256,14 @@ std::string HtmlReport(const v1::SuiteReport& report,
       "<h1>%s</h1><p>Suite <code>%s</code>: <b>%d</b> tests, <b>%d</b> passed, "
       "<b class=\"%s\">%d</b> failed (%d timed out, %d over memory, %d "
       "errors), %d flaky, "
-      "%d cached (<b>%.1f%%</b> cache hit ratio), wall time %.2f s.</p>",
+      "%d cached (<b>%.1f%%</b> cache hit ratio), wall time %.2f s%s.</p>",
       XmlEscape(report.name()), XmlEscape(report.suite_id()), s.total(),
       s.passed(), failed ? "bad" : "", failed, s.timed_out(),
       s.memory_exceeded(), s.errors(), s.flaky(), s.cached(), hit_ratio,
-      s.wall_ms() / 1000.0);
+      s.wall_ms() / 1000.0,
+      s.has_first_failure_ms() ? absl::StrFormat(", first failure after %.2f s",
+                                                 s.first_failure_ms() / 1000.0)
+                               : "");
 
   html += "<h2>Failures</h2>";
   int failures = 0;

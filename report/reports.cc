@@ -67,8 +67,6 @@ std::string XmlEscape(const std::string& raw) {
   return out;
 }
 
-namespace {}  // namespace
-
 bool IsFailure(v1::TestStatus status) {
   // An unset status is reported as "error" (StatusName): a failure too.
   return status != v1::TEST_STATUS_PASSED &&
@@ -155,12 +153,19 @@ std::string JsonReport(const v1::SuiteReport& report) {
   root["started_at"] = IsoTime(report.started_at_unix_ms());
   root["finished_at"] = IsoTime(report.finished_at_unix_ms());
   root["summary"] = {
-      {"total", s.total()},         {"passed", s.passed()},
-      {"failed", s.failed()},       {"cached", s.cached()},
-      {"timed_out", s.timed_out()}, {"memory_exceeded", s.memory_exceeded()},
-      {"flaky", s.flaky()},         {"errors", s.errors()},
-      {"cancelled", s.cancelled()}, {"skipped", s.skipped()},
-      {"wall_ms", s.wall_ms()}};
+      {"total", s.total()},
+      {"passed", s.passed()},
+      {"failed", s.failed()},
+      {"cached", s.cached()},
+      {"timed_out", s.timed_out()},
+      {"memory_exceeded", s.memory_exceeded()},
+      {"flaky", s.flaky()},
+      {"errors", s.errors()},
+      {"cancelled", s.cancelled()},
+      {"skipped", s.skipped()},
+      {"wall_ms", s.wall_ms()},
+      {"first_failure_ms",
+       s.has_first_failure_ms() ? json(s.first_failure_ms()) : json()}};
   json tests = json::array();
   for (const v1::TestResult& r : report.results()) {
     json curve = json::array();
@@ -460,6 +465,23 @@ std::string SummaryText(const v1::SuiteReport& report) {
                         s.timed_out(), s.memory_exceeded(), s.errors(),
                         s.cached(), s.flaky(), s.wall_ms() / 1000.0,
                         report.suite_id());
+  if (s.has_first_failure_ms()) {
+    absl::StrAppendFormat(&text, "first failure %.2f s after submission\n",
+                          s.first_failure_ms() / 1000.0);
+  }
+  if (s.cancelled() > 0) {
+    // Every cancelled test of one suite was cancelled for the same reason.
+    auto cancelled =
+        std::find_if(report.results().begin(), report.results().end(),
+                     [](const v1::TestResult& r) {
+                       return r.status() == v1::TEST_STATUS_CANCELLED &&
+                              !r.error_message().empty();
+                     });
+    absl::StrAppendFormat(&text, "%d tests cancelled%s\n", s.cancelled(),
+                          cancelled == report.results().end()
+                              ? ""
+                              : ": " + std::string(cancelled->error_message()));
+  }
   return text;
 }
 

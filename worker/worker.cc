@@ -259,7 +259,7 @@ void Worker::SlotLoop(int index) {
       queued_.pop_front();
       ++busy_slots_;
     }
-    RunShard(*active, slot);
+    RunShard(active, slot);
     absl::MutexLock lock(&mu_);
     --busy_slots_;
     active_.erase(active->shard.lease_id());
@@ -267,7 +267,8 @@ void Worker::SlotLoop(int index) {
   }
 }
 
-void Worker::RunShard(ActiveShard& active, Slot& slot) {
+void Worker::RunShard(const std::shared_ptr<ActiveShard>& shared, Slot& slot) {
+  ActiveShard& active = *shared;
   const v1::Shard& shard = active.shard;
   // The key is recomputed here from what this worker will run, on its own
   // platform: a result is never stored under a key that does not describe it.
@@ -287,6 +288,7 @@ void Worker::RunShard(ActiveShard& active, Slot& slot) {
       break;  // the coordinator already recorded them
     const v1::TestAssignment& assignment = shard.tests(i);
     PendingReport pending;
+    pending.shard = shared;
     pending.reported.set_suite_id(shard.suite_id());
     pending.reported.set_lease_id(shard.lease_id());
     v1::TestResult& result = *pending.reported.mutable_result();
@@ -487,19 +489,20 @@ void Worker::ReporterLoop() {
       if (reporter_done_ && !give_up_at)
         give_up_at = absl::Now() + config_.final_delivery_timeout;
     }
-    // Cache first: a result reported is already reusable.
-    CacheEntries entries;
-    for (PendingReport& p : batch) {
-      if (p.cache_entry) entries.push_back(std::move(*p.cache_entry));
-      p.cache_entry.reset();
-    }
-    if (cache_ && !entries.empty()) (void)cache_->Put(entries);
-
     absl::Status delivered = DeliverSpooled();
     if (!batch.empty()) {
       v1::ReportResultsRequest request;
       for (const PendingReport& p : batch) *request.add_results() = p.reported;
       if (delivered.ok()) delivered = Deliver(request);
+      // Cached once delivered (or spooled), unless the delivery said the
+      // suite was cancelled: a cancelled test's result is no one's to reuse.
+      CacheEntries entries;
+      for (PendingReport& p : batch) {
+        if (p.cache_entry && !p.shard->cancelled.load())
+          entries.push_back(std::move(*p.cache_entry));
+        p.cache_entry.reset();
+      }
+      if (cache_ && !entries.empty()) (void)cache_->Put(entries);
       if (delivered.ok()) {
         batch.clear();
       } else if (spool_ != nullptr) {
@@ -559,6 +562,8 @@ absl::Status Worker::Deliver(v1::ReportResultsRequest& batch) {
   if (!status.ok()) {
     return FromGrpcStatus(status, "coordinator", config_.coordinator_address);
   }
+  absl::MutexLock lock(&mu_);
+  MarkCancelled(response.cancelled_lease_ids());
   return absl::OkStatus();
 }
 
@@ -615,10 +620,15 @@ void Worker::HeartbeatLoop() {
     context.set_deadline(DeadlineIn(absl::Seconds(10)));
     if (!stub_->Heartbeat(&context, request, &response).ok()) continue;
     absl::MutexLock lock(&mu_);
-    for (const std::string& lease_id : response.cancelled_lease_ids()) {
-      auto it = active_.find(lease_id);
-      if (it != active_.end()) it->second->cancelled = true;
-    }
+    MarkCancelled(response.cancelled_lease_ids());
+  }
+}
+
+void Worker::MarkCancelled(
+    const google::protobuf::RepeatedPtrField<std::string>& lease_ids) {
+  for (const std::string& lease_id : lease_ids) {
+    auto it = active_.find(lease_id);
+    if (it != active_.end()) it->second->cancelled = true;
   }
 }
 

@@ -93,6 +93,7 @@ class Worker {
   };
   struct PendingReport {
     v1::ReportedResult reported;
+    std::shared_ptr<ActiveShard> shard;  // cancelled: nothing is cached
     std::optional<std::pair<std::string, v1::CachedResult>> cache_entry;
   };
 
@@ -103,7 +104,11 @@ class Worker {
     std::unique_ptr<ProcessLauncher> launcher;
   };
   void SlotLoop(int index);
-  void RunShard(ActiveShard& active, Slot& slot);
+  void RunShard(const std::shared_ptr<ActiveShard>& active, Slot& slot);
+  // Marks the shards of these leases cancelled: their slots stop them.
+  void MarkCancelled(
+      const google::protobuf::RepeatedPtrField<std::string>& lease_ids)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::TestResult RunOne(const v1::TestAssignment& assignment,
                         const std::string& key, ActiveShard& active,
                         Slot& slot);

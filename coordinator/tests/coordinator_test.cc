@@ -92,6 +92,20 @@ class CoordinatorTest : public ::testing::Test {
     EXPECT_TRUE(response.ok()) << response.status();
     return response.value_or(v1::ReportResultsResponse());
   }
+  // The order one worker of one slot is given `suite`'s tests in.
+  std::vector<std::string> DispatchOrder(const v1::SuiteSpec& suite) {
+    auto c = Make();
+    EXPECT_TRUE(c->Submit(suite).ok());
+    const std::string worker = Register(*c);
+    std::vector<std::string> order;
+    for (int round = 0; round < 10; ++round) {
+      auto pulled = Pull(*c, worker);
+      if (pulled.shards_size() == 0) break;
+      for (const auto& id : Ids(pulled.shards(0))) order.push_back(id);
+      ReportShard(*c, worker, pulled.shards(0));
+    }
+    return order;
+  }
   std::vector<std::string> Ids(const v1::Shard& shard) {
     std::vector<std::string> ids;
     for (const auto& a : shard.tests()) ids.push_back(a.spec().id());
@@ -154,22 +168,128 @@ TEST_F(CoordinatorTest, LongestExpectedTestsGoFirstAndTestPriorityBeforeThat) {
        {std::pair{"s.t0", 10.0}, {"s.t1", 5000.0}, {"s.t2", 300.0}}) {
     run.set_test_id(id);
     run.set_wall_ms(ms);
+    run.set_status(v1::TEST_STATUS_PASSED);
     ASSERT_TRUE(store_->RecordRun("s", "s-1", run).ok());
   }
-  auto c = Make();
   v1::SuiteSpec suite =
       MakeSuite("s", 4);  // s.t3 has no history: the median, 300
   suite.mutable_tests(0)->set_priority(1);
-  ASSERT_TRUE(c->Submit(suite).ok());
-  const std::string worker = Register(*c);
-  std::vector<std::string> order;
-  for (int round = 0; round < 10; ++round) {
-    auto pulled = Pull(*c, worker);
-    if (pulled.shards_size() == 0) break;
-    for (const auto& id : Ids(pulled.shards(0))) order.push_back(id);
-    ReportShard(*c, worker, pulled.shards(0));
+  EXPECT_THAT(DispatchOrder(suite),
+              ElementsAre("s.t0", "s.t1", "s.t2", "s.t3"));
+}
+
+class FailuresFirstTest : public CoordinatorTest {
+ protected:
+  // History of suite "s" (5 tests): t0 passed, 5 s, on today's key; t1
+  // failed, 10 ms; t2 passed, 20 ms, on another key (its inputs changed
+  // since); t3 passed, 3 s, on today's key; t4 never ran (the median, 3 s).
+  void SetUp() override {
+    UseStore();
+    suite_ = MakeSuite("s", 5);
+    auto record = [&](int i, double ms, v1::TestStatus status, bool same_key) {
+      v1::TestSpec spec = suite_.tests(i);
+      if (!same_key) spec.add_argv("--an-earlier-input");
+      const v1::ActionKey key = ComputeActionKey(spec, suite_.platform());
+      v1::TestResult run;
+      run.set_test_id(spec.id());
+      run.set_wall_ms(ms);
+      run.set_status(status);
+      ASSERT_TRUE(store_->RecordRun("s", "s-1", run, &key).ok());
+    };
+    record(0, 5000, v1::TEST_STATUS_PASSED, true);
+    record(1, 10, v1::TEST_STATUS_FAILED, true);
+    record(2, 20, v1::TEST_STATUS_PASSED, false);
+    record(3, 3000, v1::TEST_STATUS_PASSED, true);
   }
-  EXPECT_THAT(order, ElementsAre("s.t0", "s.t1", "s.t2", "s.t3"));
+  v1::SuiteSpec suite_;
+};
+
+TEST_F(FailuresFirstTest, RecentFailuresThenChangedTestsThenTheRest) {
+  EXPECT_THAT(DispatchOrder(suite_),
+              ElementsAre("s.t1", "s.t4", "s.t2", "s.t0", "s.t3"));
+}
+
+TEST_F(FailuresFirstTest, LongestFirstOnlyWhenTurnedOff) {
+  options_.failures_first = false;
+  EXPECT_THAT(DispatchOrder(suite_),
+              ElementsAre("s.t0", "s.t3", "s.t4", "s.t2", "s.t1"));
+}
+
+TEST_F(CoordinatorTest, TheFirstFailureIsTimedFromSubmission) {
+  auto c = Make();
+  auto submitted = c->Submit(MakeSuite("s", 3));
+  const std::string worker = Register(*c, 3);
+  auto pulled = Pull(*c, worker, 3);
+  ASSERT_EQ(pulled.shards_size(), 3);
+  clock_.Advance(absl::Seconds(2));
+  ReportShard(*c, worker, pulled.shards(0));
+  EXPECT_FALSE(
+      c->Progress(submitted->suite_id())->summary().has_first_failure_ms());
+  clock_.Advance(absl::Seconds(3));
+  ReportShard(*c, worker, pulled.shards(1), v1::TEST_STATUS_TIMED_OUT);
+  clock_.Advance(absl::Seconds(1));
+  ReportShard(*c, worker, pulled.shards(2), v1::TEST_STATUS_FAILED);
+  auto report = c->Report(submitted->suite_id());
+  ASSERT_TRUE(report->summary().has_first_failure_ms());
+  EXPECT_EQ(report->summary().first_failure_ms(), 5000);
+}
+
+TEST_F(CoordinatorTest, FailFastCancelsTheRestAfterNFailuresAndSaysWhy) {
+  auto c = Make();
+  v1::SuiteSpec suite = MakeSuite("s", 10);
+  suite.set_fail_fast(2);
+  auto submitted = c->Submit(suite);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const std::string worker = Register(*c, 2);
+  auto pulled = Pull(*c, worker, 2);
+  ASSERT_EQ(pulled.shards_size(), 2);
+  // One test at a time, as a slot reports them.
+  auto report_one = [&](const v1::Shard& shard, int i, v1::TestStatus status) {
+    v1::Shard one = shard;
+    one.clear_tests();
+    *one.add_tests() = shard.tests(i);
+    return ReportShard(*c, worker, one, status);
+  };
+  report_one(pulled.shards(0), 0, v1::TEST_STATUS_PASSED);
+  report_one(pulled.shards(0), 1, v1::TEST_STATUS_FAILED);
+  EXPECT_EQ(c->Progress(submitted->suite_id())->state(),
+            v1::SUITE_STATE_RUNNING);
+  // The report that ends the suite tells its worker which slots to stop.
+  const v1::ReportResultsResponse told =
+      report_one(pulled.shards(1), 0, v1::TEST_STATUS_MEMORY_EXCEEDED);
+  EXPECT_EQ(told.cancelled_lease_ids_size(),
+            (pulled.shards(0).tests_size() > 2) +
+                (pulled.shards(1).tests_size() > 1));
+
+  auto report = c->Report(submitted->suite_id());
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->state(), v1::SUITE_STATE_CANCELLED);
+  EXPECT_EQ(report->summary().passed(), 1);
+  EXPECT_EQ(report->summary().failed() + report->summary().memory_exceeded(),
+            2);
+  EXPECT_EQ(report->summary().cancelled(), 7);
+  EXPECT_EQ(report->results_size(), 10);
+  // Tests a slot was running were stopped; the others never started.
+  int stopped = 0, not_run = 0;
+  for (const v1::TestResult& r : report->results()) {
+    if (r.status() != v1::TEST_STATUS_CANCELLED) continue;
+    EXPECT_TRUE(absl::StrContains(r.error_message(), "--fail-fast"))
+        << r.error_message();
+    stopped += absl::StartsWith(r.error_message(), "stopped while running");
+    not_run += absl::StartsWith(r.error_message(), "not run");
+  }
+  // One test a slot: the next of each shard with tests left.
+  EXPECT_EQ(stopped, told.cancelled_lease_ids_size());
+  EXPECT_EQ(stopped + not_run, 7);
+  // Told once; a late result changes nothing.
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_worker_id(worker);
+  EXPECT_EQ(c->Heartbeat(heartbeat).cancelled_lease_ids_size(), 0);
+  if (pulled.shards(0).tests_size() > 2) {
+    EXPECT_EQ(
+        report_one(pulled.shards(0), 2, v1::TEST_STATUS_PASSED).accepted(), 0);
+  }
+  EXPECT_EQ(c->Report(submitted->suite_id())->summary().cancelled(), 7);
 }
 
 TEST_F(CoordinatorTest, HigherPrioritySuiteSubmittedLaterRunsFirst) {

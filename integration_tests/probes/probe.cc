@@ -10,6 +10,7 @@
 //   --orphan             fork a child that sleeps 1000 s in the background
 //   --stderr=TEXT        print TEXT on stderr
 //   --exit=N             exit with N
+//   --exit-from=FILE     exit with the number FILE starts with
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -45,6 +46,15 @@ double CpuMs() {
 void SleepMs(long ms) {
   timespec ts{ms / 1000, (ms % 1000) * 1000000};
   nanosleep(&ts, nullptr);
+}
+
+// The number `path` starts with, into *value; false if there is none.
+bool NumberFrom(const char* path, long* value) {
+  FILE* file = fopen(path, "r");
+  if (file == nullptr) return false;
+  const bool read = fscanf(file, "%ld", value) == 1;
+  fclose(file);
+  return read;
 }
 
 long Value(const char* arg, const char* name) {
@@ -96,10 +106,14 @@ int main(int argc, char** argv) {
       fflush(stdout);
     }
     if (strncmp(a, "--stderr=", 9) == 0) fprintf(stderr, "%s\n", a + 9);
-    if (strncmp(a, "--sleep-ms-from=", 16) == 0) {
-      FILE* file = fopen(a + 16, "r");
-      if (file == nullptr || fscanf(file, "%ld", &sleep_ms) != 1) return 99;
-      fclose(file);
+    if (strncmp(a, "--sleep-ms-from=", 16) == 0 &&
+        !NumberFrom(a + 16, &sleep_ms)) {
+      return 99;
+    }
+    long exit_from = 0;
+    if (strncmp(a, "--exit-from=", 12) == 0) {
+      if (!NumberFrom(a + 12, &exit_from)) return 99;
+      exit_code = static_cast<int>(exit_from);
     }
   }
   double end = NowMs() + static_cast<double>(sleep_ms);

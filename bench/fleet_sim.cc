@@ -1,0 +1,575 @@
+// fleet_sim: one process that plays a fleet of workers against a real
+// coordinator. Each simulated worker speaks the worker protocol (register,
+// pull, heartbeat, report) over its own connection and "runs" a test by
+// waiting its duration (argv[1], in ms) instead of starting a process, so
+// one machine can load a coordinator as thousands of workers would.
+//
+//   fleet_sim --coordinator=127.0.0.1:7070 --workers=1000 --slots=8
+//             --tests=200000 --suites=1 [--coordinator-pid=PID]
+//
+// Prints one JSON object: dispatches per second, PullWork latency, the share
+// of slot time idle while work was queued, RPC errors and (given its pid)
+// the coordinator's CPU and memory.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "common/platform.h"
+#include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
+#include "testfleet/v1/services.grpc.pb.h"
+
+namespace testfleet {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Micros = std::chrono::microseconds;
+
+struct Options {
+  std::string coordinator;
+  int workers = 100;
+  int slots = 8;
+  int tests = 200'000;
+  int suites = 1;
+  double mean_ms = 1000;
+  double sigma = 1.0;   // of the log-normal durations
+  int connections = 0;  // 0: one per worker
+  int64_t pull_wait_ms = 2000;
+  int64_t report_interval_ms = 20;  // the worker's default
+  int64_t heartbeat_ms = 10'000;
+  int coordinator_pid = 0;
+  uint32_t seed = 1;
+};
+
+struct CpuAndMemory {
+  double cpu_s = 0;
+  int64_t rss_kb = 0;
+  int64_t peak_rss_kb = 0;
+};
+
+// The coordinator's CPU time and memory from /proc.
+CpuAndMemory Sample(int pid) {
+  CpuAndMemory sample;
+  if (pid <= 0) return sample;
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(stat)),
+                   std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces): utime is the
+  // 14th field of the line, stime the 15th.
+  const size_t close = text.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream rest(text.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i >= 14) ticks += std::stod(field);
+    }
+    sample.cpu_s = ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0)
+      sample.rss_kb = std::stoll(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0)
+      sample.peak_rss_kb = std::stoll(line.substr(6));
+  }
+  return sample;
+}
+
+double Seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t at = std::min(
+      values.size() - 1, static_cast<size_t>(p * (values.size() - 1) + 0.5));
+  return values[at];
+}
+
+class Fleet {
+ public:
+  explicit Fleet(const Options& options) : options_(options) {
+    const int connections =
+        options.connections > 0 ? options.connections : options.workers;
+    grpc::ChannelArguments args;
+    // A channel of its own per worker, as a fleet of machines has, not one
+    // connection shared by the whole process.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetMaxReceiveMessageSize(256 << 20);
+    args.SetMaxSendMessageSize(256 << 20);
+    for (int i = 0; i < connections; ++i) {
+      stubs_.push_back(v1::Coordinator::NewStub(grpc::CreateCustomChannel(
+          options.coordinator, grpc::InsecureChannelCredentials(), args)));
+    }
+    workers_.resize(options.workers);
+    for (int i = 0; i < options.workers; ++i) {
+      workers_[i].index = i;
+      workers_[i].stub = stubs_[i % connections].get();
+      workers_[i].slots.resize(options.slots);
+    }
+  }
+
+  // Registers every worker; false after the first failure.
+  bool Register() {
+    std::mutex mu;
+    std::condition_variable done;
+    int pending = options_.workers;
+    for (Worker& worker : workers_) {
+      auto call = std::make_shared<
+          Call<v1::RegisterWorkerRequest, v1::RegisterWorkerResponse>>();
+      call->request.set_name(absl::StrCat("sim-", worker.index));
+      call->request.set_slots(options_.slots);
+      *call->request.mutable_platform() = HostPlatform("");
+      call->context.set_deadline(std::chrono::system_clock::now() +
+                                 std::chrono::seconds(60));
+      worker.stub->async()->RegisterWorker(
+          &call->context, &call->request, &call->response,
+          [&, call, w = &worker](grpc::Status status) {
+            std::lock_guard<std::mutex> lock(mu);
+            if (status.ok()) {
+              w->id = call->response.worker_id();
+            } else {
+              Error("RegisterWorker", status);
+            }
+            if (--pending == 0) done.notify_all();
+          });
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    done.wait(lock, [&] { return pending == 0; });
+    return errors_ == 0;
+  }
+
+  // Submits the suites, serves them to the end, and returns the figures.
+  nlohmann::json Run() {
+    std::thread timers([this] { TimerLoop(); });
+    std::thread heartbeats([this] { HeartbeatLoop(); });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (Worker& worker : workers_) MaybePull(worker);
+    }
+    std::mt19937_64 random(options_.seed);
+    const double mu =
+        std::log(options_.mean_ms) - options_.sigma * options_.sigma / 2;
+    std::lognormal_distribution<double> duration(mu, options_.sigma);
+    std::vector<v1::SubmitSuiteRequest> requests(options_.suites);
+    for (int s = 0; s < options_.suites; ++s) {
+      v1::SuiteSpec& suite = *requests[s].mutable_suite();
+      suite.set_name(absl::StrCat("fleet-sim-", s));
+      *suite.mutable_platform() = HostPlatform("");
+      const int n = options_.tests / options_.suites;
+      for (int t = 0; t < n; ++t) {
+        const int64_t ms = std::max<int64_t>(1, std::llround(duration(random)));
+        v1::TestSpec& test = *suite.add_tests();
+        test.set_id(absl::StrCat("t", t));
+        test.add_argv("sim");
+        test.add_argv(std::to_string(ms));
+        test.add_argv(absl::StrCat(options_.seed, "-", s));  // a fresh key
+        test.set_cwd(".");
+        test.set_expected_ms(ms);  // as history would say
+      }
+      total_tests_ += n;
+    }
+    const CpuAndMemory before = Sample(options_.coordinator_pid);
+    const Clock::time_point submit_start = Clock::now();
+    std::vector<std::thread> submitters;
+    for (int s = 0; s < options_.suites; ++s) {
+      submitters.emplace_back([&, s] {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::minutes(5));
+        v1::SubmitSuiteResponse response;
+        grpc::Status status = stubs_[s % stubs_.size()]->SubmitSuite(
+            &context, requests[s], &response);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!status.ok()) {
+          Error("SubmitSuite", status);
+          total_tests_ -= requests[s].suite().tests_size();
+        }
+      });
+    }
+    for (std::thread& t : submitters) t.join();
+    const Clock::time_point queued_at = Clock::now();
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      queued_at_ = queued_at;
+      submitted_ = true;
+      all_reported_.wait_for(lock, std::chrono::hours(2), [&] {
+        return reported_ >= total_tests_ || errors_ > 100;
+      });
+      stopping_ = true;
+      timer_wake_.notify_all();
+      stopped_.notify_all();
+    }
+    const Clock::time_point end = Clock::now();
+    const CpuAndMemory after = Sample(options_.coordinator_pid);
+    timers.join();
+    heartbeats.join();
+    std::unique_lock<std::mutex> lock(mu_);
+    // Outstanding long polls end within their wait.
+    all_reported_.wait_for(
+        lock, std::chrono::milliseconds(options_.pull_wait_ms + 5000),
+        [&] { return in_flight_ == 0; });
+    return Figures(before, after, submit_start, queued_at, end);
+  }
+
+ private:
+  template <typename Request, typename Response>
+  struct Call {
+    grpc::ClientContext context;
+    Request request;
+    Response response;
+    Clock::time_point started = Clock::now();
+  };
+  struct Slot {
+    std::shared_ptr<v1::Shard> shard;  // null: free
+    int next = 0;                      // the test running now
+    Clock::time_point started;
+  };
+  struct Worker {
+    int index = 0;
+    std::string id;
+    v1::Coordinator::Stub* stub = nullptr;
+    std::vector<Slot> slots;
+    bool pulling = false;
+    bool reporting = false;  // a report waits for its interval or its answer
+    bool report_timer_set = false;
+    v1::ReportResultsRequest pending;
+  };
+  static constexpr int kReportTimer = -1;  // Timer::slot of a report's wait
+  struct Timer {
+    Clock::time_point at;
+    int worker;
+    int slot;
+    bool operator>(const Timer& other) const { return at > other.at; }
+  };
+
+  void Error(const char* what, const grpc::Status& status) {
+    if (++errors_ <= 5) {
+      std::fprintf(stderr, "fleet_sim: %s: %s\n", what,
+                   status.error_message().c_str());
+    }
+  }
+
+  int FreeSlots(const Worker& worker) const {
+    int free = 0;
+    for (const Slot& slot : worker.slots) free += slot.shard == nullptr;
+    return free;
+  }
+
+  void MaybePull(Worker& worker) {
+    if (stopping_ || worker.pulling || worker.id.empty()) return;
+    const int free = FreeSlots(worker);
+    if (free == 0) return;
+    worker.pulling = true;
+    ++in_flight_;
+    auto call =
+        std::make_shared<Call<v1::PullWorkRequest, v1::PullWorkResponse>>();
+    call->request.set_worker_id(worker.id);
+    call->request.set_free_slots(free);
+    call->request.set_wait_ms(options_.pull_wait_ms);
+    call->context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(options_.pull_wait_ms + 10'000));
+    worker.stub->async()->PullWork(
+        &call->context, &call->request, &call->response,
+        [this, call, w = &worker](grpc::Status status) {
+          std::lock_guard<std::mutex> lock(mu_);
+          --in_flight_;
+          w->pulling = false;
+          if (!status.ok()) {
+            if (!stopping_) Error("PullWork", status);
+            return;
+          }
+          const Clock::time_point now = Clock::now();
+          if (call->response.shards_size() > 0 && submitted_ &&
+              call->started >= queued_at_) {
+            pull_ms_.push_back(
+                std::chrono::duration<double, std::milli>(now - call->started)
+                    .count());
+          }
+          for (v1::Shard& shard : *call->response.mutable_shards()) {
+            dispatched_ += shard.tests_size();
+            if (dispatched_ >= total_tests_) queue_emptied_ = now;
+            for (Slot& slot : w->slots) {
+              if (slot.shard != nullptr) continue;
+              slot.shard = std::make_shared<v1::Shard>(std::move(shard));
+              slot.next = 0;
+              Start(*w, static_cast<int>(&slot - w->slots.data()), now);
+              break;
+            }
+          }
+          MaybePull(*w);
+        });
+  }
+
+  // Starts the slot's next test: its end is a timer.
+  void Start(Worker& worker, int slot_index, Clock::time_point now) {
+    Slot& slot = worker.slots[slot_index];
+    slot.started = now;
+    const int64_t ms = std::stoll(slot.shard->tests(slot.next).spec().argv(1));
+    timers_.push(
+        {now + std::chrono::milliseconds(ms), worker.index, slot_index});
+    timer_wake_.notify_one();
+  }
+
+  void TimerLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      if (timers_.empty()) {
+        timer_wake_.wait(lock);
+        continue;
+      }
+      const Timer next = timers_.top();
+      if (Clock::now() < next.at) {
+        timer_wake_.wait_until(lock, next.at);
+        continue;
+      }
+      timers_.pop();
+      Worker& worker = workers_[next.worker];
+      if (next.slot == kReportTimer) {
+        worker.reporting = false;
+        MaybeReport(worker);
+      } else {
+        Finish(worker, next.slot, next.at);
+      }
+    }
+  }
+
+  void Finish(Worker& worker, int slot_index, Clock::time_point at) {
+    Slot& slot = worker.slots[slot_index];
+    const v1::TestAssignment& test = slot.shard->tests(slot.next);
+    busy_.push_back({slot.started, at});
+    v1::ReportedResult& reported = *worker.pending.add_results();
+    reported.set_suite_id(slot.shard->suite_id());
+    reported.set_lease_id(slot.shard->lease_id());
+    v1::TestResult& result = *reported.mutable_result();
+    result.set_test_id(test.spec().id());
+    result.set_attempt(test.attempt());
+    result.set_status(v1::TEST_STATUS_PASSED);
+    result.set_wall_ms(Seconds(at - slot.started) * 1000);
+    result.set_cache_key(test.cache_key());
+    result.set_worker(absl::StrCat("sim-", worker.index));
+    result.set_slot(slot_index);
+    if (++slot.next < slot.shard->tests_size()) {
+      Start(worker, slot_index, at);
+    } else {
+      slot.shard.reset();
+      MaybePull(worker);
+    }
+    MaybeReport(worker);
+  }
+
+  // As a real worker's reporter: results wait up to the report interval
+  // for others to go with them, and one report is in flight at a time.
+  void MaybeReport(Worker& worker) {
+    if (worker.reporting || worker.pending.results_size() == 0) return;
+    worker.reporting = true;
+    if (!worker.report_timer_set) {
+      worker.report_timer_set = true;
+      timers_.push({Clock::now() +
+                        std::chrono::milliseconds(options_.report_interval_ms),
+                    worker.index, kReportTimer});
+      timer_wake_.notify_one();
+      return;
+    }
+    worker.report_timer_set = false;
+    ++in_flight_;
+    auto call = std::make_shared<
+        Call<v1::ReportResultsRequest, v1::ReportResultsResponse>>();
+    call->request.Swap(&worker.pending);
+    call->request.set_worker_id(worker.id);
+    call->context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::seconds(30));
+    worker.stub->async()->ReportResults(
+        &call->context, &call->request, &call->response,
+        [this, call, w = &worker](grpc::Status status) {
+          std::lock_guard<std::mutex> lock(mu_);
+          --in_flight_;
+          w->reporting = false;
+          if (!status.ok()) {
+            Error("ReportResults", status);
+          } else {
+            reported_ += call->response.accepted();
+            duplicates_ += call->response.ignored() + call->response.rejected();
+            if (reported_ >= total_tests_) all_reported_.notify_all();
+          }
+          MaybeReport(*w);
+          if (in_flight_ == 0) all_reported_.notify_all();
+        });
+  }
+
+  // Every worker beats once per heartbeat interval, spread over it.
+  void HeartbeatLoop() {
+    const int rounds = 20;
+    for (int round = 0;; ++round) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (stopped_.wait_for(
+                lock, std::chrono::milliseconds(options_.heartbeat_ms / rounds),
+                [&] { return stopping_; })) {
+          return;
+        }
+        for (size_t i = round % rounds; i < workers_.size(); i += rounds) {
+          Worker& worker = workers_[i];
+          if (worker.id.empty()) continue;
+          auto call = std::make_shared<
+              Call<v1::HeartbeatRequest, v1::HeartbeatResponse>>();
+          call->request.set_worker_id(worker.id);
+          int running = 0;
+          for (const Slot& slot : worker.slots) {
+            if (slot.shard == nullptr) continue;
+            call->request.add_lease_ids(slot.shard->lease_id());
+            ++running;
+          }
+          call->request.set_running_tests(running);
+          call->request.set_free_memory_kb(8 << 20);
+          call->context.set_deadline(std::chrono::system_clock::now() +
+                                     std::chrono::seconds(10));
+          ++in_flight_;
+          ++heartbeats_;
+          worker.stub->async()->Heartbeat(
+              &call->context, &call->request, &call->response,
+              [this, call](grpc::Status status) {
+                std::lock_guard<std::mutex> lock(mu_);
+                --in_flight_;
+                if (!status.ok() && !stopping_) Error("Heartbeat", status);
+              });
+        }
+      }
+    }
+  }
+
+  nlohmann::json Figures(const CpuAndMemory& before, const CpuAndMemory& after,
+                         Clock::time_point submit_start,
+                         Clock::time_point queued_at, Clock::time_point end) {
+    // Slot time busy while work was queued: from the suites' acceptance to
+    // the last test's dispatch.
+    const Clock::time_point emptied =
+        queue_emptied_ > queued_at ? queue_emptied_ : end;
+    double busy_s = 0;
+    for (const auto& [from, to] : busy_) {
+      const Clock::time_point a = std::max(from, queued_at);
+      const Clock::time_point b = std::min(to, emptied);
+      if (b > a) busy_s += Seconds(b - a);
+    }
+    const double slots = static_cast<double>(options_.workers) * options_.slots;
+    const double window_s = Seconds(emptied - queued_at);
+    const double cpu_s = after.cpu_s - before.cpu_s;
+    nlohmann::json out = {
+        {"workers", options_.workers},
+        {"slots", options_.workers * options_.slots},
+        {"tests", total_tests_},
+        {"suites", options_.suites},
+        {"reported", reported_},
+        {"duplicates_or_rejected", duplicates_},
+        {"errors", errors_},
+        {"heartbeats", heartbeats_},
+        {"submit_s", Seconds(queued_at - submit_start)},
+        {"queued_window_s", window_s},
+        {"makespan_s", Seconds(end - queued_at)},
+        {"dispatches_per_s", window_s > 0 ? dispatched_ / window_s : 0},
+        {"busy_while_queued", window_s > 0 ? busy_s / (slots * window_s) : 0},
+        {"pull_with_work_p50_ms", Percentile(pull_ms_, 0.5)},
+        {"pull_with_work_p99_ms", Percentile(pull_ms_, 0.99)},
+        {"pulls_with_work", pull_ms_.size()},
+    };
+    if (options_.coordinator_pid > 0) {
+      out["coordinator_cpu_s"] = cpu_s;
+      out["coordinator_cpu_us_per_test"] =
+          total_tests_ > 0 ? cpu_s * 1e6 / total_tests_ : 0;
+      out["coordinator_rss_mib"] = after.rss_kb / 1024.0;
+      out["coordinator_peak_rss_mib"] = after.peak_rss_kb / 1024.0;
+    }
+    return out;
+  }
+
+  const Options options_;
+  std::vector<std::unique_ptr<v1::Coordinator::Stub>> stubs_;
+  std::vector<Worker> workers_;
+  std::mutex mu_;
+  std::condition_variable timer_wake_;
+  std::condition_variable all_reported_;
+  std::condition_variable stopped_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  std::vector<std::pair<Clock::time_point, Clock::time_point>> busy_;
+  std::vector<double> pull_ms_;
+  bool submitted_ = false;
+  bool stopping_ = false;
+  Clock::time_point queued_at_;
+  Clock::time_point queue_emptied_;
+  int64_t total_tests_ = 0;
+  int64_t dispatched_ = 0;
+  int64_t reported_ = 0;
+  int64_t duplicates_ = 0;
+  int64_t errors_ = 0;
+  int64_t heartbeats_ = 0;
+  int in_flight_ = 0;
+};
+
+}  // namespace
+}  // namespace testfleet
+
+int main(int argc, char** argv) {
+  testfleet::Options options;
+  CLI::App app{"fleet_sim: a fleet of simulated workers against a coordinator"};
+  app.add_option("--coordinator", options.coordinator, "HOST:PORT")->required();
+  app.add_option("--workers", options.workers)->capture_default_str();
+  app.add_option("--slots", options.slots)->capture_default_str();
+  app.add_option("--tests", options.tests, "in all, split over the suites")
+      ->capture_default_str();
+  app.add_option("--suites", options.suites, "submitted at once")
+      ->capture_default_str();
+  app.add_option("--mean-ms", options.mean_ms, "mean test duration")
+      ->capture_default_str();
+  app.add_option("--sigma", options.sigma, "of the log-normal durations")
+      ->capture_default_str();
+  app.add_option("--connections", options.connections,
+                 "gRPC connections the workers share (0: one each)");
+  app.add_option("--pull-wait-ms", options.pull_wait_ms)->capture_default_str();
+  app.add_option("--heartbeat-ms", options.heartbeat_ms)->capture_default_str();
+  app.add_option("--report-interval-ms", options.report_interval_ms)
+      ->capture_default_str();
+  app.add_option("--coordinator-pid", options.coordinator_pid,
+                 "read its CPU time and memory from /proc");
+  app.add_option("--seed", options.seed, "durations, and the tests' keys")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (options.workers < 1 || options.slots < 1 ||
+      options.tests < options.suites || options.suites < 1) {
+    std::fprintf(stderr,
+                 "fleet_sim: --workers, --slots and --suites must be at least "
+                 "1 and --tests at least --suites\n");
+    return 2;
+  }
+  // A connection per worker: thousands of descriptors.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+  testfleet::Fleet fleet(options);
+  if (!fleet.Register()) return 3;
+  nlohmann::json figures = fleet.Run();
+  std::printf("%s\n", figures.dump(2).c_str());
+  return figures["errors"].get<int64_t>() == 0 &&
+                 figures["reported"] == figures["tests"]
+             ? 0
+             : 1;
+}

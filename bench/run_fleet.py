@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""The coordinator at fleet scale (workload 10): the real coordinator binary,
+with its store and cache, against bench/fleet_sim, one process that plays N
+workers of 8 slots over N connections (register, pull, heartbeat, report as
+the worker does; a test "runs" for its duration without a process).
+
+Per fleet size: dispatches per second, PullWork latency (calls that got
+work, started while work was queued) p50 and p99, the share of slot time
+busy while work was queued, coordinator CPU per test and resident memory,
+RPC errors. Durations are log-normal, mean 1 s; each run is one suite, or
+20 suites submitted at once.
+
+  bench/run_fleet.py [--quick] [--json=OUT] [--workers=100,1000,5000]
+                     [--tests=200000] [--suites=1,20] [--sigma=1]
+
+Fails when a run fails (an RPC error, a test not reported), never on a time.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchlib import BIN, require_build
+
+
+def run_one(work, workers, tests, suites, sigma, mean_ms):
+    data = os.path.join(work, f"data-{workers}-{suites}")
+    log_path = os.path.join(work, f"coordinator-{workers}-{suites}.log")
+    coordinator = subprocess.Popen(
+        [os.path.join(BIN, "coordinator"), "--listen=127.0.0.1:0", f"--data-dir={data}",
+         f"--max-workers={max(10000, workers)}"],
+        stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    try:
+        address = None
+        for _ in range(500):
+            found = re.search(r"listening on port (\d+)", open(log_path).read())
+            if found:
+                address = f"127.0.0.1:{found.group(1)}"
+                break
+            if coordinator.poll() is not None:
+                break
+            time.sleep(0.02)
+        if address is None:
+            sys.exit(f"the coordinator did not start:\n{open(log_path).read()[-2000:]}")
+        sim = subprocess.run(
+            [os.path.join(BIN, "fleet_sim"), f"--coordinator={address}",
+             f"--workers={workers}", "--slots=8", f"--tests={tests}",
+             f"--suites={suites}", f"--sigma={sigma}", f"--mean-ms={mean_ms}",
+             f"--coordinator-pid={coordinator.pid}"],
+            capture_output=True, text=True, timeout=3600)
+        try:
+            figures = json.loads(sim.stdout)
+        except json.JSONDecodeError:
+            sys.exit(f"fleet_sim failed ({workers} workers):\n{sim.stdout[-3000:]}"
+                     f"\n{sim.stderr[-3000:]}")
+        # An overloaded coordinator's errors are a figure too; the run fails
+        # after the table.
+        figures["first_errors"] = sim.stderr.strip().splitlines()[:5]
+        return figures
+    finally:
+        coordinator.terminate()
+        coordinator.wait(timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json")
+    parser.add_argument("--workers", default="10,100,1000,5000")
+    parser.add_argument("--tests", type=int, default=200000)
+    parser.add_argument("--suites", default="1,20")
+    parser.add_argument("--sigma", type=float, default=1.0)
+    args = parser.parse_args()
+    require_build()
+    sizes = [int(w) for w in args.workers.split(",")]
+    suite_counts = [int(s) for s in args.suites.split(",")]
+    mean_ms = 1000
+    if args.quick:
+        sizes, suite_counts, mean_ms = [20], [1, 4], 50
+    work = tempfile.mkdtemp(prefix="tf-fleet-")
+    rows = []
+    try:
+        for workers in sizes:
+            for suites in suite_counts:
+                # A fleet of 10 would take an hour over 200,000 tests: it
+                # gets the same time's worth of work as the others.
+                tests = args.tests if not args.quick else 2000
+                tests = min(tests, workers * 8 * 50)
+                tests = max(tests, suites)
+                figures = run_one(work, workers, tests, suites, args.sigma, mean_ms)
+                rows.append(figures)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("| workers x 8 slots | suites | tests | dispatches/s | PullWork p50 ms | "
+          "p99 ms | slots busy while queued | coordinator CPU µs/test | "
+          "coordinator RSS MiB | errors |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['workers']} | {r['suites']} | {r['tests']} | {r['dispatches_per_s']:.0f} | "
+              f"{r['pull_with_work_p50_ms']:.1f} | {r['pull_with_work_p99_ms']:.1f} | "
+              f"{100 * r['busy_while_queued']:.1f}% | {r['coordinator_cpu_us_per_test']:.0f} | "
+              f"{r['coordinator_peak_rss_mib']:.0f} | {r['errors']} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"mean_ms": mean_ms, "sigma": args.sigma, "runs": rows}, f, indent=2)
+    failed = [r for r in rows if r["errors"] or r["reported"] != r["tests"]]
+    for r in failed:
+        print(f"{r['workers']} workers, {r['suites']} suites: {r['errors']} RPC errors, "
+              f"{r['reported']} of {r['tests']} tests reported; first: {r['first_errors']}",
+              file=sys.stderr)
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
