@@ -201,6 +201,8 @@ class Fleet {
         if (!status.ok()) {
           Error("SubmitSuite", status);
           total_tests_ -= requests[s].suite().tests_size();
+        } else {
+          suite_ids_.push_back(response.suite_id());
         }
       });
     }
@@ -210,9 +212,20 @@ class Fleet {
       std::unique_lock<std::mutex> lock(mu_);
       queued_at_ = queued_at;
       submitted_ = true;
-      all_reported_.wait_for(lock, std::chrono::hours(2), [&] {
-        return reported_ >= total_tests_ || errors_ > 100;
-      });
+      // Every result accepted, or (a report that timed out here may have
+      // been taken there) every suite ended as the coordinator says.
+      const Clock::time_point give_up = Clock::now() + std::chrono::hours(2);
+      while (reported_ < total_tests_ && errors_ <= 100 &&
+             Clock::now() < give_up) {
+        if (all_reported_.wait_for(lock, std::chrono::seconds(1),
+                                   [&] { return reported_ >= total_tests_; })) {
+          break;
+        }
+        lock.unlock();
+        const bool ended = AllEnded();
+        lock.lock();
+        if (ended) break;
+      }
       stopping_ = true;
       timer_wake_.notify_all();
       stopped_.notify_all();
@@ -259,6 +272,27 @@ class Fleet {
     int slot;
     bool operator>(const Timer& other) const { return at > other.at; }
   };
+
+  bool AllEnded() {
+    std::vector<std::string> ids;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ids = suite_ids_;
+    }
+    for (const std::string& id : ids) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(30));
+      v1::SuiteRef ref;
+      ref.set_suite_id(id);
+      v1::SuiteProgress progress;
+      if (!stubs_[0]->GetStatus(&context, ref, &progress).ok() ||
+          progress.state() != v1::SUITE_STATE_FINISHED) {
+        return false;
+      }
+    }
+    return true;
+  }
 
   void Error(const char* what, const grpc::Status& status) {
     if (++errors_ <= 5) {
@@ -510,6 +544,7 @@ class Fleet {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   std::vector<std::pair<Clock::time_point, Clock::time_point>> busy_;
   std::vector<double> pull_ms_;
+  std::vector<std::string> suite_ids_;
   bool submitted_ = false;
   bool stopping_ = false;
   Clock::time_point queued_at_;

@@ -95,6 +95,7 @@ def main():
                 tests = max(tests, suites)
                 figures = run_one(work, workers, tests, suites, args.sigma, mean_ms)
                 rows.append(figures)
+                print(json.dumps(figures), file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("| workers x 8 slots | suites | tests | dispatches/s | PullWork p50 ms | "
