@@ -17,6 +17,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -234,11 +235,7 @@ class Fleet {
     const CpuAndMemory after = Sample(options_.coordinator_pid);
     timers.join();
     heartbeats.join();
-    std::unique_lock<std::mutex> lock(mu_);
-    // Outstanding long polls end within their wait.
-    all_reported_.wait_for(
-        lock, std::chrono::milliseconds(options_.pull_wait_ms + 5000),
-        [&] { return in_flight_ == 0; });
+    std::lock_guard<std::mutex> lock(mu_);
     return Figures(before, after, submit_start, queued_at, end);
   }
 
@@ -603,8 +600,11 @@ int main(int argc, char** argv) {
   if (!fleet.Register()) return 3;
   nlohmann::json figures = fleet.Run();
   std::printf("%s\n", figures.dump(2).c_str());
-  return figures["errors"].get<int64_t>() == 0 &&
-                 figures["reported"] == figures["tests"]
-             ? 0
-             : 1;
+  std::fflush(stdout);
+  // Calls still in flight (an overloaded coordinator's) would call back into
+  // a fleet being destroyed: leave without destructors.
+  std::_Exit(figures["errors"].get<int64_t>() == 0 &&
+                     figures["reported"] == figures["tests"]
+                 ? 0
+                 : 1);
 }
