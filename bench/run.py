@@ -2,7 +2,7 @@
 """Every benchmark workload in one run on this machine, written to one
 Markdown file and one JSON file, with each target (issues 9, 16, 17, 18 and 19) and its ratio.
 
-  bench/run.py                      # full run: about 25 minutes on 2 cores
+  bench/run.py                      # full run: about 50 minutes on 2 cores
   bench/run.py --quick --out=DIR    # small sizes, under 3 minutes: CI smoke
 
 Workloads: 1 dispatch (10,000 `true`), 2 makespan (2,000 skewed tests),
