@@ -340,6 +340,9 @@ TEST_F(SystemTest, FailFastCancelsTheRestAndCachesNothingCancelled) {
   // At most the test each of the 2 slots was running was stopped.
   EXPECT_LE(stopped, 2);
   EXPECT_EQ(not_run + stopped, 30 - passed);
+  // The summary counts each reason apart.
+  EXPECT_THAT(output,
+              HasSubstr(absl::StrCat(not_run, " tests cancelled: not run: ")));
   // Only what passed is in the cache: cancelled tests run next time.
   ASSERT_EQ(Coordctl({"run", dir_.Join("suite.json"), "--workers=2",
                       "--cache-dir=" + dir_.Join("cache"),

@@ -469,18 +469,23 @@ std::string SummaryText(const v1::SuiteReport& report) {
     absl::StrAppendFormat(&text, "first failure %.2f s after submission\n",
                           s.first_failure_ms() / 1000.0);
   }
-  if (s.cancelled() > 0) {
-    // Every cancelled test of one suite was cancelled for the same reason.
-    auto cancelled =
-        std::find_if(report.results().begin(), report.results().end(),
-                     [](const v1::TestResult& r) {
-                       return r.status() == v1::TEST_STATUS_CANCELLED &&
-                              !r.error_message().empty();
-                     });
-    absl::StrAppendFormat(&text, "%d tests cancelled%s\n", s.cancelled(),
-                          cancelled == report.results().end()
-                              ? ""
-                              : ": " + std::string(cancelled->error_message()));
+  // Cancelled tests by reason (fail-fast stops running tests and skips the
+  // rest), in the order the reasons first came.
+  std::vector<std::pair<std::string, int>> cancelled;
+  for (const v1::TestResult& r : report.results()) {
+    if (r.status() != v1::TEST_STATUS_CANCELLED) continue;
+    auto same = std::find_if(
+        cancelled.begin(), cancelled.end(),
+        [&](const auto& c) { return c.first == r.error_message(); });
+    if (same == cancelled.end()) {
+      cancelled.emplace_back(r.error_message(), 1);
+    } else {
+      ++same->second;
+    }
+  }
+  for (const auto& [reason, count] : cancelled) {
+    absl::StrAppendFormat(&text, "%d tests cancelled%s\n", count,
+                          reason.empty() ? "" : ": " + reason);
   }
   return text;
 }

@@ -829,6 +829,13 @@ TEST_F(CoordinatorTest, EveryFieldIsCheckedOnTheServerAsInTheClient) {
     EXPECT_THAT(std::string(refused.status().message()),
                 ::testing::StartsWith(bad.message));
   }
+  // Suite-level fields too: a client's --fail-fast is checked again here.
+  v1::SuiteSpec negative_fail_fast = MakeSuite("s", 1);
+  negative_fail_fast.set_fail_fast(-1);
+  auto refused = c->Submit(negative_fail_fast);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::StartsWith("fail_fast: -1 is negative"));
   // A coordinator told to trust shared paths takes the absolute cwd.
   options_.allow_outside_paths = true;
   v1::SuiteSpec shared = MakeSuite("s", 1);
