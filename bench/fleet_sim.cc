@@ -50,7 +50,7 @@ struct Options {
   double sigma = 1.0;   // of the log-normal durations
   int connections = 0;  // 0: one per worker
   int64_t pull_wait_ms = 2000;
-  int64_t report_interval_ms = 20;  // the worker's default
+  int64_t report_interval_ms = 20;  // the worker's default (or the advice)
   int64_t heartbeat_ms = 10'000;
   int coordinator_pid = 0;
   uint32_t seed = 1;
@@ -146,6 +146,9 @@ class Fleet {
             std::lock_guard<std::mutex> lock(mu);
             if (status.ok()) {
               w->id = call->response.worker_id();
+              w->report_interval_ms =
+                  std::max(options_.report_interval_ms,
+                           call->response.report_interval_ms());
             } else {
               Error("RegisterWorker", status);
             }
@@ -260,6 +263,8 @@ class Fleet {
     bool pulling = false;
     bool reporting = false;  // a report waits for its interval or its answer
     bool report_timer_set = false;
+    // The coordinator's advice for its fleet's size, or ours if longer.
+    int64_t report_interval_ms = 0;
     v1::ReportResultsRequest pending;
   };
   static constexpr int kReportTimer = -1;  // Timer::slot of a report's wait
@@ -414,14 +419,15 @@ class Fleet {
     worker.reporting = true;
     if (!worker.report_timer_set) {
       worker.report_timer_set = true;
-      timers_.push({Clock::now() +
-                        std::chrono::milliseconds(options_.report_interval_ms),
-                    worker.index, kReportTimer});
+      timers_.push(
+          {Clock::now() + std::chrono::milliseconds(worker.report_interval_ms),
+           worker.index, kReportTimer});
       timer_wake_.notify_one();
       return;
     }
     worker.report_timer_set = false;
     ++in_flight_;
+    ++reports_;
     auto call = std::make_shared<
         Call<v1::ReportResultsRequest, v1::ReportResultsResponse>>();
     call->request.Swap(&worker.pending);
@@ -477,10 +483,15 @@ class Fleet {
           ++heartbeats_;
           worker.stub->async()->Heartbeat(
               &call->context, &call->request, &call->response,
-              [this, call](grpc::Status status) {
+              [this, call, w = &worker](grpc::Status status) {
                 std::lock_guard<std::mutex> lock(mu_);
                 --in_flight_;
                 if (!status.ok() && !stopping_) Error("Heartbeat", status);
+                if (status.ok()) {
+                  w->report_interval_ms =
+                      std::max(options_.report_interval_ms,
+                               call->response.report_interval_ms());
+                }
               });
         }
       }
@@ -512,6 +523,7 @@ class Fleet {
         {"duplicates_or_rejected", duplicates_},
         {"errors", errors_},
         {"heartbeats", heartbeats_},
+        {"reports", reports_},
         {"submit_s", Seconds(queued_at - submit_start)},
         {"queued_window_s", window_s},
         {"makespan_s", Seconds(end - queued_at)},
@@ -552,6 +564,7 @@ class Fleet {
   int64_t duplicates_ = 0;
   int64_t errors_ = 0;
   int64_t heartbeats_ = 0;
+  int64_t reports_ = 0;  // ReportResults calls
   int in_flight_ = 0;
 };
 

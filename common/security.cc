@@ -358,12 +358,12 @@ absl::StatusOr<Principal> TokenAuthority::AuthorizeAny(
 }
 
 absl::StatusOr<Principal> TokenAuthority::Authorize(
-    const grpc::ServerContext& context, Role role) const {
+    const grpc::ServerContextBase& context, Role role) const {
   return AuthorizeCall(context, static_cast<uint32_t>(role), NameOf(role));
 }
 
 absl::StatusOr<Principal> TokenAuthority::AuthorizeReader(
-    const grpc::ServerContext& context) const {
+    const grpc::ServerContextBase& context) const {
   return AuthorizeCall(context, kReaderRoles, "submit or view");
 }
 
@@ -374,7 +374,7 @@ absl::StatusOr<Principal> TokenAuthority::AuthorizeReader(
 }
 
 absl::StatusOr<Principal> TokenAuthority::AuthorizeCall(
-    const grpc::ServerContext& context, uint32_t any_of,
+    const grpc::ServerContextBase& context, uint32_t any_of,
     const std::string& needed) const {
   if (!enabled()) return Principal::Anyone();
   std::optional<std::string> authorization;

@@ -110,12 +110,12 @@ class TokenAuthority {
       const std::optional<std::string>& authorization, const std::string& peer,
       bool tls, Role role) const;
   /// The same, from a gRPC call.
-  absl::StatusOr<Principal> Authorize(const grpc::ServerContext& context,
+  absl::StatusOr<Principal> Authorize(const grpc::ServerContextBase& context,
                                       Role role) const;
   /// For calls that read suites: a token with submit (its own suites) or
   /// view (all) passes; what it may see is checked per suite.
   absl::StatusOr<Principal> AuthorizeReader(
-      const grpc::ServerContext& context) const;
+      const grpc::ServerContextBase& context) const;
   /// The same for a request that is not a gRPC call (the dashboard).
   absl::StatusOr<Principal> AuthorizeReader(
       const std::optional<std::string>& authorization, const std::string& peer,
@@ -129,9 +129,9 @@ class TokenAuthority {
   absl::StatusOr<Principal> AuthorizeAny(
       const std::optional<std::string>& authorization, const std::string& peer,
       bool tls, uint32_t any_of, const std::string& needed) const;
-  absl::StatusOr<Principal> AuthorizeCall(const grpc::ServerContext& context,
-                                          uint32_t any_of,
-                                          const std::string& needed) const;
+  absl::StatusOr<Principal> AuthorizeCall(
+      const grpc::ServerContextBase& context, uint32_t any_of,
+      const std::string& needed) const;
   struct Entry {
     Principal principal;
     int64_t expires_unix_ms = 0;  // 0: never

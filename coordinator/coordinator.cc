@@ -22,8 +22,6 @@ namespace testfleet {
 namespace {
 
 using coordinator_internal::kEndedSuitesInMemory;
-using coordinator_internal::Remaining;
-using coordinator_internal::SteadyDeadline;
 
 // Ids a client or worker can name but not guess: 128 random bits.
 constexpr int kIdBytes = 16;
@@ -80,14 +78,14 @@ Coordinator::Coordinator(CoordinatorOptions options)
 Coordinator::~Coordinator() { Shutdown(); }
 
 void Coordinator::SetDashboardUrl(const std::string& base_url) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   dashboard_url_ = base_url;
 }
 
 void Coordinator::Shutdown() {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   shutting_down_ = true;
-  work_available_.SignalAll();
+  ServeWaitingPulls();  // answers them all
   suite_changed_.SignalAll();
 }
 
@@ -196,7 +194,7 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
   RETURN_IF_ERROR(ClaimSuiteName(spec.name(), spec.owner()));
   v1::RunningSuite running;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     if (!spec.owner().empty()) {
       int unfinished = 0;
       int64_t tests = 0;
@@ -258,7 +256,7 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
   v1::SubmitSuiteResponse response;
   Writes writes;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     Suite& s = Install(std::move(suite), running.suite_id(), running.sequence(),
                        running.submitted_at_unix_ms());
     response.set_suite_id(s.id);
@@ -295,7 +293,7 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     spdlog::info(
         "suite {} \"{}\" submitted: {} tests, {} from the cache, priority {}",
         s.id, LogSafe(s.spec.name()), n, response.cached(), s.spec.priority());
-    work_available_.SignalAll();
+    ServeWaitingPulls();
     TakeWrites(writes);
   }
   (void)Commit(writes);  // failures logged; retried by the next commit
@@ -335,7 +333,7 @@ absl::StatusOr<int> Coordinator::Recover() {
   if (!recovered.ok()) return recovered.status();
   for (CoordinatorStore::RecoveredSuite& r : *recovered) {
     std::unique_ptr<Suite> suite = BuildSuite(*r.suite.mutable_spec());
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     next_sequence_ = std::max<uint64_t>(next_sequence_, r.suite.sequence() + 1);
     Suite& s = Install(std::move(suite), r.suite.suite_id(), r.suite.sequence(),
                        r.suite.submitted_at_unix_ms());
@@ -359,8 +357,8 @@ absl::StatusOr<int> Coordinator::Recover() {
   }
   Writes writes;
   {
-    absl::MutexLock lock(&mu_);
-    work_available_.SignalAll();
+    Locked lock(this);
+    ServeWaitingPulls();
     TakeWrites(writes);
   }
   (void)Commit(writes);  // reports of suites that had all their results
@@ -463,7 +461,7 @@ absl::Status Coordinator::Commit(Writes& writes) {
   const absl::Status& runs_saved = writes.runs_saved;
   const absl::Status& finished_saved = writes.finished_saved;
   const std::vector<bool>& report_saved = writes.report_saved;
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   for (const std::string& key : run_keys) {
     auto ticket = run_tickets_.find(key);
     if (!runs_saved.ok()) {
@@ -590,6 +588,14 @@ void Coordinator::Requeue(Suite& suite, int index, bool first) {
   }
 }
 
+absl::Duration Coordinator::ReportInterval() const {
+  if (options_.fleet_reports_per_second <= 0) return absl::ZeroDuration();
+  // Each worker reports about once an interval while it has results.
+  return std::min(absl::Seconds(static_cast<double>(workers_.size()) /
+                                options_.fleet_reports_per_second),
+                  options_.lease / 6);
+}
+
 int Coordinator::TotalSlots() const {
   return std::max<int64_t>(registered_slots_, 1);
 }
@@ -670,7 +676,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
         "worker name ", LogSafe(name), " is not printable or longer than ",
         kMaxWorkerNameBytes, " characters; choose another --name"));
   }
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   if (options_.max_workers > 0 &&
       static_cast<int>(workers_.size()) >= options_.max_workers) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -697,30 +703,33 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
                LogSafe(PlatformString(request.platform())));
   registered_slots_ += worker.info.slots();
   workers_[worker.info.worker_id()] = std::move(worker);
-  work_available_.SignalAll();
+  response.set_report_interval_ms(absl::ToInt64Milliseconds(ReportInterval()));
   return response;
 }
 
-v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
-  v1::PullWorkResponse response;
-  const absl::Time wait_until = SteadyDeadline(
-      absl::Milliseconds(std::max<int64_t>(0, request.wait_ms())));
-  absl::MutexLock lock(&mu_);
-  while (true) {
-    auto it = workers_.find(request.worker_id());
-    if (it == workers_.end()) {
-      response.set_unknown_worker(true);
-      return response;
-    }
-    Worker& worker = it->second;
-    worker.last_seen = Steady();
-    if (shutting_down_) return response;
-    if (HasWorkFor(worker)) break;
-    if (work_available_.WaitWithTimeout(&mu_, Remaining(wait_until)))
-      return response;
+Coordinator::Locked::~Locked() {
+  std::vector<std::pair<PullAnswer, v1::PullWorkResponse>> answers;
+  answers.swap(c_->answers_);
+  c_->mu_.Unlock();
+  for (auto& [answer, response] : answers) answer(std::move(response));
+}
+
+void Coordinator::Answer(PullAnswer answer, v1::PullWorkResponse response) {
+  answers_.emplace_back(std::move(answer), std::move(response));
+}
+
+bool Coordinator::ServePull(const std::string& worker_id, int free_slots,
+                            v1::PullWorkResponse& response) {
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) {
+    response.set_unknown_worker(true);
+    return true;
   }
-  Worker& worker = workers_.at(request.worker_id());
-  int shards = std::clamp(request.free_slots(), 0, worker.info.slots());
+  Worker& worker = it->second;
+  worker.last_seen = Steady();
+  if (shutting_down_) return true;
+  if (!HasWorkFor(worker)) return false;
+  int shards = std::clamp(free_slots, 0, worker.info.slots());
   // An overloaded machine (load well above its slots) takes one shard at a
   // time until it recovers.
   if (worker.info.load_average() > 2.0 * worker.info.slots())
@@ -732,12 +741,100 @@ v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
     if (shard.tests_size() == 0) break;
     *response.add_shards() = std::move(shard);
   }
-  // Work is queued but none suits this worker (memory): hold the poll rather
-  // than have it ask again at once.
-  if (response.shards_size() == 0 && !shutting_down_) {
-    work_available_.WaitWithTimeout(&mu_, Remaining(wait_until));
+  // Work is queued but none suits this worker (memory): it waits rather
+  // than ask again at once.
+  return response.shards_size() > 0;
+}
+
+void Coordinator::ServeWaitingPulls() {
+  const bool queued =
+      std::any_of(suites_.begin(), suites_.end(),
+                  [](const auto& entry) { return entry.second->queued > 0; });
+  for (auto it = waiting_pulls_.begin(); it != waiting_pulls_.end();) {
+    v1::PullWorkResponse response;
+    // Without queued work only the unknown and the shutdown are answered.
+    if ((queued || shutting_down_ || !workers_.count(it->second.worker_id)) &&
+        ServePull(it->second.worker_id, it->second.free_slots, response)) {
+      Answer(std::move(it->second.answer), std::move(response));
+      it = waiting_pulls_.erase(it);
+    } else {
+      ++it;
+    }
   }
-  return response;
+}
+
+uint64_t Coordinator::PullWork(const v1::PullWorkRequest& request,
+                               PullAnswer answer) {
+  Locked lock(this);
+  v1::PullWorkResponse response;
+  if (ServePull(request.worker_id(), request.free_slots(), response) ||
+      request.wait_ms() <= 0) {
+    Answer(std::move(answer), std::move(response));
+    return 0;
+  }
+  // A waiting worker is alive: its wait ends well before it would be
+  // forgotten.
+  const absl::Duration wait = std::min(absl::Milliseconds(request.wait_ms()),
+                                       options_.worker_timeout / 2);
+  const uint64_t id = next_pull_id_++;
+  const absl::Time deadline = Steady() + wait;
+  earliest_pull_deadline_ = std::min(earliest_pull_deadline_, deadline);
+  waiting_pulls_[id] = {request.worker_id(), request.free_slots(), deadline,
+                        std::move(answer)};
+  return id;
+}
+
+void Coordinator::AbandonPull(uint64_t pull_id) {
+  Locked lock(this);
+  auto it = waiting_pulls_.find(pull_id);
+  if (it == waiting_pulls_.end()) return;
+  Answer(std::move(it->second.answer), v1::PullWorkResponse());
+  waiting_pulls_.erase(it);
+}
+
+void Coordinator::ExpirePulls() {
+  Locked lock(this);
+  const absl::Time now = Steady();
+  if (now < earliest_pull_deadline_) return;  // the usual tick: nothing due
+  earliest_pull_deadline_ = absl::InfiniteFuture();
+  for (auto it = waiting_pulls_.begin(); it != waiting_pulls_.end();) {
+    if (it->second.deadline > now) {
+      earliest_pull_deadline_ =
+          std::min(earliest_pull_deadline_, it->second.deadline);
+      ++it;
+      continue;
+    }
+    auto worker = workers_.find(it->second.worker_id);
+    if (worker != workers_.end()) worker->second.last_seen = now;
+    Answer(std::move(it->second.answer), v1::PullWorkResponse());
+    it = waiting_pulls_.erase(it);
+  }
+}
+
+v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
+  struct Answered {
+    absl::Mutex mu;
+    std::optional<v1::PullWorkResponse> response ABSL_GUARDED_BY(mu);
+  };
+  auto answered = std::make_shared<Answered>();
+  const uint64_t id =
+      PullWork(request, [answered](v1::PullWorkResponse response) {
+        absl::MutexLock lock(&answered->mu);
+        answered->response = std::move(response);
+      });
+  auto ready = [&answered]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(answered->mu) {
+    return answered->response.has_value();
+  };
+  absl::MutexLock lock(&answered->mu);
+  if (!answered->mu.AwaitWithTimeout(
+          absl::Condition(&ready),
+          absl::Milliseconds(std::max<int64_t>(0, request.wait_ms())))) {
+    answered->mu.Unlock();
+    AbandonPull(id);
+    answered->mu.Lock();
+    answered->mu.Await(absl::Condition(&ready));
+  }
+  return *std::move(answered->response);
 }
 
 bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
@@ -781,7 +878,7 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
     ++test.attempt;
     test.failed_before = true;
     Requeue(suite, index, /*first=*/false);
-    work_available_.SignalAll();
+    ServeWaitingPulls();
     suite_changed_.SignalAll();
     return true;
   }
@@ -893,7 +990,7 @@ bool Coordinator::HeldBy(const Suite& suite, const v1::ReportedResult& reported,
 
 absl::Status Coordinator::CheckWorkerOwner(const std::string& worker_id,
                                            const std::string& owner) {
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || it->second.info.owner() == owner) {
     return absl::OkStatus();
@@ -1000,7 +1097,7 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
   v1::ReportResultsResponse response;
   Writes writes;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     auto worker = workers_.find(request.worker_id());
     if (worker != workers_.end()) worker->second.last_seen = Steady();
     for (const v1::ReportedResult& reported : request.results()) {
@@ -1062,7 +1159,7 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
 v1::HeartbeatResponse Coordinator::Heartbeat(
     const v1::HeartbeatRequest& request) {
   v1::HeartbeatResponse response;
-  absl::MutexLock lock(&mu_);
+  Locked lock(this);
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end()) {
     response.set_unknown_worker(true);
@@ -1085,6 +1182,7 @@ v1::HeartbeatResponse Coordinator::Heartbeat(
     }
   }
   TellCancelled(worker, *response.mutable_cancelled_lease_ids());
+  response.set_report_interval_ms(absl::ToInt64Milliseconds(ReportInterval()));
   return response;
 }
 
@@ -1120,13 +1218,12 @@ void Coordinator::ExpireLease(const std::string& lease_id) {
                  lease_id, lease.worker_id, lease.outstanding.size(), s.id);
   }
   ReleaseLease(lease_id);
-  work_available_.SignalAll();
 }
 
 void Coordinator::ExpireLeases() {
   Writes writes;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     ExpireLeasesLocked();
     TakeWrites(writes);  // and what failed to be written before
   }
@@ -1136,6 +1233,7 @@ void Coordinator::ExpireLeases() {
 void Coordinator::ExpireLeasesLocked() {
   const absl::Time now = Steady();
   std::vector<std::string> expired;
+  bool forgot = false;
   for (const auto& [id, lease] : leases_) {
     if (lease.deadline < now) expired.push_back(id);
   }
@@ -1147,11 +1245,14 @@ void Coordinator::ExpireLeasesLocked() {
         expired.push_back(lease_id);
       registered_slots_ -= it->second.info.slots();
       it = workers_.erase(it);
+      forgot = true;
     } else {
       ++it;
     }
   }
   for (const std::string& id : expired) ExpireLease(id);
+  // Their tests are queued again; a forgotten worker's pulls are told so.
+  if (!expired.empty() || forgot) ServeWaitingPulls();
 }
 
 absl::StatusOr<int> Coordinator::Cancel(const std::string& suite_id,
@@ -1159,7 +1260,7 @@ absl::StatusOr<int> Coordinator::Cancel(const std::string& suite_id,
   Writes writes;
   absl::StatusOr<int> cancelled;
   {
-    absl::MutexLock lock(&mu_);
+    Locked lock(this);
     cancelled = CancelLocked(suite_id, caller);
     TakeWrites(writes);
   }

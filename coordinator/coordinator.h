@@ -1,6 +1,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -48,6 +49,11 @@ struct CoordinatorOptions {
   absl::Duration max_shard_duration = absl::Seconds(10);
   /// Expected duration of a test with no history in a suite with none.
   absl::Duration default_expected = absl::Seconds(1);
+  /// Reports the whole fleet should send a second: workers are told to
+  /// gather passing results for (workers / this) seconds (at most a sixth
+  /// of the lease; their own --report-interval if longer), so a fleet of
+  /// thousands does not make one call per result. 0: no advice.
+  int fleet_reports_per_second = 1000;
   /// Within a priority, tests that failed recently go first, then those
   /// whose action key changed since they last passed; off: longest first.
   bool failures_first = true;
@@ -162,7 +168,23 @@ class Coordinator {
                                 const std::string& owner);
   /// Queue, workers and work left, for metrics and autoscaling.
   CoordinatorSnapshot Snapshot();
-  /// Blocks up to the request's wait_ms while no work is queued for it.
+  /// How a pull is answered: exactly once, never under the coordinator's
+  /// lock, maybe on another caller's thread.
+  using PullAnswer = std::function<void(v1::PullWorkResponse)>;
+  /// Answers at once with shards when work is queued for the worker (or
+  /// when the request waits for none); otherwise the pull waits, holding no
+  /// thread, until work arrives, its wait_ms passes (ExpirePulls),
+  /// AbandonPull or Shutdown. Returns the waiting pull's id, 0 when it was
+  /// answered already.
+  uint64_t PullWork(const v1::PullWorkRequest& request, PullAnswer answer);
+  /// Answers a waiting pull with no work (its caller left); a pull answered
+  /// already is left alone.
+  void AbandonPull(uint64_t pull_id);
+  /// Answers the waiting pulls whose wait has passed. Called every few tens
+  /// of milliseconds by the server, directly by tests.
+  void ExpirePulls();
+  /// PullWork that blocks its caller up to the request's wait_ms (tests and
+  /// tools; the service answers without a thread per pull).
   v1::PullWorkResponse PullWork(const v1::PullWorkRequest& request);
   /// A result is accepted only from the registered worker that was given
   /// exactly that suite's test, for that attempt, under the lease it names
@@ -320,6 +342,36 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteStoreWrite(const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // A pull waiting for work; the worker's connection holds it, no thread.
+  struct WaitingPull {
+    std::string worker_id;
+    int free_slots = 0;
+    absl::Time deadline;  // steady clock
+    PullAnswer answer;
+  };
+  // Holds mu_; on release, delivers the pull answers staged meanwhile
+  // (outside the lock: an answer finishes an RPC).
+  class ABSL_SCOPED_LOCKABLE Locked {
+   public:
+    explicit Locked(Coordinator* c) ABSL_EXCLUSIVE_LOCK_FUNCTION(c->mu_)
+        : c_(c) {
+      c_->mu_.Lock();
+    }
+    ~Locked() ABSL_UNLOCK_FUNCTION();
+
+   private:
+    Coordinator* c_;
+  };
+  // Fills `response` when a pull can be answered now: an unknown worker, a
+  // coordinator shutting down, or shards. False: it should wait.
+  bool ServePull(const std::string& worker_id, int free_slots,
+                 v1::PullWorkResponse& response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Work may have been queued (or a worker left): serves the waiting pulls
+  // it suits, oldest first.
+  void ServeWaitingPulls() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Answer(PullAnswer answer, v1::PullWorkResponse response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static bool HasQueuedWorkFor(const Suite& suite, const Worker& worker);
   bool HasWorkFor(const Worker& worker) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -335,6 +387,8 @@ class Coordinator {
   v1::Shard MakeShard(Suite& suite, Worker& worker)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int TotalSlots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// How long workers gather passing results before reporting them.
+  absl::Duration ReportInterval() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Records a test's final result and ends the suite when it was the last.
   void Finish(Suite& suite, int index, v1::TestResult result, bool persist)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -372,7 +426,6 @@ class Coordinator {
 
   const CoordinatorOptions options_;
   absl::Mutex mu_;
-  absl::CondVar work_available_;
   absl::CondVar suite_changed_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::string dashboard_url_ ABSL_GUARDED_BY(mu_);
@@ -382,6 +435,13 @@ class Coordinator {
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
   int64_t registered_slots_ ABSL_GUARDED_BY(mu_) = 0;  // of all workers_
+  std::map<uint64_t, WaitingPull> waiting_pulls_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_pull_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Time earliest_pull_deadline_ ABSL_GUARDED_BY(mu_) =
+      absl::InfiniteFuture();
+  // Served pulls, answered when the lock is released (Locked).
+  std::vector<std::pair<PullAnswer, v1::PullWorkResponse>> answers_
+      ABSL_GUARDED_BY(mu_);
   // Staged for the next Commit: results finished (and failed writes to
   // retry), ended suites' reports, and histories changed since their last
   // write (`staged_runs_` also answers reads of a history whose write is

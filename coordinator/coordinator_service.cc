@@ -15,10 +15,33 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
+// One pull: finished when the coordinator answers it, which may be at once,
+// when work arrives on another call's thread, at its wait's end or when its
+// client leaves. gRPC calls OnCancel and OnDone only after the handler
+// returned this reactor, so the constructor's answer cannot race them.
+class PullReactor final : public grpc::ServerUnaryReactor {
+ public:
+  PullReactor(Coordinator* coordinator, const v1::PullWorkRequest& request,
+              v1::PullWorkResponse* response)
+      : coordinator_(coordinator) {
+    pull_id_ = coordinator_->PullWork(
+        request, [this, response](v1::PullWorkResponse answer) {
+          *response = std::move(answer);
+          Finish(grpc::Status::OK);
+        });
+  }
+  void OnCancel() override { coordinator_->AbandonPull(pull_id_); }
+  void OnDone() override { delete this; }
+
+ private:
+  Coordinator* const coordinator_;
+  uint64_t pull_id_ = 0;
+};
+
 }  // namespace
 
 absl::StatusOr<Principal> CoordinatorService::Caller(
-    grpc::ServerContext* context, Role role, const std::string& worker_id) {
+    grpc::ServerContextBase* context, Role role, const std::string& worker_id) {
   absl::StatusOr<Principal> caller = auth_->Authorize(*context, role);
   if (caller.ok() && !worker_id.empty() && !caller->Has(Role::kAdmin)) {
     RETURN_IF_ERROR(coordinator_->CheckWorkerOwner(worker_id, caller->name));
@@ -112,12 +135,17 @@ grpc::Status CoordinatorService::RegisterWorker(
   return Answer(coordinator_->RegisterWorker(*request, caller->name), response);
 }
 
-grpc::Status CoordinatorService::PullWork(grpc::ServerContext* context,
-                                          const v1::PullWorkRequest* request,
-                                          v1::PullWorkResponse* response) {
-  TF_AUTHORIZE(caller, context, Role::kWorker, request->worker_id());
-  *response = coordinator_->PullWork(*request);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* CoordinatorService::PullWork(
+    grpc::CallbackServerContext* context, const v1::PullWorkRequest* request,
+    v1::PullWorkResponse* response) {
+  absl::StatusOr<Principal> caller =
+      Caller(context, Role::kWorker, request->worker_id());
+  if (!caller.ok()) {
+    grpc::ServerUnaryReactor* refused = context->DefaultReactor();
+    refused->Finish(ToGrpcStatus(caller.status()));
+    return refused;
+  }
+  return new PullReactor(coordinator_, *request, response);
 }
 
 grpc::Status CoordinatorService::GetHistory(grpc::ServerContext* context,

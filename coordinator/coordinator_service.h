@@ -13,7 +13,13 @@ namespace testfleet {
 /// Roles: submit for suites, their progress and reports, history and
 /// baselines (cancel: own suites only, or admin); worker for registering,
 /// pulling, reporting and heartbeats, as the worker it registered.
-class CoordinatorService final : public v1::Coordinator::Service {
+///
+/// PullWork is served with gRPC's callback API: a long poll waiting for work
+/// holds a coordinator entry, not a server thread, so thousands of workers
+/// can wait at once.
+class CoordinatorService final
+    : public v1::Coordinator::WithCallbackMethod_PullWork<
+          v1::Coordinator::Service> {
  public:
   explicit CoordinatorService(Coordinator* coordinator,
                               const TokenAuthority* auth = nullptr)
@@ -44,9 +50,9 @@ class CoordinatorService final : public v1::Coordinator::Service {
   grpc::Status RegisterWorker(grpc::ServerContext*,
                               const v1::RegisterWorkerRequest* request,
                               v1::RegisterWorkerResponse* response) override;
-  grpc::Status PullWork(grpc::ServerContext*,
-                        const v1::PullWorkRequest* request,
-                        v1::PullWorkResponse* response) override;
+  grpc::ServerUnaryReactor* PullWork(grpc::CallbackServerContext* context,
+                                     const v1::PullWorkRequest* request,
+                                     v1::PullWorkResponse* response) override;
   grpc::Status ReportResults(grpc::ServerContext*,
                              const v1::ReportResultsRequest* request,
                              v1::ReportResultsResponse* response) override;
@@ -56,7 +62,7 @@ class CoordinatorService final : public v1::Coordinator::Service {
 
  private:
   // The caller when it holds `role`, acting as `worker_id` if one is named.
-  absl::StatusOr<Principal> Caller(grpc::ServerContext* context, Role role,
+  absl::StatusOr<Principal> Caller(grpc::ServerContextBase* context, Role role,
                                    const std::string& worker_id = "");
 
   Coordinator* coordinator_;

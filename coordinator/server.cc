@@ -118,12 +118,19 @@ std::shared_ptr<grpc::Channel> CoordinatorServer::InProcessChannel() {
 
 void CoordinatorServer::Housekeeping() {
   absl::Time next_sweep = absl::Now() + absl::Minutes(1);
+  absl::Time next_lease_check = absl::Now() + absl::Seconds(1);
   absl::MutexLock lock(&mu_);
   auto stopping = [this]()
                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1))) {
+  // Long polls end within this of their wait (a worker's is seconds).
+  constexpr absl::Duration kPullTick = absl::Milliseconds(50);
+  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping), kPullTick)) {
     mu_.Unlock();
-    coordinator_->ExpireLeases();
+    coordinator_->ExpirePulls();
+    if (absl::Now() >= next_lease_check) {
+      coordinator_->ExpireLeases();
+      next_lease_check = absl::Now() + absl::Seconds(1);
+    }
     if (cache_ && absl::Now() >= next_sweep) {
       auto swept = cache_->SweepExpired();
       if (!swept.ok())

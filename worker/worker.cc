@@ -104,6 +104,8 @@ absl::Status Worker::Register() {
       absl::MutexLock lock(&mu_);
       worker_id_ = response.worker_id();
       lease_ms_ = std::max<int64_t>(response.lease_ms(), 300);
+      advised_report_interval_ =
+          absl::Milliseconds(response.report_interval_ms());
       if (cache_ == nullptr) {
         std::vector<CacheClient*> tiers;
         if (local_cache_ != nullptr) {
@@ -320,6 +322,9 @@ void Worker::RunShard(const std::shared_ptr<ActiveShard>& shared, Slot& slot) {
                    worker_id_, tests_done_);
       stopping_ = true;
     }
+    failure_pending_ =
+        failure_pending_ || (result.status() != v1::TEST_STATUS_PASSED &&
+                             result.status() != v1::TEST_STATUS_SKIPPED);
     pending_.push_back(std::move(pending));
     changed_.SignalAll();
   }
@@ -478,14 +483,19 @@ void Worker::ReporterLoop() {
       } else {
         mu_.Await(absl::Condition(&ready));
       }
-      // Gather for a moment: one round trip carries many results.
+      // Gather for a moment: one round trip carries many results. A
+      // failure goes at once: it is what the submitter waits to hear.
       auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return reporter_done_;
+        return reporter_done_ || failure_pending_;
       };
-      if (!pending_.empty())
-        mu_.AwaitWithTimeout(absl::Condition(&done), config_.report_interval);
+      if (!pending_.empty()) {
+        mu_.AwaitWithTimeout(
+            absl::Condition(&done),
+            std::max(config_.report_interval, advised_report_interval_));
+      }
       for (auto& p : pending_) batch.push_back(std::move(p));
       pending_.clear();
+      failure_pending_ = false;
       if (reporter_done_ && !give_up_at)
         give_up_at = absl::Now() + config_.final_delivery_timeout;
     }
@@ -621,6 +631,8 @@ void Worker::HeartbeatLoop() {
     if (!stub_->Heartbeat(&context, request, &response).ok()) continue;
     absl::MutexLock lock(&mu_);
     MarkCancelled(response.cancelled_lease_ids());
+    advised_report_interval_ =
+        absl::Milliseconds(response.report_interval_ms());
   }
 }
 

@@ -152,6 +152,11 @@ class Worker {
   std::map<std::string, std::shared_ptr<ActiveShard>> active_
       ABSL_GUARDED_BY(mu_);
   std::vector<PendingReport> pending_ ABSL_GUARDED_BY(mu_);
+  // A failure is pending: report it without gathering more.
+  bool failure_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // What the coordinator advises for its fleet's size (see
+  // RegisterWorkerResponse.report_interval_ms); the longer one is used.
+  absl::Duration advised_report_interval_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<ResultSpool> spool_;  // the reporter's alone
   std::atomic<int> running_tests_{0};
   std::map<v1::TestStatus, int64_t> finished_ ABSL_GUARDED_BY(mu_);

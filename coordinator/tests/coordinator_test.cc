@@ -145,6 +145,121 @@ TEST_F(CoordinatorTest, EveryTestIsReportedOnceAndTheSuiteFinishes) {
   EXPECT_GT(shards, 2);  // batched, but not all in one shard
 }
 
+// What a waiting pull was answered with, and how often.
+struct PullAnswers {
+  std::vector<v1::PullWorkResponse> responses;
+  Coordinator::PullAnswer Collect() {
+    return
+        [this](v1::PullWorkResponse r) { responses.push_back(std::move(r)); };
+  }
+};
+
+v1::PullWorkRequest WaitingPull(const std::string& worker, int64_t wait_ms,
+                                int slots = 1) {
+  v1::PullWorkRequest request;
+  request.set_worker_id(worker);
+  request.set_free_slots(slots);
+  request.set_wait_ms(wait_ms);
+  return request;
+}
+
+TEST_F(CoordinatorTest, AWaitingPullIsAnsweredOnceWhenWorkArrives) {
+  auto c = Make();
+  const std::string worker = Register(*c);
+  PullAnswers answers;
+  const uint64_t id =
+      c->PullWork(WaitingPull(worker, 10'000), answers.Collect());
+  EXPECT_NE(id, 0u);
+  EXPECT_TRUE(answers.responses.empty());  // waits: nothing is queued
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 3)).ok());
+  ASSERT_EQ(answers.responses.size(), 1u);  // answered by the submission
+  EXPECT_EQ(answers.responses[0].shards_size(), 1);
+  c->AbandonPull(id);  // answered already: nothing more
+  clock_.Advance(absl::Seconds(20));
+  c->ExpirePulls();
+  EXPECT_EQ(answers.responses.size(), 1u);
+}
+
+TEST_F(CoordinatorTest, AWaitingPullEndsEmptyAtItsWaitOrWhenAbandoned) {
+  auto c = Make();
+  const std::string worker = Register(*c);
+  PullAnswers timed, abandoned;
+  c->PullWork(WaitingPull(worker, 2'000), timed.Collect());
+  const uint64_t id =
+      c->PullWork(WaitingPull(worker, 60'000), abandoned.Collect());
+  clock_.Advance(absl::Milliseconds(1'999));
+  c->ExpirePulls();
+  EXPECT_TRUE(timed.responses.empty());
+  clock_.Advance(absl::Milliseconds(1));
+  c->ExpirePulls();
+  ASSERT_EQ(timed.responses.size(), 1u);
+  EXPECT_EQ(timed.responses[0].shards_size(), 0);
+  EXPECT_FALSE(timed.responses[0].unknown_worker());
+  EXPECT_TRUE(abandoned.responses.empty());
+  c->AbandonPull(id);
+  ASSERT_EQ(abandoned.responses.size(), 1u);
+  EXPECT_EQ(abandoned.responses[0].shards_size(), 0);
+  // Work arriving later goes to no one who left.
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 3)).ok());
+  EXPECT_EQ(abandoned.responses.size(), 1u);
+  EXPECT_EQ(timed.responses.size(), 1u);
+}
+
+TEST_F(CoordinatorTest,
+       AnUnknownWorkerIsToldAtOnceAndShutdownAnswersEveryWait) {
+  auto c = Make();
+  PullAnswers unknown;
+  EXPECT_EQ(c->PullWork(WaitingPull("nobody#1", 10'000), unknown.Collect()),
+            0u);
+  ASSERT_EQ(unknown.responses.size(), 1u);
+  EXPECT_TRUE(unknown.responses[0].unknown_worker());
+  const std::string worker = Register(*c);
+  PullAnswers waiting;
+  for (int i = 0; i < 3; ++i)
+    c->PullWork(WaitingPull(worker, 10'000), waiting.Collect());
+  EXPECT_TRUE(waiting.responses.empty());
+  c->Shutdown();
+  EXPECT_EQ(waiting.responses.size(), 3u);
+}
+
+TEST_F(CoordinatorTest, ThousandsOfWaitingPullsAreServedOldestFirst) {
+  options_.max_workers = 0;
+  auto c = Make();
+  constexpr int kWorkers = 2'000;
+  std::vector<PullAnswers> answers(kWorkers);
+  for (int i = 0; i < kWorkers; ++i)
+    c->PullWork(WaitingPull(Register(*c), 10'000), answers[i].Collect());
+  // 500 tests of one expected second over 2,000 slots: one test a shard.
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 500)).ok());
+  int answered = 0;
+  for (int i = 0; i < kWorkers; ++i) {
+    ASSERT_LE(answers[i].responses.size(), 1u);
+    if (answers[i].responses.empty()) continue;
+    ++answered;
+    EXPECT_EQ(answers[i].responses[0].shards_size(), 1);
+    EXPECT_LT(i, 500) << "a later waiter was served before an earlier one";
+  }
+  EXPECT_EQ(answered, 500);
+}
+
+TEST_F(CoordinatorTest, WorkersAreToldToGatherReportsLongerAsTheFleetGrows) {
+  options_.fleet_reports_per_second = 1'000;
+  options_.lease = absl::Seconds(6);
+  options_.max_workers = 0;
+  auto c = Make();
+  v1::RegisterWorkerRequest request;
+  request.set_slots(8);
+  EXPECT_EQ(c->RegisterWorker(request)->report_interval_ms(), 1);
+  for (int i = 0; i < 498; ++i) ASSERT_TRUE(c->RegisterWorker(request).ok());
+  const std::string last = c->RegisterWorker(request)->worker_id();
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(last);
+  EXPECT_EQ(c->Heartbeat(beat).report_interval_ms(), 500);  // 500 workers
+  for (int i = 0; i < 2'000; ++i) ASSERT_TRUE(c->RegisterWorker(request).ok());
+  // Never past a sixth of the lease, so leases are renewed in time.
+  EXPECT_EQ(c->Heartbeat(beat).report_interval_ms(), 1'000);
+}
+
 TEST_F(CoordinatorTest, ShardsShrinkTowardTheEndOfASuite) {
   auto c = Make();
   ASSERT_TRUE(c->Submit(MakeSuite("s", 200)).ok());
