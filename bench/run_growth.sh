@@ -13,6 +13,7 @@
 # queued RSS growth per test (coordinator VmRSS with the suite queued minus
 # before, over the tests), run (submit to the end of the last test), the
 # coordinator's CPU per test over the whole run (utime+stime from /proc), its
+# CPU against one fork+exec of `true` measured in the same run, its
 # peak RSS (VmHWM), and the size of the JSON report. Fails only on a broken
 # run, never on a time. With --repeat=N each column is the median of N runs.
 set -euo pipefail
@@ -38,6 +39,16 @@ trap 'kill -9 "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+# The CPU one fork+exec of `true` costs here (xargs and the child, user and
+# system), measured in this run: what the coordinator's CPU per test is
+# weighed against, so the ratio holds across machines.
+fork_exec_cpu_us() {
+  python3 -c 'import resource, subprocess, sys
+n = int(sys.argv[1])
+subprocess.run(f"seq {n} | xargs -P 2 -n 1 true", shell=True, check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{(r.ru_utime + r.ru_stime) * 1e6 / n:.1f}")' "$1"
+}
 
 # One fresh coordinator, one suite of n tests; prints "submit_s run_s
 # bytes_per_test cpu_us peak_mib report_mib".
@@ -90,13 +101,15 @@ for n in "${list[@]}"; do
   read -r submit_s run_s per_test_bytes cpu_us peak_mib report_mib <<<"$(for c in 1 2 3 4 5 6; do
     cut -d' ' -f"$c" "$work/runs-$n" | median '%s '
   done)"
-  rows+=("| $n | $submit_s | $per_test_bytes | $run_s | $cpu_us | $peak_mib | $report_mib |")
-  records+=("{\"tests\": $n, \"submit_s\": $submit_s, \"queued_bytes_per_test\": $per_test_bytes, \"run_s\": $run_s, \"coordinator_cpu_us_per_test\": $cpu_us, \"coordinator_peak_rss_mib\": $peak_mib, \"report_mib\": $report_mib}")
+  fork_us=$(for r in $(seq "$repeat"); do fork_exec_cpu_us "$((n < 5000 ? n : 5000))"; done | median "%.1f")
+  share=$(awk -v c="$cpu_us" -v f="$fork_us" 'BEGIN { printf "%.1f", 100 * c / f }')
+  rows+=("| $n | $submit_s | $per_test_bytes | $run_s | $cpu_us | $fork_us | $share% | $peak_mib | $report_mib |")
+  records+=("{\"tests\": $n, \"submit_s\": $submit_s, \"queued_bytes_per_test\": $per_test_bytes, \"run_s\": $run_s, \"coordinator_cpu_us_per_test\": $cpu_us, \"fork_exec_cpu_us\": $fork_us, \"coordinator_cpu_per_fork_exec\": $(awk -v s="$share" 'BEGIN { print s / 100 }'), \"coordinator_peak_rss_mib\": $peak_mib, \"report_mib\": $report_mib}")
   echo "$n tests: submit ${submit_s}s, run ${run_s}s" >&2
 done
 
-echo "| tests | submit s | queued bytes/test | run s (1 worker, 2 slots) | coordinator CPU µs/test | coordinator peak RSS MiB | JSON report MiB |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| tests | submit s | queued bytes/test | run s (1 worker, 2 slots) | coordinator CPU µs/test | fork+exec of \`true\` CPU µs | coordinator CPU per test / fork+exec | coordinator peak RSS MiB | JSON report MiB |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${rows[@]}"
 if [ -n "$json" ]; then
   (IFS=,; echo "[${records[*]}]") >"$json"

@@ -33,7 +33,6 @@ constexpr absl::Duration kMaxClockSkew = absl::Hours(24);
 constexpr double kMaxMs = 365.0 * 24 * 3600 * 1000;
 constexpr int64_t kMaxPeakKb = int64_t{1} << 40;
 constexpr int kMaxMemorySamples = 100'000;
-constexpr size_t kMaxWorkerNameBytes = 128;
 
 bool Retriable(v1::TestStatus status) {
   return status == v1::TEST_STATUS_FAILED ||
@@ -85,7 +84,8 @@ void Coordinator::SetDashboardUrl(const std::string& base_url) {
 void Coordinator::Shutdown() {
   Locked lock(this);
   shutting_down_ = true;
-  ServeWaitingPulls();  // answers them all
+  for (PullAnswer& answer : fleet_.TakeAllWaiting())
+    Answer(std::move(answer), v1::PullWorkResponse());
   suite_changed_.SignalAll();
 }
 
@@ -391,16 +391,12 @@ void Coordinator::WriteGroup(const std::vector<Writes*>& group) {
     group[i]->finished.clear();
   }
   const bool tried = !first.runs.histories.empty() || !first.finished.empty();
-  const absl::Status runs_saved = options_.store->WriteRuns(first.runs);
-  absl::Status finished_saved;
-  if (!first.finished.empty())
-    finished_saved = options_.store->SaveFinished(first.finished);
-  absl::Status all = runs_saved;
-  all.Update(finished_saved);
+  const absl::Status results_saved =
+      options_.store->SaveResults(first.runs, first.finished);
+  absl::Status all = results_saved;
   bool any_report = false;
   for (Writes* member : group) {
-    member->runs_saved = runs_saved;
-    member->finished_saved = finished_saved;
+    member->results_saved = results_saved;
     member->report_saved.assign(member->reports.size(), false);
     for (size_t i = 0; i < member->reports.size(); ++i) {
       any_report = true;
@@ -419,7 +415,7 @@ void Coordinator::WriteGroup(const std::vector<Writes*>& group) {
   // Only a write tried tells whether writes work: an empty commit would
   // otherwise say "working again" between two failures.
   if (tried || any_report) {
-    absl::MutexLock commit(&commit_mu_);
+    absl::MutexLock health(&store_health_mu_);
     NoteStoreWrite(all);
   }
 }
@@ -429,42 +425,13 @@ absl::Status Coordinator::Commit(Writes& writes) {
   std::vector<std::string> run_keys;
   for (const auto& [key, history] : writes.runs.histories)
     run_keys.push_back(key);
-  {
-    absl::MutexLock commit(&commit_mu_);
-    waiting_commits_[writes.ticket] = &writes;
-    while (!writes.written) {
-      // The next ticket's caller (or one behind it) writes every waiting
-      // commit that follows on, in ticket order.
-      auto leads = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_) {
-        return writes.written ||
-               (!committing_ && !waiting_commits_.empty() &&
-                waiting_commits_.begin()->first == committed_ + 1);
-      };
-      commit_mu_.Await(absl::Condition(&leads));
-      if (writes.written) break;
-      std::vector<Writes*> group;
-      for (auto it = waiting_commits_.begin();
-           it != waiting_commits_.end() &&
-           it->first == committed_ + 1 + group.size();
-           it = waiting_commits_.erase(it)) {
-        group.push_back(it->second);
-      }
-      committing_ = true;
-      commit_mu_.Unlock();
-      WriteGroup(group);
-      commit_mu_.Lock();
-      committing_ = false;
-      committed_ = group.back()->ticket;
-      for (Writes* member : group) member->written = true;
-    }
-  }
-  const absl::Status& runs_saved = writes.runs_saved;
-  const absl::Status& finished_saved = writes.finished_saved;
+  committer_.Commit(writes.ticket, &writes);
+  const absl::Status& saved = writes.results_saved;
   const std::vector<bool>& report_saved = writes.report_saved;
   Locked lock(this);
   for (const std::string& key : run_keys) {
     auto ticket = run_tickets_.find(key);
-    if (!runs_saved.ok()) {
+    if (!saved.ok()) {
       dirty_runs_.insert(key);  // written again by the next commit
     } else if (ticket != run_tickets_.end() &&
                ticket->second == writes.ticket && dirty_runs_.count(key) == 0) {
@@ -473,7 +440,7 @@ absl::Status Coordinator::Commit(Writes& writes) {
       staged_runs_.histories.erase(key);
     }
   }
-  if (!finished_saved.ok()) {
+  if (!saved.ok()) {
     unsaved_.insert(unsaved_.end(),
                     std::make_move_iterator(writes.finished.begin()),
                     std::make_move_iterator(writes.finished.end()));
@@ -489,7 +456,7 @@ absl::Status Coordinator::Commit(Writes& writes) {
     trim = true;
   }
   if (trim) TrimEndedSuites();
-  return finished_saved;
+  return saved;
 }
 
 void Coordinator::TrimEndedSuites() {
@@ -588,16 +555,8 @@ void Coordinator::Requeue(Suite& suite, int index, bool first) {
   }
 }
 
-absl::Duration Coordinator::ReportInterval() const {
-  if (options_.fleet_reports_per_second <= 0) return absl::ZeroDuration();
-  // Each worker reports about once an interval while it has results.
-  return std::min(absl::Seconds(static_cast<double>(workers_.size()) /
-                                options_.fleet_reports_per_second),
-                  options_.lease / 6);
-}
-
 int Coordinator::TotalSlots() const {
-  return std::max<int64_t>(registered_slots_, 1);
+  return std::max<int64_t>(fleet_.slots(), 1);
 }
 
 bool Coordinator::HasRoomFor(const Test& test, const Worker& worker) const {
@@ -605,10 +564,7 @@ bool Coordinator::HasRoomFor(const Test& test, const Worker& worker) const {
   const int64_t free = worker.info.free_memory_kb();
   if (need == 0 || free == 0 || need <= free) return true;  // fits, or unknown
   // Too big for this worker: leave it for one with room, if there is one.
-  for (const auto& [id, other] : workers_) {
-    if (other.info.free_memory_kb() >= need) return false;
-  }
-  return true;
+  return !fleet_.SomeoneHasFreeMemory(need);
 }
 
 v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
@@ -669,41 +625,18 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
 
 absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
     const v1::RegisterWorkerRequest& request, const std::string& owner) {
-  const std::string name = request.name().empty() ? "worker" : request.name();
-  if (name.size() > kMaxWorkerNameBytes ||
-      !CheckTestId(name).ok()) {  // the same rule: printable, no newlines
-    return absl::InvalidArgumentError(absl::StrCat(
-        "worker name ", LogSafe(name), " is not printable or longer than ",
-        kMaxWorkerNameBytes, " characters; choose another --name"));
-  }
   Locked lock(this);
-  if (options_.max_workers > 0 &&
-      static_cast<int>(workers_.size()) >= options_.max_workers) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this coordinator serves ", workers_.size(),
-        " workers, its limit (--max-workers); start this one later or raise "
-        "the limit"));
-  }
-  Worker worker;
-  worker.info.set_owner(owner);
-  worker.info.set_worker_id(absl::StrCat(name, "#", next_worker_++));
-  worker.info.set_name(name);
-  worker.info.set_slots(
-      std::clamp(request.slots(), 1, options_.max_worker_slots));
-  *worker.info.mutable_platform() = request.platform();
-  worker.last_seen = Steady();
-  worker.info.set_last_heartbeat_unix_ms(absl::ToUnixMillis(Now()));
+  ASSIGN_OR_RETURN(Worker * worker,
+                   fleet_.Register(request, owner, Steady(), Now()));
   v1::RegisterWorkerResponse response;
-  response.set_worker_id(worker.info.worker_id());
+  response.set_worker_id(worker->info.worker_id());
   response.set_lease_ms(absl::ToInt64Milliseconds(options_.lease));
   response.set_cache_endpoint(options_.cache_endpoint);
   response.set_cache_service(options_.cache_service);
-  spdlog::info("worker {} registered: {} slots, {}", worker.info.worker_id(),
-               worker.info.slots(),
-               LogSafe(PlatformString(request.platform())));
-  registered_slots_ += worker.info.slots();
-  workers_[worker.info.worker_id()] = std::move(worker);
   response.set_report_interval_ms(absl::ToInt64Milliseconds(ReportInterval()));
+  spdlog::info("worker {} registered: {} slots, {}", worker->info.worker_id(),
+               worker->info.slots(),
+               LogSafe(PlatformString(request.platform())));
   return response;
 }
 
@@ -720,12 +653,12 @@ void Coordinator::Answer(PullAnswer answer, v1::PullWorkResponse response) {
 
 bool Coordinator::ServePull(const std::string& worker_id, int free_slots,
                             v1::PullWorkResponse& response) {
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end()) {
+  Worker* found = fleet_.Find(worker_id);
+  if (found == nullptr) {
     response.set_unknown_worker(true);
     return true;
   }
-  Worker& worker = it->second;
+  Worker& worker = *found;
   worker.last_seen = Steady();
   if (shutting_down_) return true;
   if (!HasWorkFor(worker)) return false;
@@ -750,17 +683,17 @@ void Coordinator::ServeWaitingPulls() {
   const bool queued =
       std::any_of(suites_.begin(), suites_.end(),
                   [](const auto& entry) { return entry.second->queued > 0; });
-  for (auto it = waiting_pulls_.begin(); it != waiting_pulls_.end();) {
-    v1::PullWorkResponse response;
-    // Without queued work only the unknown and the shutdown are answered.
-    if ((queued || shutting_down_ || !workers_.count(it->second.worker_id)) &&
-        ServePull(it->second.worker_id, it->second.free_slots, response)) {
-      Answer(std::move(it->second.answer), std::move(response));
-      it = waiting_pulls_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  fleet_.Serve(
+      [&](Fleet::WaitingPull& pull) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        v1::PullWorkResponse response;
+        // Without queued work only the unknown are answered.
+        if ((!queued && fleet_.Find(pull.worker_id) != nullptr) ||
+            !ServePull(pull.worker_id, pull.free_slots, response)) {
+          return false;
+        }
+        Answer(std::move(pull.answer), std::move(response));
+        return true;
+      });
 }
 
 uint64_t Coordinator::PullWork(const v1::PullWorkRequest& request,
@@ -776,39 +709,20 @@ uint64_t Coordinator::PullWork(const v1::PullWorkRequest& request,
   // forgotten.
   const absl::Duration wait = std::min(absl::Milliseconds(request.wait_ms()),
                                        options_.worker_timeout / 2);
-  const uint64_t id = next_pull_id_++;
-  const absl::Time deadline = Steady() + wait;
-  earliest_pull_deadline_ = std::min(earliest_pull_deadline_, deadline);
-  waiting_pulls_[id] = {request.worker_id(), request.free_slots(), deadline,
-                        std::move(answer)};
-  return id;
+  return fleet_.Wait({request.worker_id(), request.free_slots(),
+                      Steady() + wait, std::move(answer)});
 }
 
 void Coordinator::AbandonPull(uint64_t pull_id) {
   Locked lock(this);
-  auto it = waiting_pulls_.find(pull_id);
-  if (it == waiting_pulls_.end()) return;
-  Answer(std::move(it->second.answer), v1::PullWorkResponse());
-  waiting_pulls_.erase(it);
+  if (PullAnswer answer = fleet_.StopWaiting(pull_id))
+    Answer(std::move(answer), v1::PullWorkResponse());
 }
 
 void Coordinator::ExpirePulls() {
   Locked lock(this);
-  const absl::Time now = Steady();
-  if (now < earliest_pull_deadline_) return;  // the usual tick: nothing due
-  earliest_pull_deadline_ = absl::InfiniteFuture();
-  for (auto it = waiting_pulls_.begin(); it != waiting_pulls_.end();) {
-    if (it->second.deadline > now) {
-      earliest_pull_deadline_ =
-          std::min(earliest_pull_deadline_, it->second.deadline);
-      ++it;
-      continue;
-    }
-    auto worker = workers_.find(it->second.worker_id);
-    if (worker != workers_.end()) worker->second.last_seen = now;
-    Answer(std::move(it->second.answer), v1::PullWorkResponse());
-    it = waiting_pulls_.erase(it);
-  }
+  for (PullAnswer& answer : fleet_.TakeExpired(Steady()))
+    Answer(std::move(answer), v1::PullWorkResponse());
 }
 
 v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {
@@ -966,11 +880,9 @@ void Coordinator::EndSuite(Suite& suite, v1::SuiteState state) {
 void Coordinator::ReleaseLease(const std::string& lease_id) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end()) return;
-  auto worker = workers_.find(it->second.worker_id);
-  if (worker != workers_.end()) {
-    worker->second.leases.erase(lease_id);
-    worker->second.info.set_busy_slots(
-        static_cast<int>(worker->second.leases.size()));
+  if (Worker* worker = fleet_.Find(it->second.worker_id)) {
+    worker->leases.erase(lease_id);
+    worker->info.set_busy_slots(static_cast<int>(worker->leases.size()));
   }
   leases_.erase(it);
 }
@@ -991,8 +903,8 @@ bool Coordinator::HeldBy(const Suite& suite, const v1::ReportedResult& reported,
 absl::Status Coordinator::CheckWorkerOwner(const std::string& worker_id,
                                            const std::string& owner) {
   Locked lock(this);
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end() || it->second.info.owner() == owner) {
+  const Worker* worker = fleet_.Find(worker_id);
+  if (worker == nullptr || worker->info.owner() == owner) {
     return absl::OkStatus();
   }
   return absl::PermissionDeniedError(
@@ -1098,11 +1010,11 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
   Writes writes;
   {
     Locked lock(this);
-    auto worker = workers_.find(request.worker_id());
-    if (worker != workers_.end()) worker->second.last_seen = Steady();
+    Worker* worker = fleet_.Find(request.worker_id());
+    if (worker != nullptr) worker->last_seen = Steady();
     for (const v1::ReportedResult& reported : request.results()) {
       auto suite = suites_.find(reported.suite_id());
-      if (worker == workers_.end() || suite == suites_.end() ||
+      if (worker == nullptr || suite == suites_.end() ||
           !HeldBy(*suite->second, reported, request.worker_id())) {
         spdlog::warn(
             "worker {} reported test {} of suite {} under lease {}, which it "
@@ -1131,7 +1043,7 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
           Accept(*suite->second, lease_ptr, std::move(result));
       if (accepted) {
         response.set_accepted(response.accepted() + 1);
-        worker->second.info.set_tests_run(worker->second.info.tests_run() + 1);
+        worker->info.set_tests_run(worker->info.tests_run() + 1);
       } else {
         response.set_ignored(response.ignored() + 1);
       }
@@ -1141,8 +1053,8 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     }
     // Told at once, not at the next heartbeat: the worker stops within the
     // test it is running (--fail-fast) and caches nothing cancelled.
-    if (worker != workers_.end())
-      TellCancelled(worker->second, *response.mutable_cancelled_lease_ids());
+    if (worker != nullptr)
+      TellCancelled(*worker, *response.mutable_cancelled_lease_ids());
     TakeWrites(writes);
   }
   // Acknowledged only once durable; the worker retries otherwise, and its
@@ -1160,12 +1072,12 @@ v1::HeartbeatResponse Coordinator::Heartbeat(
     const v1::HeartbeatRequest& request) {
   v1::HeartbeatResponse response;
   Locked lock(this);
-  auto it = workers_.find(request.worker_id());
-  if (it == workers_.end()) {
+  Worker* found = fleet_.Find(request.worker_id());
+  if (found == nullptr) {
     response.set_unknown_worker(true);
     return response;
   }
-  Worker& worker = it->second;
+  Worker& worker = *found;
   worker.last_seen = Steady();
   worker.info.set_last_heartbeat_unix_ms(absl::ToUnixMillis(Now()));
   // Bounded: a rogue worker's figures steer placement, not arithmetic.
@@ -1233,26 +1145,21 @@ void Coordinator::ExpireLeases() {
 void Coordinator::ExpireLeasesLocked() {
   const absl::Time now = Steady();
   std::vector<std::string> expired;
-  bool forgot = false;
   for (const auto& [id, lease] : leases_) {
     if (lease.deadline < now) expired.push_back(id);
   }
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    if (it->second.last_seen + options_.worker_timeout < now) {
-      spdlog::warn("worker {} silent for {}; forgetting it", it->first,
-                   absl::FormatDuration(now - it->second.last_seen));
-      for (const auto& [lease_id, cancelled] : it->second.leases)
-        expired.push_back(lease_id);
-      registered_slots_ -= it->second.info.slots();
-      it = workers_.erase(it);
-      forgot = true;
-    } else {
-      ++it;
-    }
+  const std::vector<Worker> forgotten =
+      fleet_.ForgetSilent(now - options_.worker_timeout);
+  for (const Worker& worker : forgotten) {
+    spdlog::warn("worker {} silent for {}; forgetting it",
+                 worker.info.worker_id(),
+                 absl::FormatDuration(now - worker.last_seen));
+    for (const auto& [lease_id, cancelled] : worker.leases)
+      expired.push_back(lease_id);
   }
   for (const std::string& id : expired) ExpireLease(id);
   // Their tests are queued again; a forgotten worker's pulls are told so.
-  if (!expired.empty() || forgot) ServeWaitingPulls();
+  if (!expired.empty() || !forgotten.empty()) ServeWaitingPulls();
 }
 
 absl::StatusOr<int> Coordinator::Cancel(const std::string& suite_id,
@@ -1288,8 +1195,8 @@ int Coordinator::CancelRest(Suite& suite, const std::string& reason) {
   for (auto& [lease_id, lease] : leases_) {
     if (lease.suite_id != suite.id) continue;
     if (!lease.outstanding.empty()) running.insert(lease.outstanding.front());
-    auto worker = workers_.find(lease.worker_id);
-    if (worker != workers_.end()) worker->second.leases[lease_id] = true;
+    if (Worker* worker = fleet_.Find(lease.worker_id))
+      worker->leases[lease_id] = true;
   }
   // Collected first: the last Finish ends the suite.
   std::vector<int> unfinished;

@@ -16,6 +16,8 @@
 #include "cache/result_cache.h"
 #include "common/clock.h"
 #include "common/security.h"
+#include "coordinator/fleet.h"
+#include "coordinator/group_commit.h"
 #include "coordinator/metrics.h"
 #include "coordinator/store.h"
 #include "testfleet/v1/services.pb.h"
@@ -170,7 +172,7 @@ class Coordinator {
   CoordinatorSnapshot Snapshot();
   /// How a pull is answered: exactly once, never under the coordinator's
   /// lock, maybe on another caller's thread.
-  using PullAnswer = std::function<void(v1::PullWorkResponse)>;
+  using PullAnswer = Fleet::PullAnswer;
   /// Answers at once with shards when work is queued for the worker (or
   /// when the request waits for none); otherwise the pull waits, holding no
   /// thread, until work arrives, its wait_ms passes (ExpirePulls),
@@ -264,34 +266,24 @@ class Coordinator {
     // result (a slot runs a shard's tests in order).
     int64_t current_since_unix_ms = 0;
   };
-  struct Worker {
-    v1::WorkerInfo info;
-    absl::Time last_seen;                // steady clock
-    std::map<std::string, bool> leases;  // lease id -> cancelled
-  };
+  using Worker = Fleet::Worker;
   // What a call changed that the store must hold, written by Commit after
   // the lock is released: no I/O under mu_. Commits are written in the order
-  // their tickets were taken, so a later history never lands under an
-  // earlier one.
-  //
-  // Commits waiting together are written together (group commit): one
-  // synced write for all the reports that arrived while the last was
-  // written, not one each.
+  // their tickets were taken (GroupCommit), so a later history never lands
+  // under an earlier one, and those waiting together are written as one.
   struct Writes {
     uint64_t ticket = 0;
     std::vector<CoordinatorStore::FinishedTest> finished;
     CoordinatorStore::PendingRuns runs;
     std::vector<std::shared_ptr<const v1::SuiteReport>> reports;
-    // Set by the commit that wrote them (this call's or another's).
-    bool written = false;
-    absl::Status runs_saved;
-    absl::Status finished_saved;
+    // Set by the group that wrote them (this call's or another's).
+    absl::Status results_saved;  // histories and finished results, one write
     std::vector<bool> report_saved;
   };
   // Writes `group` (consecutive tickets) as one; fills in what was saved.
   // What failed to be saved is left in the first of the group.
   void WriteGroup(const std::vector<Writes*>& group)
-      ABSL_LOCKS_EXCLUDED(mu_, commit_mu_);
+      ABSL_LOCKS_EXCLUDED(mu_, store_health_mu_);
 
   absl::Time Now() const { return options_.clock->Now(); }
   absl::Time Steady() const { return options_.clock->Steady(); }
@@ -341,14 +333,7 @@ class Coordinator {
   void Analyze(Suite& suite, const Test& test, const v1::TestHistory& history)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteStoreWrite(const absl::Status& status)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
-  // A pull waiting for work; the worker's connection holds it, no thread.
-  struct WaitingPull {
-    std::string worker_id;
-    int free_slots = 0;
-    absl::Time deadline;  // steady clock
-    PullAnswer answer;
-  };
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(store_health_mu_);
   // Holds mu_; on release, delivers the pull answers staged meanwhile
   // (outside the lock: an answer finishes an RPC).
   class ABSL_SCOPED_LOCKABLE Locked {
@@ -388,7 +373,10 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int TotalSlots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// How long workers gather passing results before reporting them.
-  absl::Duration ReportInterval() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration ReportInterval() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return fleet_.ReportInterval(options_.fleet_reports_per_second,
+                                 options_.lease / 6);
+  }
   /// Records a test's final result and ends the suite when it was the last.
   void Finish(Suite& suite, int index, v1::TestResult result, bool persist)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -430,15 +418,10 @@ class Coordinator {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::string dashboard_url_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::unique_ptr<Suite>> suites_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
-  int64_t registered_slots_ ABSL_GUARDED_BY(mu_) = 0;  // of all workers_
-  std::map<uint64_t, WaitingPull> waiting_pulls_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_pull_id_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::Time earliest_pull_deadline_ ABSL_GUARDED_BY(mu_) =
-      absl::InfiniteFuture();
+  Fleet fleet_ ABSL_GUARDED_BY(mu_){options_.max_workers,
+                                    options_.max_worker_slots};
   // Served pulls, answered when the lock is released (Locked).
   std::vector<std::pair<PullAnswer, v1::PullWorkResponse>> answers_
       ABSL_GUARDED_BY(mu_);
@@ -453,11 +436,10 @@ class Coordinator {
   std::map<std::string, uint64_t> run_tickets_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> dirty_runs_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::Mutex commit_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  uint64_t committed_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  std::map<uint64_t, Writes*> waiting_commits_ ABSL_GUARDED_BY(commit_mu_);
-  bool committing_ ABSL_GUARDED_BY(commit_mu_) = false;
-  bool store_failing_ ABSL_GUARDED_BY(commit_mu_) = false;
+  GroupCommit<Writes> committer_{
+      [this](const std::vector<Writes*>& group) { WriteGroup(group); }};
+  absl::Mutex store_health_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  bool store_failing_ ABSL_GUARDED_BY(store_health_mu_) = false;
 };
 
 }  // namespace testfleet

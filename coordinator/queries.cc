@@ -303,7 +303,7 @@ CoordinatorSnapshot Coordinator::Snapshot() {
     snapshot.queued_expected_ms += suite->queued_expected_ms;
     snapshot.running_expected_ms += suite->leased_expected_ms;
   }
-  for (const auto& [id, worker] : workers_) {
+  for (const auto& [id, worker] : fleet_.workers()) {
     ++snapshot.workers;
     snapshot.slots += worker.info.slots();
     snapshot.free_slots +=
@@ -315,7 +315,7 @@ CoordinatorSnapshot Coordinator::Snapshot() {
 v1::ListWorkersResponse Coordinator::ListWorkers() {
   absl::MutexLock lock(&mu_);
   v1::ListWorkersResponse response;
-  for (const auto& [id, worker] : workers_) {
+  for (const auto& [id, worker] : fleet_.workers()) {
     v1::WorkerInfo& info = *response.add_workers();
     info = worker.info;
     for (const auto& [lease_id, cancelled] : worker.leases) {

@@ -262,12 +262,21 @@ const v1::TestHistory& CoordinatorStore::StageRun(
 }
 
 absl::Status CoordinatorStore::WriteRuns(PendingRuns& pending) {
-  if (pending.histories.empty()) return absl::OkStatus();
+  return SaveResults(pending, {});
+}
+
+absl::Status CoordinatorStore::SaveResults(
+    PendingRuns& pending, const std::vector<FinishedTest>& finished) {
+  if (pending.histories.empty() && finished.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
   for (const auto& [key, history] : pending.histories) {
     batch.Put(key, history.SerializeAsString());
   }
   pending.histories.clear();
+  for (const FinishedTest& test : finished) {
+    batch.Put(handles_[2], FinishedKey(test.suite_id, test.index),
+              test.result.SerializeAsString());
+  }
   return Write(batch);
 }
 
@@ -341,13 +350,8 @@ absl::Status CoordinatorStore::SaveRunningSuite(const v1::RunningSuite& suite) {
 
 absl::Status CoordinatorStore::SaveFinished(
     const std::vector<FinishedTest>& finished) {
-  if (finished.empty()) return absl::OkStatus();
-  rocksdb::WriteBatch batch;
-  for (const FinishedTest& test : finished) {
-    batch.Put(handles_[2], FinishedKey(test.suite_id, test.index),
-              test.result.SerializeAsString());
-  }
-  return Write(batch);
+  PendingRuns none;
+  return SaveResults(none, finished);
 }
 
 absl::Status CoordinatorStore::EndRunningSuite(const std::string& suite_id) {

@@ -119,6 +119,9 @@ class CoordinatorStore {
   absl::Status SaveRunningSuite(const v1::RunningSuite& suite);
   /// One write for all: a report is acknowledged only once this returns.
   absl::Status SaveFinished(const std::vector<FinishedTest>& finished);
+  /// WriteRuns and SaveFinished in one synced write (clears `pending`).
+  absl::Status SaveResults(PendingRuns& pending,
+                           const std::vector<FinishedTest>& finished);
   /// Drops a suite's running state (its report is saved by then).
   absl::Status EndRunningSuite(const std::string& suite_id);
   absl::StatusOr<std::vector<RecoveredSuite>> LoadRunningSuites() const;
