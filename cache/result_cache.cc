@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cache/db_options.h"
+#include "cache/result_cache_format.h"
 #include "common/digest.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
@@ -27,63 +28,21 @@ namespace testfleet {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr char kValueMagic[4] = {'T', 'F', 'C', '2'};
-// Below this many keys a batch is read in one piece.
-constexpr size_t kKeysPerFetchChunk = 256;
-
-constexpr size_t kValueHeader = 24;  // magic, crc32, expires_ms, stored_ms
-constexpr char kFormatMarkerKey[] = "\0testfleet-cache-format";
-constexpr size_t kFormatMarkerKeySize = sizeof(kFormatMarkerKey) - 1;
-constexpr char kFormatVersion[] = "2";
-// "1" while closed cleanly: the meta column family then describes every
-// value. Set to "0" at open, so a crash makes the next open rebuild the index
-// from the values themselves.
-constexpr char kCleanMarkerKey[] = "\0testfleet-cache-clean";
-constexpr size_t kCleanMarkerKeySize = sizeof(kCleanMarkerKey) - 1;
-constexpr size_t kMetaSize = 24;  // bytes, access_ms, expires_ms
-
-void PutInt64(char* out, int64_t value) {
-  auto v = static_cast<uint64_t>(value);
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
-void PutUint32(char* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
-uint32_t GetUint32(const char* in) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
-  return v;
-}
-
-int64_t GetInt64(const char* in) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[i]);
-  return static_cast<int64_t>(v);
-}
-
-// XXH3 (the checksum RocksDB itself prefers): a tenth of zlib's crc32 cost
-// on a 1 KiB value.
-uint32_t Checksum(const char* data, size_t size) {
-  return static_cast<uint32_t>(XXH3_64bits(data, size));
-}
-
-std::string EncodeMeta(int64_t bytes, int64_t access_ms, int64_t expires_ms) {
-  std::string meta(kMetaSize, '\0');
-  PutInt64(&meta[0], bytes);
-  PutInt64(&meta[8], access_ms);
-  PutInt64(&meta[16], expires_ms);
-  return meta;
-}
-
-rocksdb::Slice AsSlice(const std::array<char, 32>& key) {
-  return rocksdb::Slice(key.data(), key.size());
-}
-rocksdb::Slice AsSlice(const std::array<char, 33>& key) {
-  return rocksdb::Slice(key.data(), key.size());
-}
+using result_cache_format::AsSlice;
+using result_cache_format::Checksum;
+using result_cache_format::GetUint32;
+using result_cache_format::kCleanMarkerKey;
+using result_cache_format::kCleanMarkerKeySize;
+using result_cache_format::kFormatMarkerKey;
+using result_cache_format::kFormatMarkerKeySize;
+using result_cache_format::kFormatVersion;
+using result_cache_format::kKeysPerFetchChunk;
+using result_cache_format::kMetaSize;
+using result_cache_format::kValueHeader;
+using result_cache_format::kValueMagic;
+using result_cache_format::MetaKey;
+using result_cache_format::PutInt64;
+using result_cache_format::PutUint32;
 
 }  // namespace
 
@@ -92,12 +51,6 @@ ResultCache::IndexKey ResultCache::MakeIndexKey(char kind, const RawKey& hash) {
   key[0] = kind;
   std::memcpy(key.data() + 1, hash.data(), hash.size());
   return key;
-}
-
-// The meta column family's key of an entry: a result's is its bare hash (as
-// before blobs existed), the others' their index key.
-static rocksdb::Slice MetaKey(const std::array<char, 33>& key) {
-  return key[0] == 'r' ? rocksdb::Slice(key.data() + 1, 32) : AsSlice(key);
 }
 
 // Its value, its metadata and two keys.
@@ -239,233 +192,6 @@ absl::StatusOr<ResultCache::RawKey> ResultCache::ParseKey(
 
 int64_t ResultCache::NowMs() const {
   return absl::ToUnixMillis(options_.clock->Now());
-}
-
-absl::Status ResultCache::LoadIndex() {
-  std::vector<IndexRecord> records;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    rocksdb::Slice key = it->key();
-    rocksdb::Slice value = it->value();
-    IndexRecord record;
-    if (key.size() == sizeof(RawKey)) {
-      record.key[0] = kResultKind;
-      std::memcpy(record.key.data() + 1, key.data(), sizeof(RawKey));
-    } else if (key.size() == sizeof(IndexKey) && key[0] == kActionKind) {
-      std::memcpy(record.key.data(), key.data(), sizeof(IndexKey));
-    } else {
-      continue;  // blobs: LoadBlobIndex
-    }
-    if (value.size() != kMetaSize) continue;
-    record.bytes = GetInt64(value.data());
-    record.access_ms = GetInt64(value.data() + 8);
-    record.expires_ms = GetInt64(value.data() + 16);
-    records.push_back(record);
-  }
-  if (!it->status().ok()) return CacheDirError(it->status(), options_.dir);
-  RETURN_IF_ERROR(LoadBlobIndex(&records));
-  return InstallIndex(std::move(records), /*persist=*/false);
-}
-
-absl::Status ResultCache::RebuildIndex() {
-  const absl::Time started = absl::Now();
-  // Access times the metadata already had; new entries' come from the value.
-  absl::flat_hash_map<IndexKey, int64_t> access;
-  std::unique_ptr<rocksdb::Iterator> meta(
-      db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
-  for (meta->SeekToFirst(); meta->Valid(); meta->Next()) {
-    rocksdb::Slice key = meta->key();
-    if (meta->value().size() != kMetaSize) continue;
-    IndexKey index_key;
-    if (key.size() == sizeof(RawKey)) {
-      index_key[0] = kResultKind;
-      std::memcpy(index_key.data() + 1, key.data(), sizeof(RawKey));
-    } else if (key.size() == sizeof(IndexKey) && key[0] == kActionKind) {
-      std::memcpy(index_key.data(), key.data(), sizeof(IndexKey));
-    } else {
-      continue;
-    }
-    access[index_key] = GetInt64(meta->value().data() + 8);
-  }
-  // Results and action results are rebuilt from their values; blobs from
-  // their metadata, which is written with a blob's last chunk.
-  std::vector<IndexRecord> records;
-  for (char kind : {kResultKind, kActionKind}) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(
-        rocksdb::ReadOptions(), handles_[kind == kResultKind ? 0 : 3]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      rocksdb::Slice key = it->key();
-      rocksdb::Slice value = it->value();
-      // Anything malformed is kept out of the index; a lookup never sees it
-      // and eviction of its neighbours will not count it.
-      if (key.size() != sizeof(RawKey) || value.size() < kValueHeader) continue;
-      IndexRecord record;
-      record.key[0] = kind;
-      std::memcpy(record.key.data() + 1, key.data(), sizeof(RawKey));
-      record.bytes = EntryBytes(value.size());
-      record.expires_ms = GetInt64(value.data() + 8);
-      auto known = access.find(record.key);
-      record.access_ms =
-          known != access.end() ? known->second : GetInt64(value.data() + 16);
-      records.push_back(record);
-    }
-    if (!it->status().ok()) return CacheDirError(it->status(), options_.dir);
-  }
-  RETURN_IF_ERROR(LoadBlobIndex(&records));
-  RETURN_IF_ERROR(RemoveOrphanChunks(records));
-  spdlog::warn(
-      "result cache {} was not closed cleanly; rebuilt its index of {} entries "
-      "in {}",
-      options_.dir, records.size(),
-      absl::FormatDuration(absl::Now() - started));
-  return InstallIndex(std::move(records), /*persist=*/true);
-}
-
-absl::Status ResultCache::InstallIndex(std::vector<IndexRecord> records,
-                                       bool persist) {
-  const int64_t now = NowMs();
-  std::vector<DiskKey> expired;
-  std::sort(records.begin(), records.end(),
-            [](const IndexRecord& a, const IndexRecord& b) {
-              return a.access_ms < b.access_ms;
-            });
-  {
-    absl::MutexLock lock(&mu_);
-    index_.reserve(records.size());
-    for (const IndexRecord& record : records) {
-      if (record.expires_ms <= now) {
-        expired.push_back({record.key, record.blob_size, record.generation});
-        continue;
-      }
-      Entry& entry = InsertLocked(record.key, record.bytes, record.access_ms,
-                                  record.expires_ms);
-      entry.blob_size = record.blob_size;
-      entry.generation = record.generation;
-      if (persist) {
-        entry.access_dirty = true;
-        dirty_access_.push_back(record.key);
-      }
-    }
-    counters_.set_expirations(static_cast<int64_t>(expired.size()));
-  }
-  RETURN_IF_ERROR(DeleteFromDisk(expired));
-  if (persist) return FlushMetadata().status();
-  return absl::OkStatus();
-}
-
-void ResultCache::Unlink(Entry* entry) {
-  if (!entry->linked) return;
-  if (entry->newer) entry->newer->older = entry->older;
-  if (entry->older) entry->older->newer = entry->newer;
-  if (newest_ == entry) newest_ = entry->older;
-  if (oldest_ == entry) oldest_ = entry->newer;
-  entry->newer = entry->older = nullptr;
-  entry->linked = false;
-  --linked_;
-}
-
-void ResultCache::PushNewest(Entry* entry) {
-  entry->older = newest_;
-  entry->newer = nullptr;
-  if (newest_) newest_->newer = entry;
-  newest_ = entry;
-  if (oldest_ == nullptr) oldest_ = entry;
-  entry->linked = true;
-  ++linked_;
-}
-
-v1::CacheKindStats& ResultCache::KindStats(char kind) {
-  return kind == kBlobKind     ? blob_stats_
-         : kind == kActionKind ? action_stats_
-                               : result_totals_;
-}
-
-void ResultCache::Account(const Entry& entry, int sign) {
-  total_bytes_ += sign * entry.bytes;
-  v1::CacheKindStats& kind = KindStats((*entry.key)[0]);
-  kind.set_bytes(kind.bytes() + sign * entry.bytes);
-  kind.set_entries(kind.entries() + sign);
-}
-
-ResultCache::Entry& ResultCache::InsertLocked(const IndexKey& key,
-                                              int64_t bytes, int64_t now_ms,
-                                              int64_t expires_ms) {
-  auto [slot, inserted] = index_.try_emplace(key);
-  Entry& entry = slot->second;
-  if (!inserted) {
-    Unlink(&entry);
-    Account(entry, -1);
-  }
-  entry.key = &slot->first;
-  entry.bytes = bytes;
-  entry.access_ms = now_ms;
-  entry.stored_access_ms = now_ms;
-  entry.expires_ms = expires_ms;
-  // A replaced pinned entry stays pinned (and off the LRU list).
-  if (entry.pins == 0) PushNewest(&entry);
-  Account(entry, 1);
-  return entry;
-}
-
-ResultCache::DiskKey ResultCache::EraseLocked(const IndexKey& key) {
-  DiskKey disk_key{key};
-  auto it = index_.find(key);
-  if (it == index_.end()) return disk_key;
-  Unlink(&it->second);
-  Account(it->second, -1);
-  disk_key.blob_size = it->second.blob_size;
-  disk_key.generation = it->second.generation;
-  index_.erase(it);
-  return disk_key;
-}
-
-ResultCache::Entry* ResultCache::UseLocked(const IndexKey& key, int64_t now_ms,
-                                           std::vector<DiskKey>* expired) {
-  auto it = index_.find(key);
-  if (it == index_.end()) return nullptr;
-  Entry& entry = it->second;
-  if (entry.expires_ms <= now_ms && entry.pins == 0) {
-    expired->push_back(EraseLocked(key));
-    v1::CacheKindStats& kind = KindStats(key[0]);
-    if (key[0] == kResultKind) {
-      counters_.set_expirations(counters_.expirations() + 1);
-    } else {
-      kind.set_expirations(kind.expirations() + 1);
-    }
-    return nullptr;
-  }
-  if (entry.pins == 0) {
-    Unlink(&entry);
-    PushNewest(&entry);
-  }
-  entry.access_ms = now_ms;
-  // A result is valid for the TTL after it was stored; blobs and action
-  // results live for the TTL after their last use.
-  if (key[0] != kResultKind)
-    entry.expires_ms = now_ms + absl::ToInt64Milliseconds(options_.ttl);
-  if (!entry.access_dirty &&
-      now_ms - entry.stored_access_ms >=
-          absl::ToInt64Milliseconds(options_.recency_granularity)) {
-    entry.access_dirty = true;
-    dirty_access_.push_back(key);
-  }
-  return &entry;
-}
-
-std::vector<ResultCache::DiskKey> ResultCache::EvictLocked(size_t spared) {
-  std::vector<DiskKey> victims;
-  while (total_bytes_ > options_.max_bytes && linked_ > spared) {
-    const char kind = (*oldest_->key)[0];
-    victims.push_back(EraseLocked(*oldest_->key));
-    if (kind == kResultKind) {
-      counters_.set_evictions(counters_.evictions() + 1);
-    } else {
-      v1::CacheKindStats& stats = KindStats(kind);
-      stats.set_evictions(stats.evictions() + 1);
-    }
-  }
-  return victims;
 }
 
 absl::Status ResultCache::DeleteFromDisk(absl::Span<const DiskKey> keys) {
@@ -742,150 +468,6 @@ absl::Status ResultCache::Store(const std::vector<Encoded>& entries,
   RETURN_IF_ERROR(DeleteFromDisk(victims));
   if (flush_due) return FlushMetadata().status();
   return absl::OkStatus();
-}
-
-absl::StatusOr<int64_t> ResultCache::SweepExpired() {
-  std::vector<DiskKey> expired;
-  const int64_t now = NowMs();
-  {
-    absl::MutexLock lock(&mu_);
-    std::vector<IndexKey> keys;
-    for (const auto& [key, entry] : index_) {
-      if (entry.expires_ms <= now && entry.pins == 0) keys.push_back(key);
-    }
-    for (const IndexKey& key : keys) {
-      expired.push_back(EraseLocked(key));
-      if (key[0] == kResultKind) {
-        counters_.set_expirations(counters_.expirations() + 1);
-      } else {
-        v1::CacheKindStats& kind = KindStats(key[0]);
-        kind.set_expirations(kind.expirations() + 1);
-      }
-    }
-  }
-  RETURN_IF_ERROR(DeleteFromDisk(expired));
-  return static_cast<int64_t>(expired.size());
-}
-
-absl::StatusOr<int64_t> ResultCache::PurgeWriter(const std::string& writer) {
-  std::vector<RawKey> written;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    rocksdb::Slice value = it->value();
-    v1::CachedResult entry;
-    if (it->key().size() != sizeof(RawKey) || value.size() < kValueHeader ||
-        !entry.ParseFromArray(value.data() + kValueHeader,
-                              static_cast<int>(value.size() - kValueHeader)) ||
-        entry.writer() != writer) {
-      continue;
-    }
-    RawKey key;
-    std::memcpy(key.data(), it->key().data(), sizeof(RawKey));
-    written.push_back(key);
-  }
-  if (!it->status().ok()) return CacheDirError(it->status(), options_.dir);
-  {
-    absl::MutexLock lock(&mu_);
-    for (const RawKey& key : written)
-      EraseLocked(MakeIndexKey(kResultKind, key));
-  }
-  RETURN_IF_ERROR(DeleteResults(written));
-  spdlog::info("result cache {}: removed {} entries written by {}",
-               options_.dir, written.size(), writer);
-  return static_cast<int64_t>(written.size());
-}
-
-absl::StatusOr<int64_t> ResultCache::ScrubDamaged() {
-  std::vector<RawKey> keys;
-  {
-    absl::MutexLock lock(&mu_);
-    keys.reserve(index_.size());
-    for (const auto& [key, entry] : index_) {
-      if (key[0] != kResultKind) continue;  // blobs are checked as read
-      RawKey& hash = keys.emplace_back();
-      std::memcpy(hash.data(), key.data() + 1, hash.size());
-    }
-  }
-  int64_t damaged = 0;
-  std::vector<size_t> chunk;
-  std::vector<std::optional<v1::CachedResult>> values(keys.size());
-  for (size_t begin = 0; begin < keys.size(); begin += kKeysPerFetchChunk) {
-    const size_t end = std::min(keys.size(), begin + kKeysPerFetchChunk);
-    chunk.clear();
-    for (size_t i = begin; i < end; ++i) chunk.push_back(i);
-    FetchOutcome outcome = Fetch(keys, chunk, absl::MakeSpan(values));
-    for (size_t i = begin; i < end; ++i) values[i].reset();  // read, not kept
-    RETURN_IF_ERROR(outcome.error);
-    if (outcome.lost.empty()) continue;
-    {
-      absl::MutexLock lock(&mu_);
-      for (const RawKey& key : outcome.lost)
-        EraseLocked(MakeIndexKey(kResultKind, key));
-      counters_.set_corrupt(counters_.corrupt() + outcome.corrupt);
-    }
-    damaged += outcome.corrupt;
-    RETURN_IF_ERROR(DeleteResults(outcome.lost));
-  }
-  return damaged;
-}
-
-absl::StatusOr<v1::CacheGcResponse> ResultCache::Gc(const std::string& writer) {
-  v1::CacheGcResponse response;
-  ASSIGN_OR_RETURN(int64_t removed, SweepExpired());
-  response.set_expired_removed(removed);
-  ASSIGN_OR_RETURN(int64_t damaged, ScrubDamaged());
-  response.set_corrupt_removed(damaged);
-  if (!writer.empty()) {
-    ASSIGN_OR_RETURN(int64_t purged, PurgeWriter(writer));
-    response.set_writer_removed(purged);
-  }
-  *response.mutable_stats() = Stats();
-  return response;
-}
-
-absl::StatusOr<int64_t> ResultCache::FlushMetadata() {
-  rocksdb::WriteBatch batch;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const IndexKey& key : dirty_access_) {
-      auto it = index_.find(key);
-      if (it == index_.end() || !it->second.access_dirty) continue;
-      Entry& entry = it->second;
-      entry.access_dirty = false;
-      entry.stored_access_ms = entry.access_ms;
-      batch.Put(handles_[1], MetaKey(key),
-                key[0] == kBlobKind ? EncodeBlobMeta(entry)
-                                    : EncodeMeta(entry.bytes, entry.access_ms,
-                                                 entry.expires_ms));
-    }
-    dirty_access_.clear();
-  }
-  if (batch.Count() == 0) return 0;
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return CacheDirError(s, options_.dir);
-  return static_cast<int64_t>(batch.Count());
-}
-
-v1::CacheStats ResultCache::Stats() const {
-  absl::MutexLock lock(&mu_);
-  v1::CacheStats stats = counters_;
-  stats.set_hits(hits_.load(std::memory_order_relaxed));
-  stats.set_bytes(total_bytes_);
-  stats.set_entries(static_cast<int64_t>(index_.size()));
-  stats.set_max_bytes(options_.max_bytes);
-  stats.set_ttl_ms(absl::ToInt64Milliseconds(options_.ttl));
-  v1::CacheKindStats& results = *stats.mutable_results();
-  results = result_totals_;
-  results.set_hits(stats.hits());
-  results.set_misses(stats.misses());
-  results.set_evictions(stats.evictions());
-  results.set_expirations(stats.expirations());
-  results.set_corrupt(stats.corrupt());
-  results.set_puts(stats.puts());
-  *stats.mutable_blobs() = blob_stats_;
-  *stats.mutable_action_results() = action_stats_;
-  return stats;
 }
 
 }  // namespace testfleet
