@@ -9,21 +9,6 @@
 #include "coordctl/commands.h"
 
 namespace testfleet {
-using cli::CacheRoot;
-using cli::CallCoordinator;
-using cli::CodeFor;
-using cli::Connect;
-using cli::Connection;
-using cli::DetachOnInterrupt;
-using cli::Fail;
-using cli::Finish;
-using cli::kExitInfrastructure;
-using cli::kExitOk;
-using cli::kExitUsage;
-using cli::Ref;
-using cli::Remote;
-using cli::WatchToEnd;
-using cli::WriteReports;
 
 int CacheCommand(const std::string& operation, const std::string& address,
                  const std::string& writer) {

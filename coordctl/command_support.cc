@@ -21,7 +21,7 @@
 #include "report/reports.h"
 #include "spdlog/spdlog.h"
 
-namespace testfleet::cli {
+namespace testfleet {
 namespace {
 
 // The cases of each test's GoogleTest XML report (an output the importers
@@ -231,4 +231,4 @@ int CodeFor(const absl::Status& status) {
              ? kExitUsage
              : kExitInfrastructure;
 }
-}  // namespace testfleet::cli
+}  // namespace testfleet

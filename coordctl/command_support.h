@@ -12,7 +12,7 @@
 #include "coordinator/server.h"
 #include "testfleet/v1/services.grpc.pb.h"
 
-namespace testfleet::cli {
+namespace testfleet {
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 2;
@@ -75,4 +75,4 @@ int Finish(const v1::SuiteReport& report, const ReportOutputs& outputs,
 void DetachOnInterrupt(const std::string& suite_id,
                        const std::string& coordinator);
 
-}  // namespace testfleet::cli
+}  // namespace testfleet

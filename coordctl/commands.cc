@@ -35,22 +35,6 @@
 #include "worker/worker.h"
 
 namespace testfleet {
-using cli::CacheRoot;
-using cli::CallCoordinator;
-using cli::CodeFor;
-using cli::Connect;
-using cli::Connection;
-using cli::DetachOnInterrupt;
-using cli::Fail;
-using cli::Finish;
-using cli::kExitInfrastructure;
-using cli::kExitOk;
-using cli::kExitUsage;
-using cli::Ref;
-using cli::Remote;
-using cli::WatchToEnd;
-using cli::WriteReports;
-
 namespace {
 
 // relative to `suite_dir`.

@@ -13,21 +13,6 @@
 #include "testfleet/v1/services.grpc.pb.h"
 
 namespace testfleet {
-using cli::CacheRoot;
-using cli::CallCoordinator;
-using cli::CodeFor;
-using cli::Connect;
-using cli::Connection;
-using cli::DetachOnInterrupt;
-using cli::Fail;
-using cli::Finish;
-using cli::kExitInfrastructure;
-using cli::kExitOk;
-using cli::kExitUsage;
-using cli::Ref;
-using cli::Remote;
-using cli::WatchToEnd;
-using cli::WriteReports;
 
 int StatusCommand(const std::string& suite_id, const std::string& coordinator) {
   v1::SuiteProgress progress;
