@@ -35,6 +35,10 @@ std::string SuiteStateName(v1::SuiteState state) {
 }
 
 nlohmann::json SummaryJson(const v1::SuiteSummary& summary) {
+  // From submission to the first failed result; null while none failed.
+  nlohmann::json first_failure_ms = nullptr;
+  if (summary.has_first_failure_ms())
+    first_failure_ms = summary.first_failure_ms();
   return {{"total", summary.total()},
           {"done", summary.done()},
           {"running", summary.running()},
@@ -47,7 +51,8 @@ nlohmann::json SummaryJson(const v1::SuiteSummary& summary) {
           {"errors", summary.errors()},
           {"cancelled", summary.cancelled()},
           {"skipped", summary.skipped()},
-          {"wall_ms", summary.wall_ms()}};
+          {"wall_ms", summary.wall_ms()},
+          {"first_failure_ms", first_failure_ms}};
 }
 
 nlohmann::json ProgressJson(const v1::SuiteProgress& progress) {

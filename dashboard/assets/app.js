@@ -154,7 +154,8 @@ function suitePage(suiteId) {
       h('div', { class: 'cards', id: 'counts' },
         ...[['done', s.done + ' / ' + s.total], ['running', s.running], ['passed', s.passed], ['failed', s.failed], ['cached', s.cached],
           ['flaky', s.flaky], ['workers busy', p.workers_busy], [p.state === 'running' || p.state === 'queued' ? 'ETA' : 'wall time',
-            p.state === 'running' || p.state === 'queued' ? ms(p.eta_ms) : ms(s.wall_ms)]]
+            p.state === 'running' || p.state === 'queued' ? ms(p.eta_ms) : ms(s.wall_ms)],
+          ...(s.first_failure_ms === null || s.first_failure_ms === undefined ? [] : [['first failure after', ms(s.first_failure_ms)]])]
           .map(([label, value]) => h('div', { class: 'card', 'data-count': label }, h('b', { text: value }), label))));
   }
   function renderChanges(list) {

@@ -172,6 +172,8 @@ TEST_F(DashboardTest, ShowsASuiteLiveFromQueuedToItsReport) {
   EXPECT_EQ(suite["state"], "finished");
   EXPECT_EQ(suite["feed"]["rows"], 6);
   EXPECT_EQ(suite["summary"]["failed"], 1);
+  ASSERT_TRUE(suite["summary"]["first_failure_ms"].is_number());
+  EXPECT_GE(suite["summary"]["first_failure_ms"].get<int64_t>(), 0);
 
   const HttpAnswer report =
       Fetch(port_, "GET", absl::StrCat("/suites/", id, "/report.html"));

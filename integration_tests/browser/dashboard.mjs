@@ -77,6 +77,8 @@ try {
   await page.waitForSelector('.failure pre');
   const failureText = await page.$eval('.failure pre', el => el.textContent);
   check(failureText.includes('boom'), `the failure shows "${failureText}", not its stderr`);
+  // When the first failure came, counted from the submission.
+  await page.waitForSelector('[data-count="first failure after"] b', { timeout });
   await page.waitForFunction(() => Number(document.querySelector('canvas.timeline')?.dataset.bars) > 0);
   measured.timeline_bars = await page.$eval('canvas.timeline', el => Number(el.dataset.bars));
   check(navigations === 0, `the suite page reloaded ${navigations} times`);
