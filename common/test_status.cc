@@ -21,4 +21,11 @@ std::string StatusName(v1::TestStatus status) {
   }
 }
 
+bool IsFailure(v1::TestStatus status) {
+  // An unset status is reported as "error" (StatusName): a failure too.
+  return status != v1::TEST_STATUS_PASSED &&
+         status != v1::TEST_STATUS_SKIPPED &&
+         status != v1::TEST_STATUS_CANCELLED;
+}
+
 }  // namespace testfleet

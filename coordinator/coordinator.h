@@ -1,7 +1,6 @@
 #pragma once
 
 #include <deque>
-#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -53,8 +52,8 @@ struct CoordinatorOptions {
   absl::Duration default_expected = absl::Seconds(1);
   /// Reports the whole fleet should send a second: workers are told to
   /// gather passing results for (workers / this) seconds (at most a sixth
-  /// of the lease; their own --report-interval if longer), so a fleet of
-  /// thousands does not make one call per result. 0: no advice.
+  /// of the lease; their own 20 ms if longer), so a fleet of thousands does
+  /// not make one call per result. 0: no advice.
   int fleet_reports_per_second = 1000;
   /// Within a priority, tests that failed recently go first, then those
   /// whose action key changed since they last passed; off: longest first.

@@ -67,13 +67,6 @@ std::string XmlEscape(const std::string& raw) {
   return out;
 }
 
-bool IsFailure(v1::TestStatus status) {
-  // An unset status is reported as "error" (StatusName): a failure too.
-  return status != v1::TEST_STATUS_PASSED &&
-         status != v1::TEST_STATUS_SKIPPED &&
-         status != v1::TEST_STATUS_CANCELLED;
-}
-
 int FailedCount(const v1::SuiteSummary& s) {
   return s.failed() + s.timed_out() + s.memory_exceeded() + s.errors();
 }

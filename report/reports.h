@@ -29,9 +29,6 @@ struct GtestCase {
 /// The cases of a GoogleTest XML report; none when it is not one.
 std::vector<GtestCase> ParseGtestXml(const std::string& xml);
 
-/// Failed, timed out, over memory or could not run (anything but passed,
-/// skipped or cancelled).
-bool IsFailure(v1::TestStatus status);
 /// How many tests of the summary are failures in that sense.
 int FailedCount(const v1::SuiteSummary& summary);
 

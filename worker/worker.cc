@@ -13,6 +13,7 @@
 #include "common/grpc_util.h"
 #include "common/platform.h"
 #include "common/spec_rules.h"
+#include "common/test_status.h"
 #include "common/text.h"
 #include "spdlog/spdlog.h"
 #include "worker/executor.h"
@@ -322,9 +323,7 @@ void Worker::RunShard(const std::shared_ptr<ActiveShard>& shared, Slot& slot) {
                    worker_id_, tests_done_);
       stopping_ = true;
     }
-    failure_pending_ =
-        failure_pending_ || (result.status() != v1::TEST_STATUS_PASSED &&
-                             result.status() != v1::TEST_STATUS_SKIPPED);
+    failure_pending_ = failure_pending_ || IsFailure(result.status());
     pending_.push_back(std::move(pending));
     changed_.SignalAll();
   }
