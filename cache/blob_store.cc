@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "cache/db_options.h"
 #include "cache/result_cache.h"
+#include "cache/result_cache_format.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
@@ -24,6 +25,9 @@
 #include "xxhash.h"
 
 namespace testfleet {
+
+using result_cache_format::AsSlice;
+
 namespace {
 
 constexpr size_t kChunkKeySize = 32 + 8 + 4;  // hash, generation, chunk
@@ -71,10 +75,6 @@ const rocksdb::ReadOptions& ChunkReadOptions() {
     return read;
   }();
   return options;
-}
-
-rocksdb::Slice AsSlice(const std::array<char, 32>& hash) {
-  return rocksdb::Slice(hash.data(), hash.size());
 }
 
 }  // namespace

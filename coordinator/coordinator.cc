@@ -45,7 +45,7 @@ void Coordinator::Shutdown() {
 }
 
 bool Coordinator::HasQueuedWorkFor(const Suite& suite, const Worker& worker) {
-  return !suite.ended && suite.queued > 0 &&
+  return !suite.ended && suite.queue.size() > 0 &&
          PlatformsMatch(suite.spec.platform(), worker.info.platform());
 }
 
@@ -76,30 +76,11 @@ Coordinator::Suite* Coordinator::PickSuite(const Worker& worker) {
   return best;
 }
 
-int Coordinator::PopTest(Suite& suite) {
-  while (!suite.requeued.empty()) {
-    int index = suite.requeued.front();
-    suite.requeued.pop_front();
-    if (suite.tests[index].phase == Phase::kQueued) return index;
-  }
-  while (suite.next < suite.order.size()) {
-    int index = suite.order[suite.next++];
-    if (suite.tests[index].phase == Phase::kQueued) return index;
-  }
-  return -1;
-}
-
 void Coordinator::Requeue(Suite& suite, int index, bool first) {
   Test& test = suite.tests[index];
   test.phase = Phase::kQueued;
   test.queued_at = Steady();
-  ++suite.queued;
-  suite.queued_expected_ms += test.expected_ms;
-  if (first) {
-    suite.requeued.push_front(index);
-  } else {
-    suite.requeued.push_back(index);
-  }
+  suite.queue.Return(index, first);
 }
 
 int Coordinator::TotalSlots() const {
@@ -115,12 +96,8 @@ bool Coordinator::HasRoomFor(const Test& test, const Worker& worker) const {
 }
 
 v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
-  // Guided self-scheduling: a shard holds about half a slot's share of the
-  // queued work, so shards shrink as the suite drains and the last ones
-  // finish together.
-  const double target_ms =
-      std::min(absl::ToDoubleMilliseconds(options_.max_shard_duration),
-               suite.queued_expected_ms / (2.0 * TotalSlots()));
+  const double target_ms = suite.queue.ShardTargetMs(
+      fleet_.slots(), absl::ToDoubleMilliseconds(options_.max_shard_duration));
   Lease lease;
   lease.id = RandomHex(kIdBytes);
   lease.worker_id = worker.info.worker_id();
@@ -136,23 +113,21 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
   double shard_ms = 0;
   while (static_cast<int>(lease.outstanding.size()) <
          options_.max_shard_tests) {
-    int index = PopTest(suite);
+    const int index = suite.queue.Pop();
     if (index < 0) break;
     Test& test = suite.tests[index];
     if ((!lease.outstanding.empty() &&
          shard_ms + test.expected_ms > target_ms) ||
         !HasRoomFor(test, worker)) {
-      suite.requeued.push_front(index);  // first in line for the next shard
+      suite.queue.Return(index, /*first=*/true);  // first for the next shard
       break;
     }
     shard_ms += test.expected_ms;
     test.phase = Phase::kLeased;
     test.grants.push_back({lease.id, lease.worker_id, test.attempt});
     if (options_.metrics) options_.metrics->Dispatched(now - test.queued_at);
-    --suite.queued;
     ++suite.leased;
     suite.leased_expected_ms += test.expected_ms;
-    suite.queued_expected_ms -= test.expected_ms;
     lease.outstanding.push_back(index);
     v1::TestAssignment* assignment = shard.add_tests();
     *assignment->mutable_spec() = test.spec;
@@ -227,9 +202,9 @@ bool Coordinator::ServePull(const std::string& worker_id, int free_slots,
 }
 
 void Coordinator::ServeWaitingPulls() {
-  const bool queued =
-      std::any_of(suites_.begin(), suites_.end(),
-                  [](const auto& entry) { return entry.second->queued > 0; });
+  const bool queued = std::any_of(
+      suites_.begin(), suites_.end(),
+      [](const auto& entry) { return entry.second->queue.size() > 0; });
   fleet_.Serve(
       [&](Fleet::WaitingPull& pull) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         v1::PullWorkResponse response;

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -19,6 +18,7 @@
 #include "coordinator/group_commit.h"
 #include "coordinator/metrics.h"
 #include "coordinator/store.h"
+#include "coordinator/suite_queue.h"
 #include "testfleet/v1/services.pb.h"
 
 namespace testfleet {
@@ -243,12 +243,8 @@ class Coordinator {
     uint64_t sequence = 0;
     std::vector<Test> tests;
     absl::flat_hash_map<std::string, int> index_of;
-    std::vector<int> order;    // priority desc, expected duration desc
-    size_t next = 0;           // into `order`
-    std::deque<int> requeued;  // lost or retried: before `order`
-    int queued = 0;
+    SuiteQueue queue;  // the tests in phase kQueued
     int leased = 0;
-    double queued_expected_ms = 0;
     double leased_expected_ms = 0;  // of the tests leased to workers
     v1::SuiteReport report;         // results in completion order
     bool ended = false;
@@ -360,7 +356,6 @@ class Coordinator {
   bool HasWorkFor(const Worker& worker) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Suite* PickSuite(const Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int PopTest(Suite& suite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Whether `worker` should take `test`: it has the memory the test is
   /// known to peak at, or no worker has.
   bool HasRoomFor(const Test& test, const Worker& worker) const

@@ -41,7 +41,7 @@ v1::SuiteProgress Coordinator::ProgressOf(const Suite& suite) const {
     progress.mutable_summary()->set_wall_ms(suite.report.summary().wall_ms());
   } else {
     progress.set_eta_ms(static_cast<int64_t>(
-        (suite.queued_expected_ms + leased_expected_ms) / TotalSlots()));
+        (suite.queue.expected_ms() + leased_expected_ms) / TotalSlots()));
     progress.mutable_summary()->set_wall_ms(
         absl::ToUnixMillis(Now()) - suite.report.submitted_at_unix_ms());
   }
@@ -298,9 +298,9 @@ CoordinatorSnapshot Coordinator::Snapshot() {
   for (const auto& [id, suite] : suites_) {
     if (suite->ended) continue;
     ++snapshot.unfinished_suites;
-    snapshot.queued_by_priority[suite->spec.priority()] += suite->queued;
+    snapshot.queued_by_priority[suite->spec.priority()] += suite->queue.size();
     snapshot.running_tests += suite->leased;
-    snapshot.queued_expected_ms += suite->queued_expected_ms;
+    snapshot.queued_expected_ms += suite->queue.expected_ms();
     snapshot.running_expected_ms += suite->leased_expected_ms;
   }
   for (const auto& [id, worker] : fleet_.workers()) {

@@ -93,8 +93,7 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
     --suite.leased;
     suite.leased_expected_ms -= test.expected_ms;
   } else {  // a late report for work already given back to the queue
-    --suite.queued;
-    suite.queued_expected_ms -= test.expected_ms;
+    suite.queue.Remove(index);
   }
   if (options_.store && !result.cached()) {
     const v1::ActionKey key =

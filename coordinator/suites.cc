@@ -63,9 +63,13 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
   for (Test& test : suite->tests) {
     if (test.expected_ms < 0) test.expected_ms = fallback;
   }
-  suite->order.reserve(n);
-  for (int i = 0; i < n; ++i) suite->order.push_back(i);
-  std::stable_sort(suite->order.begin(), suite->order.end(), [&](int a, int b) {
+  std::vector<int> order(n);
+  std::vector<double> expected_ms(n);
+  for (int i = 0; i < n; ++i) {
+    order[i] = i;
+    expected_ms[i] = suite->tests[i].expected_ms;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
     const Test& ta = suite->tests[a];
     const Test& tb = suite->tests[b];
     if (ta.spec.priority() != tb.spec.priority())
@@ -74,6 +78,7 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
       return ta.urgency < tb.urgency;
     return ta.expected_ms > tb.expected_ms;
   });
+  suite->queue = SuiteQueue(std::move(order), std::move(expected_ms));
   suite->spec = std::move(spec);
   return suite;
 }
@@ -92,12 +97,8 @@ Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
   report.set_state(v1::SUITE_STATE_QUEUED);
   report.set_submitted_at_unix_ms(submitted_at_ms);
   report.mutable_summary()->set_total(static_cast<int>(suite->tests.size()));
-  suite->queued = static_cast<int>(suite->tests.size());
   const absl::Time now = Steady();
-  for (Test& test : suite->tests) {
-    suite->queued_expected_ms += test.expected_ms;
-    test.queued_at = now;
-  }
+  for (Test& test : suite->tests) test.queued_at = now;
   Suite& installed = *suite;
   suites_[id] = std::move(suite);
   return installed;
@@ -105,8 +106,7 @@ Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
 
 void Coordinator::FinishQueued(Suite& suite, int index, v1::TestResult result,
                                bool persist) {
-  --suite.queued;
-  suite.queued_expected_ms -= suite.tests[index].expected_ms;
+  suite.queue.Remove(index);
   Finish(suite, index, std::move(result), persist);
 }
 
@@ -135,7 +135,7 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
       for (const auto& [id, suite] : suites_) {
         if (suite->ended || suite->spec.owner() != spec.owner()) continue;
         ++unfinished;
-        tests += suite->queued + suite->leased;
+        tests += suite->queue.size() + suite->leased;
       }
       if (options_.max_suites_per_owner > 0 &&
           unfinished >= options_.max_suites_per_owner) {

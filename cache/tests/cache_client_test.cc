@@ -11,7 +11,7 @@
 namespace testfleet {
 namespace {
 
-v1::CachedResult Result(const std::string& id) {
+v1::CachedResult ResultOf(const std::string& id) {
   v1::CachedResult value;
   value.mutable_result()->set_test_id(id);
   return value;
@@ -19,7 +19,7 @@ v1::CachedResult Result(const std::string& id) {
 
 TEST(TieredCacheClientTest, LaterTierHitFillsEarlierTiers) {
   FakeCacheClient local, shared;
-  ASSERT_TRUE(shared.Put({{"k1", Result("t1")}}).ok());
+  ASSERT_TRUE(shared.Put({{"k1", ResultOf("t1")}}).ok());
   auto tiered = NewTieredCacheClient({&local, &shared});
   auto results = tiered->Lookup({"k1", "k2"});
   ASSERT_TRUE(results.ok());
@@ -36,7 +36,7 @@ TEST(TieredCacheClientTest, FailingTierIsAMissNotAnError) {
   auto results = tiered->Lookup({"k1"});
   ASSERT_TRUE(results.ok());
   EXPECT_FALSE((*results)[0].has_value());
-  EXPECT_TRUE(tiered->Put({{"k1", Result("t1")}}).ok());
+  EXPECT_TRUE(tiered->Put({{"k1", ResultOf("t1")}}).ok());
   EXPECT_EQ(local.size(), 1u);  // the healthy tier still got the write
 }
 
@@ -52,7 +52,7 @@ TEST(TieredCacheClientTest, FailingTierRestsThenIsProbedAgain) {
   ASSERT_TRUE(tiered->Lookup({"k3"}).ok());
   EXPECT_EQ(shared.lookups(), 1);  // one deadline paid, not one per call
   shared.FailWith(absl::OkStatus());
-  ASSERT_TRUE(shared.Put({{"k4", Result("t4")}}).ok());
+  ASSERT_TRUE(shared.Put({{"k4", ResultOf("t4")}}).ok());
   clock.Advance(absl::Seconds(2));
   auto results = tiered->Lookup({"k4"});
   ASSERT_TRUE(results.ok());
@@ -63,7 +63,7 @@ TEST(TieredCacheClientTest, FailingTierRestsThenIsProbedAgain) {
 TEST(SigningCacheClientTest, ForgedTamperedAndUnsignedEntriesAreMisses) {
   FakeCacheClient store;
   auto fleet = NewSigningCacheClient(&store, "fleet key");
-  v1::CachedResult passed = Result("t1");
+  v1::CachedResult passed = ResultOf("t1");
   passed.mutable_result()->set_status(v1::TEST_STATUS_PASSED);
   ASSERT_TRUE(fleet->Put({{"k1", passed}}).ok());
   auto found = fleet->Lookup({"k1"});
@@ -80,7 +80,7 @@ TEST(SigningCacheClientTest, ForgedTamperedAndUnsignedEntriesAreMisses) {
   forged.mutable_result()->set_status(v1::TEST_STATUS_PASSED);
   store.Tamper("k2", forged);
   // Unsigned, or signed with another key, or moved to another action key.
-  store.Tamper("k3", Result("t3"));
+  store.Tamper("k3", ResultOf("t3"));
   auto other = NewSigningCacheClient(&store, "another key");
   ASSERT_TRUE(other->Put({{"k4", passed}}).ok());
   store.Tamper("k5", *(*found)[0]);
@@ -98,7 +98,7 @@ TEST(SigningCacheClientTest, ForgedTamperedAndUnsignedEntriesAreMisses) {
 TEST(FleetCacheClientTest, TiersSignedOnlyWithAKey) {
   FakeCacheClient local, shared;
   EXPECT_EQ(NewFleetCacheClient({}, "fleet key"), nullptr);
-  shared.Tamper("k1", Result("unsigned"));
+  shared.Tamper("k1", ResultOf("unsigned"));
 
   auto plain = NewFleetCacheClient({&local, &shared}, "");
   auto found = plain->Lookup({"k1"});
@@ -110,7 +110,7 @@ TEST(FleetCacheClientTest, TiersSignedOnlyWithAKey) {
   found = signing->Lookup({"k1"});
   ASSERT_TRUE(found.ok());
   EXPECT_FALSE((*found)[0].has_value());  // unsigned: a miss
-  ASSERT_TRUE(signing->Put({{"k2", Result("t2")}}).ok());
+  ASSERT_TRUE(signing->Put({{"k2", ResultOf("t2")}}).ok());
   found = signing->Lookup({"k2"});
   ASSERT_TRUE(found.ok());
   EXPECT_TRUE((*found)[0].has_value());
@@ -119,7 +119,7 @@ TEST(FleetCacheClientTest, TiersSignedOnlyWithAKey) {
 
 TEST(FleetCacheClientTest, AnUnsignedSharedEntryNeverReachesTheLocalTier) {
   FakeCacheClient local, shared;
-  shared.Tamper("k1", Result("unsigned"));
+  shared.Tamper("k1", ResultOf("unsigned"));
   auto signing = NewFleetCacheClient({&local, &shared}, "fleet key");
   auto found = signing->Lookup({"k1"});
   ASSERT_TRUE(found.ok());
@@ -141,7 +141,7 @@ TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
 
   auto client = NewGrpcCacheClient(address);
   const std::string key = Sha256Hex("action");
-  ASSERT_TRUE(client->Put({{key, Result("t1")}}).ok());
+  ASSERT_TRUE(client->Put({{key, ResultOf("t1")}}).ok());
   auto results = client->Lookup({key, Sha256Hex("other")});
   ASSERT_TRUE(results.ok()) << results.status();
   ASSERT_TRUE((*results)[0].has_value());

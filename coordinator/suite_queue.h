@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+namespace testfleet {
+
+/// The tests of one suite waiting for a worker, in dispatch order: tests
+/// given back (lost with a worker, or retried) first, then the suite's own
+/// order (priority, failures first, longest first). Tests may leave out of
+/// line (a cache hit, a cancel), so entries are dropped lazily when they come
+/// up. Tests are indices into the suite; the queue knows each one's expected
+/// duration, to tell how much work waits and how big a shard to cut. Not
+/// thread-safe: the coordinator holds its lock around every call.
+class SuiteQueue {
+ public:
+  SuiteQueue() = default;
+  /// Tests 0..n-1, all queued, in `order` (each index once), with their
+  /// expected durations.
+  SuiteQueue(std::vector<int> order, std::vector<double> expected_ms);
+
+  /// How many tests are queued, and their expected work.
+  int size() const { return size_; }
+  double expected_ms() const { return expected_ms_; }
+  bool Contains(int index) const { return queued_[index]; }
+
+  /// Takes the next test out of the queue; -1 when none is queued.
+  int Pop();
+  /// Back in line: ahead of everything with `first` (lost work, or a test
+  /// popped but not taken), else after the tests given back before it (a
+  /// retry). A test already queued is left where it is.
+  void Return(int index, bool first);
+  /// Takes a queued test out of line; false when it was not queued.
+  bool Remove(int index);
+
+  /// Expected work for one shard when `slots` slots share the queue: about
+  /// half a slot's share of what is queued, so shards shrink as the suite
+  /// drains and the last ones finish together (guided self-scheduling); at
+  /// most `max_ms`.
+  double ShardTargetMs(int64_t slots, double max_ms) const;
+
+ private:
+  void Mark(int index, bool queued);
+
+  std::vector<int> order_;
+  size_t next_ = 0;           // into order_
+  std::deque<int> returned_;  // served before order_
+  std::vector<bool> queued_;  // by index
+  std::vector<double> expected_ms_of_;
+  int size_ = 0;
+  double expected_ms_ = 0;
+};
+
+}  // namespace testfleet
