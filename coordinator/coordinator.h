@@ -54,7 +54,7 @@ struct CoordinatorOptions {
   /// gather passing results for (workers / this) seconds (at most a sixth
   /// of the lease; their own 20 ms if longer), so a fleet of thousands does
   /// not make one call per result. 0: no advice.
-  int fleet_reports_per_second = 1000;
+  double fleet_reports_per_second = 1000;
   /// Within a priority, tests that failed recently go first, then those
   /// whose action key changed since they last passed; off: longest first.
   bool failures_first = true;

@@ -67,7 +67,7 @@ bool Fleet::SomeoneHasFreeMemory(int64_t kb) const {
   });
 }
 
-absl::Duration Fleet::ReportInterval(int reports_per_second,
+absl::Duration Fleet::ReportInterval(double reports_per_second,
                                      absl::Duration longest) const {
   if (reports_per_second <= 0) return absl::ZeroDuration();
   // Each worker reports about once an interval while it has results.

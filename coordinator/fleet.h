@@ -58,7 +58,7 @@ class Fleet {
   /// How long each worker should gather results so that the whole fleet
   /// sends about `reports_per_second` reports, at most `longest`; zero when
   /// `reports_per_second` is not positive.
-  absl::Duration ReportInterval(int reports_per_second,
+  absl::Duration ReportInterval(double reports_per_second,
                                 absl::Duration longest) const;
 
   /// Keeps `pull` until Serve answers it, StopWaiting or TakeExpired takes

@@ -73,6 +73,14 @@ int main(int argc, char** argv) {
   app.add_flag("--longest-first", longest_first,
                "order each priority longest first only, not recent failures "
                "and changed tests first");
+  app.add_option("--fleet-reports-per-second",
+                 config.coordinator.fleet_reports_per_second,
+                 "how many result reports the whole fleet should send a "
+                 "second: workers gather passing results for workers/this "
+                 "seconds (at most a sixth of --lease; failures go at once; "
+                 "0: no advice)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   AddServerSecurityFlags(app, config.tls, config.token_file);
   std::string target_drain = "10m";
   app.add_option("--metrics-listen", config.metrics_listen,

@@ -232,5 +232,59 @@ TEST(FleetTest, CoordinatorCacheAndWorkersOnSeparateHosts) {
   EXPECT_EQ(ReadJson(dir.Join("rerun.json"))["summary"]["cached"], 30);
 }
 
+// A worker told to gather its results for 100 s still reports a failure at
+// once, and with it the passes it was holding.
+TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
+  TestDir dir;
+  // One worker at 0.01 reports a second: 100 s between reports.
+  Process coordinator("coordinator",
+                      {"--listen=127.0.0.1:0", "--data-dir=" + dir.Join("data"),
+                       "--metrics-listen=127.0.0.1:0", "--lease=10m",
+                       "--fleet-reports-per-second=0.01"},
+                      dir.Join("coordinator.log"));
+  const int port = ListeningPort(coordinator);
+  const int metrics_port = ListeningPort(coordinator, "metrics on port");
+  ASSERT_GT(port, 0) << coordinator.Log();
+  ASSERT_GT(metrics_port, 0) << coordinator.Log();
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  // The pass runs first (higher priority); the failure after it.
+  const std::string suite = dir.Write(
+      "suite.json",
+      json({{"name", "interval"},
+            {"tests",
+             {{{"id", "passes"}, {"priority", 1}, {"cmd", {"true"}}},
+              {{"id", "fails"}, {"cmd", {"sh", "-c", "sleep 5; exit 1"}}}}}})
+          .dump());
+  Process worker(
+      "worker",
+      {"--coordinator=" + address, "--slots=1", "--workspace=" + dir.path(),
+       "--name=w", "--spool-dir=" + dir.Join("spool"),
+       "--metrics-listen=127.0.0.1:0"},
+      dir.Join("worker.log"));
+  const int worker_metrics = ListeningPort(worker, "metrics on port");
+  ASSERT_GT(worker_metrics, 0) << worker.Log();
+  Process client("coordctl",
+                 {"submit", suite, "--coordinator=" + address, "--wait",
+                  "--json=" + dir.Join("report.json")},
+                 dir.Join("client.log"));
+  const std::string passed =
+      "testfleet_tests_total{cached=\"false\",status=\"passed\"}";
+  // The pass is done on the worker but held there while the failure runs.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Sample(Scrape(worker_metrics),
+                      "testfleet_worker_tests_total{status=\"passed\"}") == 1;
+      },
+      absl::Seconds(30)))
+      << worker.Log();
+  EXPECT_LE(Sample(Scrape(metrics_port), passed), 0);
+  // The failure comes in well inside the 100 s, bringing the pass along.
+  ASSERT_EQ(client.Wait(absl::Seconds(40)), 1) << client.Log();
+  const json report = ReadJson(dir.Join("report.json"));
+  EXPECT_EQ(report["summary"]["passed"], 1);
+  EXPECT_EQ(report["summary"]["failed"], 1);
+  EXPECT_EQ(Sample(Scrape(metrics_port), passed), 1);
+}
+
 }  // namespace
 }  // namespace testfleet
