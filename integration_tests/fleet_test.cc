@@ -38,6 +38,42 @@ std::string WriteSleepSuite(TestDir& dir, const std::string& name, int n,
                    json({{"name", name}, {"tests", tests}}).dump());
 }
 
+struct MeteredCoordinator {
+  std::unique_ptr<Process> process;
+  std::string address;   // 127.0.0.1:PORT
+  int metrics_port = 0;  // 0: it did not start
+};
+
+// A coordinator in `dir` serving its metrics, with `flags` besides.
+MeteredCoordinator StartMeteredCoordinator(TestDir& dir,
+                                           std::vector<std::string> flags) {
+  flags.insert(flags.end(),
+               {"--listen=127.0.0.1:0", "--data-dir=" + dir.Join("data"),
+                "--metrics-listen=127.0.0.1:0"});
+  MeteredCoordinator coordinator;
+  coordinator.address = StartServer(coordinator.process, "coordinator", flags,
+                                    dir.Join("coordinator.log"));
+  coordinator.metrics_port =
+      ListeningPort(*coordinator.process, "metrics on port");
+  return coordinator;
+}
+
+// A worker "w" of `slots` slots in `dir` serving its metrics; their port in
+// `*metrics_port` (0 when it did not start).
+std::unique_ptr<Process> StartMeteredWorker(TestDir& dir,
+                                            const std::string& address,
+                                            int slots, int* metrics_port) {
+  auto worker = std::make_unique<Process>(
+      "worker",
+      std::vector<std::string>{
+          "--coordinator=" + address, absl::StrCat("--slots=", slots),
+          "--workspace=" + dir.path(), "--name=w",
+          "--spool-dir=" + dir.Join("spool"), "--metrics-listen=127.0.0.1:0"},
+      dir.Join("worker.log"));
+  *metrics_port = ListeningPort(*worker, "metrics on port");
+  return worker;
+}
+
 // GET http://127.0.0.1:PORT/metrics; empty on any failure.
 std::string Scrape(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -77,15 +113,11 @@ double Sample(const std::string& text, const std::string& series) {
 
 TEST(FleetTest, MetricsFollowASuiteAndHealthAnswers) {
   TestDir dir;
-  Process coordinator("coordinator",
-                      {"--listen=127.0.0.1:0", "--data-dir=" + dir.Join("data"),
-                       "--metrics-listen=127.0.0.1:0", "--target-drain=1s"},
-                      dir.Join("coordinator.log"));
-  const int port = ListeningPort(coordinator);
-  const int metrics_port = ListeningPort(coordinator, "metrics on port");
-  ASSERT_GT(port, 0) << coordinator.Log();
-  ASSERT_GT(metrics_port, 0) << coordinator.Log();
-  const std::string address = absl::StrCat("127.0.0.1:", port);
+  MeteredCoordinator coordinator =
+      StartMeteredCoordinator(dir, {"--target-drain=1s"});
+  ASSERT_GT(coordinator.metrics_port, 0) << coordinator.process->Log();
+  const std::string& address = coordinator.address;
+  const int metrics_port = coordinator.metrics_port;
 
   {  // grpc.health.v1.Health/Check for "": SERVING (field 1 = 1).
     grpc::GenericStub health(
@@ -121,14 +153,10 @@ TEST(FleetTest, MetricsFollowASuiteAndHealthAnswers) {
   // Before any work: nobody is needed.
   EXPECT_EQ(Sample(Scrape(metrics_port), "testfleet_desired_workers"), 0);
   const std::string suite = WriteSleepSuite(dir, "metrics", 12, "0.4");
-  Process worker(
-      "worker",
-      {"--coordinator=" + address, "--slots=2", "--workspace=" + dir.path(),
-       "--name=w", "--spool-dir=" + dir.Join("spool"),
-       "--metrics-listen=127.0.0.1:0"},
-      dir.Join("worker.log"));
-  const int worker_metrics = ListeningPort(worker, "metrics on port");
-  ASSERT_GT(worker_metrics, 0) << worker.Log();
+  int worker_metrics = 0;
+  std::unique_ptr<Process> worker =
+      StartMeteredWorker(dir, address, 2, &worker_metrics);
+  ASSERT_GT(worker_metrics, 0) << worker->Log();
   Process client("coordctl",
                  {"submit", suite, "--coordinator=" + address, "--wait",
                   "--cache-dir=" + dir.Join("cc")},
@@ -237,16 +265,11 @@ TEST(FleetTest, CoordinatorCacheAndWorkersOnSeparateHosts) {
 TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
   TestDir dir;
   // One worker at 0.01 reports a second: 100 s between reports.
-  Process coordinator("coordinator",
-                      {"--listen=127.0.0.1:0", "--data-dir=" + dir.Join("data"),
-                       "--metrics-listen=127.0.0.1:0", "--lease=10m",
-                       "--fleet-reports-per-second=0.01"},
-                      dir.Join("coordinator.log"));
-  const int port = ListeningPort(coordinator);
-  const int metrics_port = ListeningPort(coordinator, "metrics on port");
-  ASSERT_GT(port, 0) << coordinator.Log();
-  ASSERT_GT(metrics_port, 0) << coordinator.Log();
-  const std::string address = absl::StrCat("127.0.0.1:", port);
+  MeteredCoordinator coordinator = StartMeteredCoordinator(
+      dir, {"--lease=10m", "--fleet-reports-per-second=0.01"});
+  ASSERT_GT(coordinator.metrics_port, 0) << coordinator.process->Log();
+  const std::string& address = coordinator.address;
+  const int metrics_port = coordinator.metrics_port;
   // The pass runs first (higher priority); the failure after it.
   const std::string suite = dir.Write(
       "suite.json",
@@ -255,18 +278,14 @@ TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
              {{{"id", "passes"}, {"priority", 1}, {"cmd", {"true"}}},
               {{"id", "fails"}, {"cmd", {"sh", "-c", "sleep 5; exit 1"}}}}}})
           .dump());
-  Process worker(
-      "worker",
-      {"--coordinator=" + address, "--slots=1", "--workspace=" + dir.path(),
-       "--name=w", "--spool-dir=" + dir.Join("spool"),
-       "--metrics-listen=127.0.0.1:0"},
-      dir.Join("worker.log"));
-  const int worker_metrics = ListeningPort(worker, "metrics on port");
-  ASSERT_GT(worker_metrics, 0) << worker.Log();
   Process client("coordctl",
                  {"submit", suite, "--coordinator=" + address, "--wait",
                   "--json=" + dir.Join("report.json")},
                  dir.Join("client.log"));
+  int worker_metrics = 0;
+  std::unique_ptr<Process> worker =
+      StartMeteredWorker(dir, address, 1, &worker_metrics);
+  ASSERT_GT(worker_metrics, 0) << worker->Log();
   const std::string passed =
       "testfleet_tests_total{cached=\"false\",status=\"passed\"}";
   // The pass is done on the worker but held there while the failure runs.
@@ -276,7 +295,7 @@ TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
                       "testfleet_worker_tests_total{status=\"passed\"}") == 1;
       },
       absl::Seconds(30)))
-      << worker.Log();
+      << worker->Log();
   EXPECT_LE(Sample(Scrape(metrics_port), passed), 0);
   // The failure comes in well inside the 100 s, bringing the pass along.
   ASSERT_EQ(client.Wait(absl::Seconds(40)), 1) << client.Log();
