@@ -69,7 +69,7 @@ bool Fleet::SomeoneHasFreeMemory(int64_t kb) const {
 
 absl::Duration Fleet::ReportInterval(double reports_per_second,
                                      absl::Duration longest) const {
-  if (reports_per_second <= 0) return absl::ZeroDuration();
+  if (!(reports_per_second > 0)) return absl::ZeroDuration();  // NaN too
   // Each worker reports about once an interval while it has results.
   return std::min(
       absl::Seconds(static_cast<double>(workers_.size()) / reports_per_second),

@@ -57,7 +57,7 @@ class Fleet {
   bool SomeoneHasFreeMemory(int64_t kb) const;
   /// How long each worker should gather results so that the whole fleet
   /// sends about `reports_per_second` reports, at most `longest`; zero when
-  /// `reports_per_second` is not positive.
+  /// `reports_per_second` is not positive (or not a number).
   absl::Duration ReportInterval(double reports_per_second,
                                 absl::Duration longest) const;
 

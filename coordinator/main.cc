@@ -1,5 +1,6 @@
 // coordinator: the gRPC server that takes suites, schedules them over
 // workers, keeps history and (unless --no-cache-service) serves the cache.
+#include <cmath>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -79,7 +80,6 @@ int main(int argc, char** argv) {
                  "second: workers gather passing results for workers/this "
                  "seconds (at most a sixth of --lease; failures go at once; "
                  "0: no advice)")
-      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   AddServerSecurityFlags(app, config.tls, config.token_file);
   std::string target_drain = "10m";
@@ -128,6 +128,14 @@ int main(int argc, char** argv) {
   config.cache_max_bytes = SizeFlag(max_bytes);
   config.cache_service = !no_cache_service;
   config.coordinator.failures_first = !longest_first;
+  const double report_rate = config.coordinator.fleet_reports_per_second;
+  if (!std::isfinite(report_rate) || report_rate < 0) {
+    spdlog::error(
+        "--fleet-reports-per-second={}: give a number of reports a second, 0 "
+        "or more (e.g. 1000; 0: no advice)",
+        report_rate);
+    return 2;
+  }
   config.coordinator.lease = DurationFlag(lease);
   if (config.coordinator.lease <= absl::ZeroDuration()) {
     spdlog::error("--lease={}: a lease must be longer than 0 (e.g. 30s)",

@@ -305,5 +305,20 @@ TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
   EXPECT_EQ(Sample(Scrape(metrics_port), passed), 1);
 }
 
+TEST(FleetTest, AReportRateThatIsNotANumberOfZeroOrMoreIsRefused) {
+  TestDir dir;
+  for (const std::string rate : {"nan", "-1", "inf"}) {
+    Process coordinator(
+        "coordinator",
+        {"--listen=127.0.0.1:0", "--data-dir=" + dir.Join("data"),
+         "--fleet-reports-per-second=" + rate},
+        dir.Join("coordinator-" + rate + ".log"));
+    EXPECT_EQ(coordinator.Wait(absl::Seconds(30)), 2) << coordinator.Log();
+    EXPECT_THAT(coordinator.Log(),
+                ::testing::HasSubstr("--fleet-reports-per-second=" + rate))
+        << rate;
+  }
+}
+
 }  // namespace
 }  // namespace testfleet

@@ -141,6 +141,8 @@ bad_start() {
   echo "$name: exit $code"
 }
 bad_start "coordinator --lease=0" --listen=127.0.0.1:0 --lease=0
+bad_start "coordinator --fleet-reports-per-second=nan" --listen=127.0.0.1:0 \
+  --fleet-reports-per-second=nan
 printf 'aaaaaaaaaaaaaaaaaaaa alice submit\nbbbbbbbbbbbbbbbbbbbb bob submit\naaaaaaaaaaaaaaaaaaaa mallory admin\n' >"$work/dup-tokens"
 bad_start "token file naming one token twice" --listen=127.0.0.1:0 --token-file="$work/dup-tokens"
 bad_start "second coordinator on a port in use" --listen="$address"

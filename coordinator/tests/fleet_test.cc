@@ -1,5 +1,7 @@
 #include "coordinator/fleet.h"
 
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -66,6 +68,9 @@ TEST(FleetTest, ReportIntervalGrowsWithTheFleetUpToItsCap) {
   EXPECT_EQ(fleet.ReportInterval(1000, absl::Seconds(5)), absl::Seconds(2));
   EXPECT_EQ(fleet.ReportInterval(100, absl::Seconds(5)), absl::Seconds(5));
   EXPECT_EQ(fleet.ReportInterval(0, absl::Seconds(5)), absl::ZeroDuration());
+  // A rate that is not a number advises nothing rather than a NaN wait.
+  EXPECT_EQ(fleet.ReportInterval(std::nan(""), absl::Seconds(5)),
+            absl::ZeroDuration());
 }
 
 TEST(FleetTest, WaitingPullsExpireAtTheirDeadlineAndMarkTheirWorkerSeen) {
