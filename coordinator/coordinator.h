@@ -316,9 +316,6 @@ class Coordinator {
   Suite& Install(std::unique_ptr<Suite> suite, const std::string& id,
                  uint64_t sequence, int64_t submitted_at_ms)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  /// Finish for a test still in the queue (a cache hit, a recovered result).
-  void FinishQueued(Suite& suite, int index, v1::TestResult result,
-                    bool persist) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `worker_id` (a registered worker) was given this test of
   // `suite`, for the result's attempt, under the lease the report names.
   bool HeldBy(const Suite& suite, const v1::ReportedResult& reported,
@@ -371,7 +368,8 @@ class Coordinator {
     return fleet_.ReportInterval(options_.fleet_reports_per_second,
                                  options_.lease / 6);
   }
-  /// Records a test's final result and ends the suite when it was the last.
+  /// Records a test's final result (taking it out of the queue if it was
+  /// still there) and ends the suite when it was the last.
   void Finish(Suite& suite, int index, v1::TestResult result, bool persist)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Accept(Suite& suite, Lease* lease, v1::TestResult result)

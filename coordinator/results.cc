@@ -136,6 +136,9 @@ void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
                          bool persist) {
   Test& test = suite.tests[index];
   test.phase = Phase::kDone;
+  // Out of line when it never left the queue: a cache hit, a recovered
+  // result, a disabled or cancelled test.
+  suite.queue.Remove(index);
   result.set_attempt(result.cached() ? result.attempt() : test.attempt);
   result.set_flaky(test.failed_before &&
                    result.status() == v1::TEST_STATUS_PASSED);

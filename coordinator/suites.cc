@@ -104,12 +104,6 @@ Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
   return installed;
 }
 
-void Coordinator::FinishQueued(Suite& suite, int index, v1::TestResult result,
-                               bool persist) {
-  suite.queue.Remove(index);
-  Finish(suite, index, std::move(result), persist);
-}
-
 absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
     v1::SuiteSpec spec) {
   RETURN_IF_ERROR(CheckSuiteSpec(spec, options_.allow_outside_paths));
@@ -209,7 +203,7 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
         const int64_t now_ms = absl::ToUnixMillis(Now());
         result.set_started_at_unix_ms(now_ms);
         result.set_finished_at_unix_ms(now_ms);
-        FinishQueued(s, i, std::move(result), /*persist=*/true);
+        Finish(s, i, std::move(result), /*persist=*/true);
         continue;
       }
       if (!hits[i].has_value()) continue;
@@ -222,7 +216,7 @@ absl::StatusOr<v1::SubmitSuiteResponse> Coordinator::Submit(
       result.set_flaky(false);
       result.set_cache_key(s.tests[i].cache_key);
       response.set_cached(response.cached() + 1);
-      FinishQueued(s, i, std::move(result), /*persist=*/true);
+      Finish(s, i, std::move(result), /*persist=*/true);
     }
     spdlog::info(
         "suite {} \"{}\" submitted: {} tests, {} from the cache, priority {}",
@@ -279,7 +273,7 @@ absl::StatusOr<int> Coordinator::Recover() {
           s.tests[index].phase == Phase::kDone) {
         continue;
       }
-      FinishQueued(s, index, std::move(result), /*persist=*/false);
+      Finish(s, index, std::move(result), /*persist=*/false);
     }
     if (!s.ended && s.report.summary().done() > 0) {
       s.report.set_state(v1::SUITE_STATE_RUNNING);
