@@ -11,6 +11,16 @@ grpc::Status ResultCacheService::Lookup(grpc::ServerContext* context,
   auto caller = auth_->Authorize(*context, Role::kCacheRead);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   std::vector<std::string> keys(request->keys().begin(), request->keys().end());
+  if (request->accepts_encoded()) {
+    auto encoded = cache_->BatchLookupEncoded(keys);
+    if (!encoded.ok()) return ToGrpcStatus(encoded.status());
+    for (auto& result : *encoded) {
+      response->add_found(result.has_value());
+      std::string* out = response->add_encoded_results();
+      if (result.has_value()) *out = std::move(*result);
+    }
+    return grpc::Status::OK;
+  }
   auto results = cache_->BatchLookup(keys);
   if (!results.ok()) return ToGrpcStatus(results.status());
   for (auto& result : *results) {

@@ -224,29 +224,64 @@ absl::Status ResultCache::DeleteResults(absl::Span<const RawKey> keys) {
   return DeleteFromDisk(disk_keys);
 }
 
+namespace {
+
+// Parses a hit's payload into its slot; false (corrupt) when it does not.
+bool ParseInto(std::optional<v1::CachedResult>& slot,
+               absl::string_view payload) {
+  slot.emplace();
+  if (slot->ParseFromArray(payload.data(), static_cast<int>(payload.size())))
+    return true;
+  slot.reset();
+  return false;
+}
+
+}  // namespace
+
 absl::StatusOr<std::optional<v1::CachedResult>> ResultCache::Lookup(
     const std::string& key) {
   ASSIGN_OR_RETURN(RawKey raw_key, ParseKey(key));
   std::optional<v1::CachedResult> result;
-  RETURN_IF_ERROR(LookupRaw({&raw_key, 1}, {&result, 1}));
+  RETURN_IF_ERROR(LookupRaw({&raw_key, 1}, [&](size_t, absl::string_view p) {
+    return ParseInto(result, p);
+  }));
   return result;
 }
 
-absl::StatusOr<std::vector<std::optional<v1::CachedResult>>>
-ResultCache::BatchLookup(const std::vector<std::string>& keys) {
+absl::StatusOr<std::vector<ResultCache::RawKey>> ResultCache::ParseKeys(
+    const std::vector<std::string>& keys) {
   std::vector<RawKey> raw_keys;
   raw_keys.reserve(keys.size());
   for (const std::string& key : keys) {
     ASSIGN_OR_RETURN(raw_keys.emplace_back(), ParseKey(key));
   }
+  return raw_keys;
+}
+
+absl::StatusOr<std::vector<std::optional<v1::CachedResult>>>
+ResultCache::BatchLookup(const std::vector<std::string>& keys) {
+  ASSIGN_OR_RETURN(std::vector<RawKey> raw_keys, ParseKeys(keys));
   std::vector<std::optional<v1::CachedResult>> results(keys.size());
-  RETURN_IF_ERROR(LookupRaw(raw_keys, absl::MakeSpan(results)));
+  RETURN_IF_ERROR(LookupRaw(raw_keys, [&](size_t i, absl::string_view p) {
+    return ParseInto(results[i], p);
+  }));
   return results;
 }
 
-ResultCache::FetchOutcome ResultCache::Fetch(
-    absl::Span<const RawKey> keys, absl::Span<const size_t> wanted,
-    absl::Span<std::optional<v1::CachedResult>> results) const {
+absl::StatusOr<std::vector<std::optional<std::string>>>
+ResultCache::BatchLookupEncoded(const std::vector<std::string>& keys) {
+  ASSIGN_OR_RETURN(std::vector<RawKey> raw_keys, ParseKeys(keys));
+  std::vector<std::optional<std::string>> results(keys.size());
+  RETURN_IF_ERROR(LookupRaw(raw_keys, [&](size_t i, absl::string_view p) {
+    results[i].emplace(p);
+    return true;
+  }));
+  return results;
+}
+
+ResultCache::FetchOutcome ResultCache::Fetch(absl::Span<const RawKey> keys,
+                                             absl::Span<const size_t> wanted,
+                                             TakePayload take) const {
   // No copy out of the block cache.
   Small<rocksdb::Slice> slices;
   slices.reserve(wanted.size());
@@ -257,8 +292,12 @@ ResultCache::FetchOutcome ResultCache::Fetch(
     statuses[0] =
         db_->Get(rocksdb::ReadOptions(), handles_[0], slices[0], &values[0]);
   } else if (!wanted.empty()) {
-    db_->MultiGet(rocksdb::ReadOptions(), handles_[0], wanted.size(),
-                  slices.data(), values.data(), statuses.data());
+    // A batch (a suite's keys, a scrub of everything) reads most blocks
+    // once; caching them would push out the blocks single lookups reuse.
+    rocksdb::ReadOptions batch;
+    batch.fill_cache = false;
+    db_->MultiGet(batch, handles_[0], wanted.size(), slices.data(),
+                  values.data(), statuses.data());
   }
   FetchOutcome outcome;
   for (size_t j = 0; j < wanted.size(); ++j) {
@@ -282,32 +321,26 @@ ResultCache::FetchOutcome ResultCache::Fetch(
       outcome.error = CacheDirError(statuses[j], options_.dir);
       return outcome;
     }
-    std::optional<v1::CachedResult>& result = results[wanted[j]];
-    if (statuses[j].ok()) {
-      result.emplace();
-      absl::string_view payload;
-      if (!CheckValue(absl::string_view(value.data(), value.size()),
-                      &payload) ||
-          !result->ParseFromArray(payload.data(),
-                                  static_cast<int>(payload.size()))) {
-        result.reset();
-        ++outcome.corrupt;
-        spdlog::warn("result cache: entry {} failed its checksum; deleted",
-                     BytesToHex(absl::string_view(key.data(), key.size())));
-      }
-    }
-    if (result.has_value()) {
-      ++outcome.hits;
-    } else {
+    if (statuses[j].IsNotFound()) {
       outcome.lost.push_back(key);
+      continue;
     }
+    absl::string_view payload;
+    if (CheckValue(absl::string_view(value.data(), value.size()), &payload) &&
+        take(wanted[j], payload)) {
+      ++outcome.hits;
+      continue;
+    }
+    ++outcome.corrupt;
+    outcome.lost.push_back(key);
+    spdlog::warn("result cache: entry {} failed its checksum; deleted",
+                 BytesToHex(absl::string_view(key.data(), key.size())));
   }
   return outcome;
 }
 
-absl::Status ResultCache::LookupRaw(
-    absl::Span<const RawKey> keys,
-    absl::Span<std::optional<v1::CachedResult>> results) {
+absl::Status ResultCache::LookupRaw(absl::Span<const RawKey> keys,
+                                    TakePayload take) {
   const int64_t now = NowMs();
   Small<size_t> live;  // indices into `keys` the index holds
   std::vector<DiskKey> expired;
@@ -340,7 +373,7 @@ absl::Status ResultCache::LookupRaw(
     const size_t begin = live.size() * chunk / chunks;
     const size_t end = live.size() * (chunk + 1) / chunks;
     outcomes[chunk] = Fetch(
-        keys, absl::MakeConstSpan(live).subspan(begin, end - begin), results);
+        keys, absl::MakeConstSpan(live).subspan(begin, end - begin), take);
   };
   {
     std::vector<std::thread> helpers;

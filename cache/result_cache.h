@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -79,6 +80,10 @@ class ResultCache {
   /// One answer per key, in order: one pass over the index and one RocksDB
   /// MultiGet.
   absl::StatusOr<std::vector<std::optional<v1::CachedResult>>> BatchLookup(
+      const std::vector<std::string>& keys);
+  /// BatchLookup answering each hit as its serialized CachedResult, checked
+  /// against its checksum but not parsed: what a server sends on as it is.
+  absl::StatusOr<std::vector<std::optional<std::string>>> BatchLookupEncoded(
       const std::vector<std::string>& keys);
   /// Stores (or replaces) the entry, then evicts least recently used entries
   /// until the store is under its byte limit.
@@ -244,13 +249,19 @@ class ResultCache {
     int64_t hits = 0, corrupt = 0;
     Small<RawKey> lost;  // gone from disk or corrupt: never a wrong hit
   };
-  // Reads and checks the values of keys[wanted[j]] into their results.
+  // Takes the serialized CachedResult of keys[index], whose checksum held;
+  // false when it is unusable (it does not parse), which counts it corrupt.
+  // Called from several threads at once, each index once.
+  using TakePayload =
+      absl::FunctionRef<bool(size_t index, absl::string_view payload)>;
+  // Reads and checks the values of keys[wanted[j]], handing each to `take`.
   FetchOutcome Fetch(absl::Span<const RawKey> keys,
-                     absl::Span<const size_t> wanted,
-                     absl::Span<std::optional<v1::CachedResult>> results) const;
-  // Answers keys[i] in results[i] (both the same size).
-  absl::Status LookupRaw(absl::Span<const RawKey> keys,
-                         absl::Span<std::optional<v1::CachedResult>> results);
+                     absl::Span<const size_t> wanted, TakePayload take) const;
+  // Hands `take` the value of each key that hits; a key it is not called for
+  // missed.
+  absl::Status LookupRaw(absl::Span<const RawKey> keys, TakePayload take);
+  static absl::StatusOr<std::vector<RawKey>> ParseKeys(
+      const std::vector<std::string>& keys);
   int64_t NowMs() const;
 
   ResultCacheOptions options_;

@@ -84,13 +84,16 @@ absl::StatusOr<int64_t> ResultCache::ScrubDamaged() {
   }
   int64_t damaged = 0;
   std::vector<size_t> chunk;
-  std::vector<std::optional<v1::CachedResult>> values(keys.size());
   for (size_t begin = 0; begin < keys.size(); begin += kKeysPerFetchChunk) {
     const size_t end = std::min(keys.size(), begin + kKeysPerFetchChunk);
     chunk.clear();
     for (size_t i = begin; i < end; ++i) chunk.push_back(i);
-    FetchOutcome outcome = Fetch(keys, chunk, absl::MakeSpan(values));
-    for (size_t i = begin; i < end; ++i) values[i].reset();  // read, not kept
+    FetchOutcome outcome =
+        Fetch(keys, chunk, [](size_t, absl::string_view payload) {
+          v1::CachedResult parsed;  // read to check, not kept
+          return parsed.ParseFromArray(payload.data(),
+                                       static_cast<int>(payload.size()));
+        });
     RETURN_IF_ERROR(outcome.error);
     if (outcome.lost.empty()) continue;
     {

@@ -162,5 +162,47 @@ TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
       ::testing::HasSubstr("cannot reach the cache service at " + address));
 }
 
+TEST(GrpcCacheClientTest, OlderClientsStillGetParsedResults) {
+  TestDir dir;
+  ResultCacheOptions options;
+  options.dir = dir.Join("cache");
+  auto cache = ResultCache::Open(options);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  const std::string key = Sha256Hex("action");
+  ASSERT_TRUE((*cache)->Put(key, ResultOf("t1")).ok());
+  ResultCacheService service(cache->get());
+  int port = 0;
+  auto server = ServeOnLoopback(&service, &port);
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::ResultCache::NewStub(
+      MakeChannel("127.0.0.1:" + std::to_string(port)));
+
+  for (bool accepts_encoded : {false, true}) {
+    v1::CacheLookupRequest request;
+    request.add_keys(key);
+    request.add_keys(Sha256Hex("other"));
+    request.set_accepts_encoded(accepts_encoded);
+    v1::CacheLookupResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Lookup(&context, request, &response).ok());
+    ASSERT_EQ(response.found_size(), 2);
+    EXPECT_TRUE(response.found(0));
+    EXPECT_FALSE(response.found(1));
+    v1::CachedResult hit;
+    if (accepts_encoded) {
+      ASSERT_EQ(response.encoded_results_size(), 2);
+      EXPECT_EQ(response.results_size(), 0);
+      ASSERT_TRUE(hit.ParseFromString(response.encoded_results(0)));
+      EXPECT_TRUE(response.encoded_results(1).empty());
+    } else {
+      ASSERT_EQ(response.results_size(), 2);
+      EXPECT_EQ(response.encoded_results_size(), 0);
+      hit = response.results(0);
+    }
+    EXPECT_EQ(hit.result().test_id(), "t1");
+  }
+  server->Shutdown();
+}
+
 }  // namespace
 }  // namespace testfleet

@@ -222,6 +222,34 @@ TEST_F(ResultCacheTest, BatchLookupAnswersEachKeyInOrder) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(ResultCacheTest, EncodedBatchLookupSendsCheckedBytesAsStored) {
+  {
+    auto cache = Open();
+    ASSERT_TRUE(
+        cache->Put(CacheEntries{{Key(1), Result("t1")}, {Key(2), Result("t2")}})
+            .ok());
+  }
+  CorruptStoredValue(2);
+  auto cache = Open();
+  auto encoded = cache->BatchLookupEncoded({Key(1), Key(2), Key(9), Key(1)});
+  ASSERT_TRUE(encoded.ok()) << encoded.status();
+  ASSERT_EQ(encoded->size(), 4u);
+  for (size_t i : {0u, 3u}) {
+    ASSERT_TRUE((*encoded)[i].has_value());
+    v1::CachedResult parsed;
+    ASSERT_TRUE(parsed.ParseFromString(*(*encoded)[i]));
+    EXPECT_EQ(parsed.SerializeAsString(), Result("t1").SerializeAsString());
+  }
+  EXPECT_FALSE((*encoded)[1].has_value());  // failed its checksum
+  EXPECT_FALSE((*encoded)[2].has_value());  // never stored
+  v1::CacheStats stats = cache->Stats();
+  EXPECT_EQ(stats.hits(), 2);
+  EXPECT_EQ(stats.misses(), 2);
+  EXPECT_EQ(stats.corrupt(), 1);
+  EXPECT_EQ(cache->BatchLookupEncoded({"not-a-key"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(ResultCacheTest, RecencySurvivesReopen) {
   int64_t entry_bytes = 0;
   {
