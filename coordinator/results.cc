@@ -96,8 +96,11 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
     suite.queue.Remove(index);
   }
   if (options_.store && !result.cached()) {
-    const v1::ActionKey key =
-        ComputeActionKey(test.spec, suite.spec.platform());
+    // The hex was made at submit; the whole key only when it is stored.
+    auto make_key = [&] {
+      return ComputeActionKey(test.spec, suite.spec.platform());
+    };
+    const CoordinatorStore::RunKey key{test.cache_key, make_key};
     // Written by the next commit, after the lock is released.
     const v1::TestHistory& history = options_.store->StageRun(
         staged_runs_, suite.spec.name(), suite.id, result, &key);

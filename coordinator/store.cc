@@ -209,21 +209,22 @@ std::optional<TestExpectation> CoordinatorStore::Expected(
   return expected;
 }
 
-const v1::TestHistory& CoordinatorStore::StageRun(
-    PendingRuns& pending, const std::string& suite_name,
-    const std::string& suite_id, const v1::TestResult& result,
-    const v1::ActionKey* action_key) {
+const v1::TestHistory& CoordinatorStore::StageRun(PendingRuns& pending,
+                                                  const std::string& suite_name,
+                                                  const std::string& suite_id,
+                                                  const v1::TestResult& result,
+                                                  const RunKey* key) {
   auto [slot, added] =
       pending.histories.try_emplace(HistoryKey(suite_name, result.test_id()));
   v1::TestHistory& history = slot->second;
   if (added) {
     history = History(suite_name, result.test_id()).value_or(v1::TestHistory());
   }
-  if (action_key != nullptr && result.status() == v1::TEST_STATUS_PASSED &&
-      action_key->hex() != history.last_key().hex()) {
+  if (key != nullptr && result.status() == v1::TEST_STATUS_PASSED &&
+      key->hex != history.last_key().hex()) {
     if (history.has_last_key())
       *history.mutable_previous_key() = history.last_key();
-    *history.mutable_last_key() = *action_key;
+    *history.mutable_last_key() = key->make();
   }
   v1::RunRecord& run = *history.add_runs();
   run.set_finished_at_unix_ms(result.finished_at_unix_ms());
@@ -235,8 +236,8 @@ const v1::TestHistory& CoordinatorStore::StageRun(
   run.set_status(result.status());
   run.set_worker(result.worker());
   run.set_suite_id(suite_id);
-  const std::string& hex =
-      action_key != nullptr ? action_key->hex() : result.cache_key();
+  const absl::string_view hex =
+      key != nullptr ? key->hex : absl::string_view(result.cache_key());
   uint64_t prefix = 0;
   if (hex.size() >= 16) absl::SimpleHexAtoi(hex.substr(0, 16), &prefix);
   run.set_key_prefix(prefix);
@@ -284,8 +285,12 @@ absl::StatusOr<v1::TestHistory> CoordinatorStore::RecordRun(
     const std::string& suite_name, const std::string& suite_id,
     const v1::TestResult& result, const v1::ActionKey* action_key) {
   PendingRuns pending;
-  v1::TestHistory history =
-      StageRun(pending, suite_name, suite_id, result, action_key);
+  auto copy_key = [&] { return *action_key; };
+  const RunKey key{action_key != nullptr ? absl::string_view(action_key->hex())
+                                         : absl::string_view(),
+                   copy_key};
+  v1::TestHistory history = StageRun(pending, suite_name, suite_id, result,
+                                     action_key != nullptr ? &key : nullptr);
   RETURN_IF_ERROR(WriteRuns(pending));
   return history;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/container/node_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/disk_space.h"
@@ -69,15 +70,22 @@ class CoordinatorStore {
   struct PendingRuns {
     absl::node_hash_map<std::string, v1::TestHistory> histories;  // by key
   };
+  /// The action key a run ran under: its hex, and the whole key (its parts,
+  /// for `coordctl explain`), made only when it is stored. `make` refers to
+  /// a callable that must outlive the RunKey: name it first.
+  struct RunKey {
+    absl::string_view hex;
+    absl::FunctionRef<v1::ActionKey()> make;
+  };
   /// Adds an executed run to the test's history in `pending` (read from the
-  /// store the first time) and returns that history; `action_key`, for a
-  /// passing run, becomes the test's last key (the one before it is kept for
-  /// `coordctl explain`).
+  /// store the first time) and returns that history; `key`, for a passing
+  /// run, becomes the test's last key when it differs (the one before it is
+  /// kept for `coordctl explain`).
   const v1::TestHistory& StageRun(PendingRuns& pending,
                                   const std::string& suite_name,
                                   const std::string& suite_id,
                                   const v1::TestResult& result,
-                                  const v1::ActionKey* action_key = nullptr);
+                                  const RunKey* key = nullptr);
   /// Writes and clears `pending`.
   absl::Status WriteRuns(PendingRuns& pending);
   /// StageRun and WriteRuns for one run.
