@@ -347,8 +347,7 @@ void Coordinator::ExpireLease(const std::string& lease_id) {
       Test& test = s.tests[index];
       if (test.phase == Phase::kLeased &&
           test.grants.back().lease_id == lease_id) {
-        --s.leased;
-        s.leased_expected_ms -= test.expected_ms;
+        s.EndLease(test);
         Requeue(s, index, /*first=*/true);
       }
     }

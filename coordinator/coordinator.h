@@ -246,7 +246,12 @@ class Coordinator {
     SuiteQueue queue;  // the tests in phase kQueued
     int leased = 0;
     double leased_expected_ms = 0;  // of the tests leased to workers
-    v1::SuiteReport report;         // results in completion order
+    // A leased test left its lease: reported, requeued or cancelled.
+    void EndLease(const Test& test) {
+      --leased;
+      leased_expected_ms -= test.expected_ms;
+    }
+    v1::SuiteReport report;  // results in completion order
     bool ended = false;
     bool report_saved = false;             // in the store: may leave memory
     std::optional<v1::Baseline> baseline;  // pinned; else rolling

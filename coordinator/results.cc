@@ -90,8 +90,7 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   if (test.phase == Phase::kDone || result.attempt() != test.attempt)
     return false;
   if (test.phase == Phase::kLeased) {
-    --suite.leased;
-    suite.leased_expected_ms -= test.expected_ms;
+    suite.EndLease(test);
   } else {  // a late report for work already given back to the queue
     suite.queue.Remove(index);
   }

@@ -713,6 +713,9 @@ TEST_F(CoordinatorTest, CancelEndsTheSuiteAndTellsTheWorker) {
   auto report = c->Report(submitted->suite_id());
   EXPECT_EQ(report->state(), v1::SUITE_STATE_CANCELLED);
   EXPECT_EQ(report->summary().cancelled(), 10);
+  // The leased tests were cancelled too: nothing runs for the suite now.
+  EXPECT_EQ(report->summary().running(), 0);
+  EXPECT_EQ(c->Progress(submitted->suite_id())->summary().running(), 0);
   EXPECT_EQ(Pull(*c, worker).shards_size(), 0);
 }
 
