@@ -230,6 +230,10 @@ class Fleet {
         lock.lock();
         if (ended) break;
       }
+      // A suite ends when its last report is taken, before that report's
+      // answer is back here: wait for the answers to count them.
+      all_reported_.wait_for(lock, std::chrono::seconds(30),
+                             [&] { return reports_in_flight_ == 0; });
       stopping_ = true;
       timer_wake_.notify_all();
       stopped_.notify_all();
@@ -427,6 +431,7 @@ class Fleet {
     }
     worker.report_timer_set = false;
     ++in_flight_;
+    ++reports_in_flight_;
     ++reports_;
     auto call = std::make_shared<
         Call<v1::ReportResultsRequest, v1::ReportResultsResponse>>();
@@ -440,6 +445,7 @@ class Fleet {
           std::lock_guard<std::mutex> lock(mu_);
           --in_flight_;
           w->reporting = false;
+          if (--reports_in_flight_ == 0) all_reported_.notify_all();
           if (!status.ok()) {
             Error("ReportResults", status);
           } else {
@@ -566,6 +572,7 @@ class Fleet {
   int64_t heartbeats_ = 0;
   int64_t reports_ = 0;  // ReportResults calls
   int in_flight_ = 0;
+  int reports_in_flight_ = 0;
 };
 
 }  // namespace
