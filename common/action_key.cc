@@ -31,29 +31,34 @@ class CanonicalEncoder {
 
 constexpr char kEncodingVersion[] = "testfleet-action-v1";
 
-}  // namespace
-
-v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
-                               const v1::Platform& platform) {
-  v1::ActionKey key;
+// The key's hex; its parts into `key` as they are encoded, when given.
+std::string EncodeActionKey(const v1::TestSpec& spec,
+                            const v1::Platform& platform, v1::ActionKey* key) {
   CanonicalEncoder encoder;
   encoder.Field('V', kEncodingVersion);
   encoder.Field('n', std::to_string(spec.argv_size()));
   for (const std::string& arg : spec.argv()) {
     encoder.Field('a', arg);
-    key.add_argv(arg);
+    if (key != nullptr) key->add_argv(arg);
   }
   encoder.Field('c', spec.cwd());
-  key.set_cwd(spec.cwd());
+  if (key != nullptr) key->set_cwd(spec.cwd());
 
-  std::map<std::string, std::string> env(spec.env().begin(), spec.env().end());
-  for (const auto& [name, value] : env) {
-    encoder.Field('e', name);
-    encoder.Field('v', value);
-    (*key.mutable_env())[name] = value;
+  using EnvEntry = google::protobuf::Map<std::string, std::string>::value_type;
+  std::vector<const EnvEntry*> env;
+  env.reserve(spec.env_size());
+  for (const auto& entry : spec.env()) env.push_back(&entry);
+  std::sort(env.begin(), env.end(), [](const EnvEntry* a, const EnvEntry* b) {
+    return a->first < b->first;
+  });
+  for (const EnvEntry* entry : env) {
+    encoder.Field('e', entry->first);
+    encoder.Field('v', entry->second);
+    if (key != nullptr) (*key->mutable_env())[entry->first] = entry->second;
   }
 
   std::vector<const v1::InputDigest*> inputs;
+  inputs.reserve(spec.inputs_size());
   for (const v1::InputDigest& input : spec.inputs()) inputs.push_back(&input);
   std::sort(inputs.begin(), inputs.end(),
             [](const v1::InputDigest* a, const v1::InputDigest* b) {
@@ -62,7 +67,7 @@ v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
   for (const v1::InputDigest* input : inputs) {
     encoder.Field('p', input->path());
     encoder.Field('h', input->sha256());
-    *key.add_inputs() = *input;
+    if (key != nullptr) *key->add_inputs() = *input;
   }
 
   // Only when set, so the keys of every other test stay as they were: a
@@ -75,10 +80,22 @@ v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
   encoder.Field('o', platform.os());
   encoder.Field('r', platform.arch());
   encoder.Field('t', platform.tag());
-  *key.mutable_platform() = platform;
+  if (key != nullptr) *key->mutable_platform() = platform;
+  return encoder.FinishHex();
+}
 
-  key.set_hex(encoder.FinishHex());
+}  // namespace
+
+v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
+                               const v1::Platform& platform) {
+  v1::ActionKey key;
+  key.set_hex(EncodeActionKey(spec, platform, &key));
   return key;
+}
+
+std::string ActionKeyHex(const v1::TestSpec& spec,
+                         const v1::Platform& platform) {
+  return EncodeActionKey(spec, platform, nullptr);
 }
 
 bool Cacheable(const v1::TestSpec& spec, const v1::TestResult& result) {

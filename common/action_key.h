@@ -16,6 +16,9 @@ namespace testfleet {
 ///   cache.Lookup(key.hex());
 v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
                                const v1::Platform& platform);
+/// ComputeActionKey(spec, platform).hex() without making the key's parts.
+std::string ActionKeyHex(const v1::TestSpec& spec,
+                         const v1::Platform& platform);
 
 /// Whether `result` may be stored under, or served from, the test's key:
 /// a pass, or a failure of a test that caches its failures

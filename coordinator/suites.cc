@@ -32,7 +32,7 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
   for (int i = 0; i < n; ++i) {
     Test& test = suite->tests[i];
     test.spec = std::move(*spec.mutable_tests(i));
-    test.cache_key = ComputeActionKey(test.spec, spec.platform()).hex();
+    test.cache_key = ActionKeyHex(test.spec, spec.platform());
     suite->index_of[test.spec.id()] = i;
     std::optional<TestExpectation> expected;
     if (options_.store)

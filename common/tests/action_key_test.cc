@@ -36,6 +36,9 @@ TEST(ActionKeyTest, GoldenKeyIsStable) {
   // Written down once: a change here invalidates every cache in the field.
   EXPECT_EQ(ComputeActionKey(FixedSpec(), FixedPlatform()).hex(),
             "4b7c58d0b95aa73096ec28f9883129cb51716c78303452bfeb7aea702a88bc0e");
+  // The hex alone, as the coordinator makes it at submit, is the same.
+  EXPECT_EQ(ActionKeyHex(FixedSpec(), FixedPlatform()),
+            "4b7c58d0b95aa73096ec28f9883129cb51716c78303452bfeb7aea702a88bc0e");
 }
 
 TEST(ActionKeyTest, IndependentOfInputOrderAndTestMetadata) {
