@@ -127,19 +127,34 @@ TEST(FleetCacheClientTest, AnUnsignedSharedEntryNeverReachesTheLocalTier) {
   EXPECT_EQ(local.size(), 0u);  // checked before it could be copied down
 }
 
-TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
-  TestDir dir;
-  ResultCacheOptions options;
-  options.dir = dir.Join("cache");
-  auto cache = ResultCache::Open(options);
-  ASSERT_TRUE(cache.ok()) << cache.status();
-  ResultCacheService service(cache->get());
-  int port = 0;
-  auto server = ServeOnLoopback(&service, &port);
-  ASSERT_NE(server, nullptr);
-  const std::string address = "127.0.0.1:" + std::to_string(port);
+// A real cache behind the real service on a loopback port.
+class GrpcCacheClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ResultCacheOptions options;
+    options.dir = dir_.Join("cache");
+    auto cache = ResultCache::Open(options);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    cache_ = *std::move(cache);
+    service_ = std::make_unique<ResultCacheService>(cache_.get());
+    int port = 0;
+    server_ = ServeOnLoopback(service_.get(), &port);
+    ASSERT_NE(server_, nullptr);
+    address_ = "127.0.0.1:" + std::to_string(port);
+  }
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown();
+  }
 
-  auto client = NewGrpcCacheClient(address);
+  TestDir dir_;
+  std::unique_ptr<ResultCache> cache_;
+  std::unique_ptr<ResultCacheService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+TEST_F(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
+  auto client = NewGrpcCacheClient(address_);
   const std::string key = Sha256Hex("action");
   ASSERT_TRUE(client->Put({{key, ResultOf("t1")}}).ok());
   auto results = client->Lookup({key, Sha256Hex("other")});
@@ -153,29 +168,19 @@ TEST(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
   EXPECT_EQ(stats->hits(), 1);
   EXPECT_THAT(std::string(client->Lookup({"not-hex"}).status().message()),
               ::testing::HasSubstr("not 64 hex characters"));
-  server->Shutdown();
+  server_->Shutdown();
 
-  auto unreachable = NewGrpcCacheClient(address)->Stats();
+  auto unreachable = NewGrpcCacheClient(address_)->Stats();
   EXPECT_EQ(unreachable.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(
       std::string(unreachable.status().message()),
-      ::testing::HasSubstr("cannot reach the cache service at " + address));
+      ::testing::HasSubstr("cannot reach the cache service at " + address_));
 }
 
-TEST(GrpcCacheClientTest, OlderClientsStillGetParsedResults) {
-  TestDir dir;
-  ResultCacheOptions options;
-  options.dir = dir.Join("cache");
-  auto cache = ResultCache::Open(options);
-  ASSERT_TRUE(cache.ok()) << cache.status();
+TEST_F(GrpcCacheClientTest, OlderClientsStillGetParsedResults) {
   const std::string key = Sha256Hex("action");
-  ASSERT_TRUE((*cache)->Put(key, ResultOf("t1")).ok());
-  ResultCacheService service(cache->get());
-  int port = 0;
-  auto server = ServeOnLoopback(&service, &port);
-  ASSERT_NE(server, nullptr);
-  auto stub = v1::ResultCache::NewStub(
-      MakeChannel("127.0.0.1:" + std::to_string(port)));
+  ASSERT_TRUE(cache_->Put(key, ResultOf("t1")).ok());
+  auto stub = v1::ResultCache::NewStub(MakeChannel(address_));
 
   for (bool accepts_encoded : {false, true}) {
     v1::CacheLookupRequest request;
@@ -201,7 +206,6 @@ TEST(GrpcCacheClientTest, OlderClientsStillGetParsedResults) {
     }
     EXPECT_EQ(hit.result().test_id(), "t1");
   }
-  server->Shutdown();
 }
 
 }  // namespace
