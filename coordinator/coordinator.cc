@@ -78,6 +78,7 @@ Coordinator::Suite* Coordinator::PickSuite(const Worker& worker) {
 
 void Coordinator::Requeue(Suite& suite, int index, bool first) {
   Test& test = suite.tests[index];
+  if (test.phase == Phase::kLeased) suite.EndLease(test);
   test.phase = Phase::kQueued;
   test.queued_at = Steady();
   suite.queue.Return(index, first);
@@ -347,7 +348,6 @@ void Coordinator::ExpireLease(const std::string& lease_id) {
       Test& test = s.tests[index];
       if (test.phase == Phase::kLeased &&
           test.grants.back().lease_id == lease_id) {
-        s.EndLease(test);
         Requeue(s, index, /*first=*/true);
       }
     }

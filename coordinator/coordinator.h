@@ -246,7 +246,7 @@ class Coordinator {
     SuiteQueue queue;  // the tests in phase kQueued
     int leased = 0;
     double leased_expected_ms = 0;  // of the tests leased to workers
-    // A leased test left its lease: reported, requeued or cancelled.
+    // A leased test left its lease (Requeue and Finish call it).
     void EndLease(const Test& test) {
       --leased;
       leased_expected_ms -= test.expected_ms;

@@ -392,7 +392,6 @@ int Coordinator::CancelRest(Suite& suite, const std::string& reason) {
     }
     result.set_started_at_unix_ms(now);
     result.set_finished_at_unix_ms(now);
-    if (test.phase == Phase::kLeased) suite.EndLease(test);
     Finish(suite, index, std::move(result), /*persist=*/true);
   }
   return static_cast<int>(unfinished.size());
