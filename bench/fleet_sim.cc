@@ -50,7 +50,7 @@ struct Options {
   double sigma = 1.0;   // of the log-normal durations
   int connections = 0;  // 0: one per worker
   int64_t pull_wait_ms = 2000;
-  int64_t report_interval_ms = 20;  // the worker's default (or the advice)
+  int64_t report_interval_ms = 250;  // the worker's default (or the advice)
   int64_t heartbeat_ms = 10'000;
   int coordinator_pid = 0;
   uint32_t seed = 1;

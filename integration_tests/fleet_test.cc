@@ -261,7 +261,8 @@ TEST(FleetTest, CoordinatorCacheAndWorkersOnSeparateHosts) {
 }
 
 // A worker told to gather its results for 100 s still reports a failure at
-// once, and with it the passes it was holding.
+// once, and with it the passes it was holding (while another slot runs: a
+// worker with nothing left to run reports what it holds at once).
 TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
   TestDir dir;
   // One worker at 0.01 reports a second: 100 s between reports.
@@ -270,7 +271,7 @@ TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
   ASSERT_GT(coordinator.metrics_port, 0) << coordinator.process->Log();
   const std::string& address = coordinator.address;
   const int metrics_port = coordinator.metrics_port;
-  // The pass runs first (higher priority); the failure after it.
+  // Both run at once, one a slot; the pass ends first.
   const std::string suite = dir.Write(
       "suite.json",
       json({{"name", "interval"},
@@ -284,7 +285,7 @@ TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
                  dir.Join("client.log"));
   int worker_metrics = 0;
   std::unique_ptr<Process> worker =
-      StartMeteredWorker(dir, address, 1, &worker_metrics);
+      StartMeteredWorker(dir, address, 2, &worker_metrics);
   ASSERT_GT(worker_metrics, 0) << worker->Log();
   const std::string passed =
       "testfleet_tests_total{cached=\"false\",status=\"passed\"}";
@@ -303,6 +304,32 @@ TEST(FleetTest, AFailureIsReportedWithoutWaitingForTheReportInterval) {
   EXPECT_EQ(report["summary"]["passed"], 1);
   EXPECT_EQ(report["summary"]["failed"], 1);
   EXPECT_EQ(Sample(Scrape(metrics_port), passed), 1);
+}
+
+// Told to gather for 100 s, a worker whose last test ended (nothing running
+// or held to run) reports at once: a suite's end waits for no interval.
+TEST(FleetTest, AWorkerWithNothingLeftToRunReportsAtOnce) {
+  TestDir dir;
+  MeteredCoordinator coordinator = StartMeteredCoordinator(
+      dir, {"--lease=10m", "--fleet-reports-per-second=0.01"});
+  ASSERT_GT(coordinator.metrics_port, 0) << coordinator.process->Log();
+  const std::string suite =
+      dir.Write("suite.json", json({{"name", "idle"},
+                                    {"tests",
+                                     {{{"id", "a"}, {"cmd", {"true"}}},
+                                      {{"id", "b"}, {"cmd", {"sleep", "1"}}}}}})
+                                  .dump());
+  int worker_metrics = 0;
+  std::unique_ptr<Process> worker =
+      StartMeteredWorker(dir, coordinator.address, 1, &worker_metrics);
+  ASSERT_GT(worker_metrics, 0) << worker->Log();
+  Process client("coordctl",
+                 {"submit", suite, "--coordinator=" + coordinator.address,
+                  "--wait", "--json=" + dir.Join("report.json")},
+                 dir.Join("client.log"));
+  // Well inside the 100 s the worker was told to gather for.
+  ASSERT_EQ(client.Wait(absl::Seconds(40)), 0) << client.Log();
+  EXPECT_EQ(ReadJson(dir.Join("report.json"))["summary"]["passed"], 2);
 }
 
 TEST(FleetTest, AReportRateThatIsNotANumberOfZeroOrMoreIsRefused) {

@@ -70,8 +70,9 @@ int main(int argc, char** argv) {
   BlockTerminationSignals();
   CLI::App app{"Testfleet worker: runs tests for a coordinator."};
   WorkerConfig config;
-  std::string coordinator, cache_dir, idle, sample = "100ms", spool_dir,
-                                            spool_max = "1GiB";
+  std::string coordinator, cache_dir, idle,
+      sample = "100ms", report_interval = "250ms", spool_dir,
+      spool_max = "1GiB";
   char host[256] = "worker";
   gethostname(host, sizeof(host) - 1);
   config.name = host;
@@ -110,6 +111,11 @@ int main(int argc, char** argv) {
   app.add_option("--sample-interval", sample, "memory sampling period")
       ->check(DurationValidator())
       ->capture_default_str();
+  app.add_option("--report-interval", report_interval,
+                 "how long passing results gather before one report (the "
+                 "coordinator may advise longer; failures go at once)")
+      ->check(DurationValidator())
+      ->capture_default_str();
   app.add_option("--spool-dir", spool_dir,
                  "where results wait while the coordinator is unreachable "
                  "(default: /var/tmp/testfleet-spool/NAME@COORDINATOR)");
@@ -140,6 +146,7 @@ int main(int argc, char** argv) {
     config.exit_when_idle = DurationFlag(idle.empty() ? "3s" : idle);
   }
   config.sample_interval = DurationFlag(sample);
+  config.report_interval = DurationFlag(report_interval);
   config.coordinator_address = coordinator;
 
   std::unique_ptr<ResultCache> local_cache;

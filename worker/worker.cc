@@ -21,6 +21,10 @@
 namespace testfleet {
 namespace {
 
+// Results in one report at most: with two 64 KiB output tails each, well under
+// the coordinator's message limit.
+constexpr size_t kMaxResultsPerReport = 1000;
+
 int64_t AvailableMemoryKb() {
   std::ifstream meminfo("/proc/meminfo");
   std::string name;
@@ -483,9 +487,13 @@ void Worker::ReporterLoop() {
         mu_.Await(absl::Condition(&ready));
       }
       // Gather for a moment: one round trip carries many results. A
-      // failure goes at once: it is what the submitter waits to hear.
+      // failure goes at once: it is what the submitter waits to hear. So
+      // do the results of a worker with nothing left to run (no later
+      // result would join them: often a suite's last), and a full batch.
       auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return reporter_done_ || failure_pending_;
+        return reporter_done_ || failure_pending_ ||
+               (busy_slots_ == 0 && queued_.empty()) ||
+               pending_.size() >= kMaxResultsPerReport;
       };
       if (!pending_.empty()) {
         mu_.AwaitWithTimeout(

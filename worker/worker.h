@@ -32,7 +32,9 @@ struct WorkerConfig {
   /// Exit after this long with no work and nothing running; nullopt: never.
   std::optional<absl::Duration> exit_when_idle;
   absl::Duration pull_wait = absl::Seconds(2);  // long-poll budget
-  absl::Duration report_interval = absl::Milliseconds(20);
+  /// How long passing results gather before one report: reports cost the
+  /// coordinator per call, and a quarter second is still live progress.
+  absl::Duration report_interval = absl::Milliseconds(250);
   absl::Duration sample_interval = absl::Milliseconds(100);
   size_t tail_bytes = 64 * 1024;
   /// How long a stopping worker keeps trying to deliver; what is left stays
