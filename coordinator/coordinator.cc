@@ -78,7 +78,7 @@ Coordinator::Suite* Coordinator::PickSuite(const Worker& worker) {
 
 void Coordinator::Requeue(Suite& suite, int index, bool first) {
   Test& test = suite.tests[index];
-  if (test.phase == Phase::kLeased) suite.EndLease(test);
+  if (test.phase == Phase::kLeased) suite.EndLease(index);
   test.phase = Phase::kQueued;
   test.queued_at = Steady();
   suite.queue.Return(index, first);
@@ -118,17 +118,16 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     if (index < 0) break;
     Test& test = suite.tests[index];
     if ((!lease.outstanding.empty() &&
-         shard_ms + test.expected_ms > target_ms) ||
+         shard_ms + suite.queue.ExpectedOf(index) > target_ms) ||
         !HasRoomFor(test, worker)) {
       suite.queue.Return(index, /*first=*/true);  // first for the next shard
       break;
     }
-    shard_ms += test.expected_ms;
+    shard_ms += suite.queue.ExpectedOf(index);
     test.phase = Phase::kLeased;
     test.grants.push_back({lease.id, lease.worker_id, test.attempt});
     if (options_.metrics) options_.metrics->Dispatched(now - test.queued_at);
-    ++suite.leased;
-    suite.leased_expected_ms += test.expected_ms;
+    suite.StartLease(index);
     lease.outstanding.push_back(index);
     v1::TestAssignment* assignment = shard.add_tests();
     *assignment->mutable_spec() = test.spec;

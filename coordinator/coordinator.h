@@ -226,7 +226,6 @@ class Coordinator {
   struct Test {
     v1::TestSpec spec;
     std::string cache_key;
-    double expected_ms = 0;
     int64_t expected_peak_kb = 0;  // 0: unknown
     Urgency urgency = Urgency::kUnchanged;
     int32_t attempt = 1;
@@ -245,11 +244,23 @@ class Coordinator {
     absl::flat_hash_map<std::string, int> index_of;
     SuiteQueue queue;  // the tests in phase kQueued
     int leased = 0;
-    double leased_expected_ms = 0;  // of the tests leased to workers
-    // A leased test left its lease (Requeue and Finish call it).
-    void EndLease(const Test& test) {
-      --leased;
-      leased_expected_ms -= test.expected_ms;
+    // The leased tests' expected work: their own expectations, and how
+    // many take the queue's guess (which may change meanwhile).
+    double leased_known_ms = 0;
+    int leased_guessed = 0;
+    double LeasedExpectedMs() const {
+      return leased_known_ms + leased_guessed * queue.guess_ms();
+    }
+    // A test was leased (MakeShard), or left its lease (Requeue, Finish).
+    void StartLease(int index) { CountLease(index, 1); }
+    void EndLease(int index) { CountLease(index, -1); }
+    void CountLease(int index, int sign) {
+      leased += sign;
+      if (queue.Guessed(index)) {
+        leased_guessed += sign;
+      } else {
+        leased_known_ms += sign * queue.ExpectedOf(index);
+      }
     }
     v1::SuiteReport report;  // results in completion order
     bool ended = false;

@@ -27,13 +27,8 @@ v1::SuiteProgress Coordinator::ProgressOf(const Suite& suite) const {
   *progress.mutable_summary() = suite.report.summary();
   progress.mutable_summary()->set_running(suite.leased);
   std::set<std::string> busy;
-  double leased_expected_ms = 0;
   for (const auto& [id, lease] : leases_) {
-    if (lease.suite_id != suite.id) continue;
-    busy.insert(lease.worker_id);
-    for (int index : lease.outstanding) {
-      leased_expected_ms += suite.tests[index].expected_ms;
-    }
+    if (lease.suite_id == suite.id) busy.insert(lease.worker_id);
   }
   progress.set_workers_busy(static_cast<int>(busy.size()));
   if (suite.ended) {
@@ -41,7 +36,7 @@ v1::SuiteProgress Coordinator::ProgressOf(const Suite& suite) const {
     progress.mutable_summary()->set_wall_ms(suite.report.summary().wall_ms());
   } else {
     progress.set_eta_ms(static_cast<int64_t>(
-        (suite.queue.expected_ms() + leased_expected_ms) / TotalSlots()));
+        (suite.queue.expected_ms() + suite.LeasedExpectedMs()) / TotalSlots()));
     progress.mutable_summary()->set_wall_ms(
         absl::ToUnixMillis(Now()) - suite.report.submitted_at_unix_ms());
   }
@@ -301,7 +296,7 @@ CoordinatorSnapshot Coordinator::Snapshot() {
     snapshot.queued_by_priority[suite->spec.priority()] += suite->queue.size();
     snapshot.running_tests += suite->leased;
     snapshot.queued_expected_ms += suite->queue.expected_ms();
-    snapshot.running_expected_ms += suite->leased_expected_ms;
+    snapshot.running_expected_ms += suite->LeasedExpectedMs();
   }
   for (const auto& [id, worker] : fleet_.workers()) {
     ++snapshot.workers;

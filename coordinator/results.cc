@@ -92,6 +92,9 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   // A late report for work already given back to the queue: out of it, so
   // that a retry goes behind what is queued.
   if (test.phase == Phase::kQueued) suite.queue.Remove(index);
+  // What a test without history took tells how long its likes will.
+  if (!result.cached() && suite.queue.Guessed(index))
+    suite.queue.ObserveGuessed(result.wall_ms());
   if (options_.store && !result.cached()) {
     // The hex was made at submit; the whole key only when it is stored.
     auto make_key = [&] {
@@ -135,7 +138,7 @@ void Coordinator::Analyze(Suite& suite, const Test& test,
 void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
                          bool persist) {
   Test& test = suite.tests[index];
-  if (test.phase == Phase::kLeased) suite.EndLease(test);
+  if (test.phase == Phase::kLeased) suite.EndLease(index);
   test.phase = Phase::kDone;
   // Out of line when it never left the queue: a cache hit, a recovered
   // result, a disabled or cancelled test.

@@ -16,15 +16,33 @@ namespace testfleet {
 /// thread-safe: the coordinator holds its lock around every call.
 class SuiteQueue {
  public:
+  /// Samples the guess is the median of (ObserveGuessed); later ones are
+  /// not needed to size shards.
+  static constexpr size_t kGuessSamples = 1024;
+
   SuiteQueue() = default;
   /// Tests 0..n-1, all queued, in `order` (each index once), with their
-  /// expected durations.
-  SuiteQueue(std::vector<int> order, std::vector<double> expected_ms);
+  /// expected durations; a negative one means the test has none of its own
+  /// (no history): it is expected to take the guess, `guess_ms` until this
+  /// run's own such tests tell better (ObserveGuessed).
+  SuiteQueue(std::vector<int> order, std::vector<double> expected_ms,
+             double guess_ms = 0);
 
   /// How many tests are queued, and their expected work.
   int size() const { return size_; }
-  double expected_ms() const { return expected_ms_; }
+  double expected_ms() const { return known_ms_ + guessed_ * guess_ms_; }
   bool Contains(int index) const { return queued_[index]; }
+  /// A test's expected duration, queued or not.
+  double ExpectedOf(int index) const {
+    return Guessed(index) ? guess_ms_ : expected_ms_of_[index];
+  }
+  bool Guessed(int index) const { return expected_ms_of_[index] < 0; }
+  double guess_ms() const { return guess_ms_; }
+  /// A test without an expectation of its own took `wall_ms`: the guess
+  /// becomes the median of what such tests of this run took, taken again
+  /// each time their count doubles, so a suite without history is sized by
+  /// its own tests after the first results, not by a default.
+  void ObserveGuessed(double wall_ms);
 
   /// Takes the next test out of the queue; -1 when none is queued.
   int Pop();
@@ -45,12 +63,15 @@ class SuiteQueue {
   void Mark(int index, bool queued);
 
   std::vector<int> order_;
-  size_t next_ = 0;           // into order_
-  std::deque<int> returned_;  // served before order_
-  std::vector<bool> queued_;  // by index
-  std::vector<double> expected_ms_of_;
+  size_t next_ = 0;                     // into order_
+  std::deque<int> returned_;            // served before order_
+  std::vector<bool> queued_;            // by index
+  std::vector<double> expected_ms_of_;  // negative: guessed
   int size_ = 0;
-  double expected_ms_ = 0;
+  double known_ms_ = 0;  // queued tests' own expectations
+  int guessed_ = 0;      // queued tests without one
+  double guess_ms_ = 0;
+  std::vector<double> observed_ms_;  // guessed tests' times, this run
 };
 
 }  // namespace testfleet

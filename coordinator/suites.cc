@@ -29,6 +29,8 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
   const int n = spec.tests_size();
   suite->tests.resize(n);
   std::vector<double> known;
+  // Each test's own expectation; -1: none (no history, none in its spec).
+  std::vector<double> expected_ms(n);
   for (int i = 0; i < n; ++i) {
     Test& test = suite->tests[i];
     test.spec = std::move(*spec.mutable_tests(i));
@@ -37,10 +39,10 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
     std::optional<TestExpectation> expected;
     if (options_.store)
       expected = options_.store->Expected(spec.name(), test.spec.id());
-    test.expected_ms = expected ? expected->wall_ms
-                       : test.spec.expected_ms() > 0
-                           ? static_cast<double>(test.spec.expected_ms())
-                           : -1;
+    expected_ms[i] = expected ? expected->wall_ms
+                     : test.spec.expected_ms() > 0
+                         ? static_cast<double>(test.spec.expected_ms())
+                         : -1;
     test.expected_peak_kb = expected ? expected->peak_rss_kb : 0;
     if (expected) known.push_back(expected->wall_ms);
     // A test that never passed counts as changed: it has no passing key.
@@ -53,22 +55,19 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
   spec.clear_tests();
   if (options_.store)
     suite->baseline = options_.store->GetBaseline(spec.name());
-  // Tests without history are expected to take the suite's median.
+  // Tests without history are expected to take the suite's median until
+  // this run's own say better (SuiteQueue::ObserveGuessed).
   double fallback = absl::ToDoubleMilliseconds(options_.default_expected);
   if (!known.empty()) {
     std::nth_element(known.begin(), known.begin() + known.size() / 2,
                      known.end());
     fallback = known[known.size() / 2];
   }
-  for (Test& test : suite->tests) {
-    if (test.expected_ms < 0) test.expected_ms = fallback;
-  }
+  auto expected_or_fallback = [&](int i) {
+    return expected_ms[i] < 0 ? fallback : expected_ms[i];
+  };
   std::vector<int> order(n);
-  std::vector<double> expected_ms(n);
-  for (int i = 0; i < n; ++i) {
-    order[i] = i;
-    expected_ms[i] = suite->tests[i].expected_ms;
-  }
+  for (int i = 0; i < n; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
     const Test& ta = suite->tests[a];
     const Test& tb = suite->tests[b];
@@ -76,9 +75,9 @@ std::unique_ptr<Coordinator::Suite> Coordinator::BuildSuite(
       return ta.spec.priority() > tb.spec.priority();
     if (options_.failures_first && ta.urgency != tb.urgency)
       return ta.urgency < tb.urgency;
-    return ta.expected_ms > tb.expected_ms;
+    return expected_or_fallback(a) > expected_or_fallback(b);
   });
-  suite->queue = SuiteQueue(std::move(order), std::move(expected_ms));
+  suite->queue = SuiteQueue(std::move(order), std::move(expected_ms), fallback);
   suite->spec = std::move(spec);
   return suite;
 }

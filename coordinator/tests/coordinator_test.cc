@@ -73,10 +73,10 @@ class CoordinatorTest : public ::testing::Test {
     request.set_wait_ms(0);
     return c.PullWork(request);
   }
-  // Reports every test of `shard` with `status`.
+  // Reports every test of `shard` with `status`, each taking `wall_ms`.
   v1::ReportResultsResponse ReportShard(
       Coordinator& c, const std::string& worker, const v1::Shard& shard,
-      v1::TestStatus status = v1::TEST_STATUS_PASSED) {
+      v1::TestStatus status = v1::TEST_STATUS_PASSED, double wall_ms = 0) {
     v1::ReportResultsRequest request;
     request.set_worker_id(worker);
     for (const v1::TestAssignment& a : shard.tests()) {
@@ -86,6 +86,7 @@ class CoordinatorTest : public ::testing::Test {
       r->mutable_result()->set_test_id(a.spec().id());
       r->mutable_result()->set_attempt(a.attempt());
       r->mutable_result()->set_status(status);
+      r->mutable_result()->set_wall_ms(wall_ms);
     }
     absl::StatusOr<v1::ReportResultsResponse> response =
         c.ReportResults(request);
@@ -510,11 +511,41 @@ TEST_F(CoordinatorTest, SnapshotCountsTheExpectedWorkQueuedAndLeased) {
 
   pulled = Pull(*c, worker);
   ASSERT_EQ(pulled.shards_size(), 1);
-  ReportShard(*c, worker, pulled.shards(0));  // reported: neither any more
+  // Reported: neither any more; and the tests left, without history of
+  // their own, are now expected to take what these took.
+  ReportShard(*c, worker, pulled.shards(0), v1::TEST_STATUS_PASSED, 500);
   snapshot = c->Snapshot();
   EXPECT_EQ(snapshot.running_expected_ms, 0);
   EXPECT_EQ(snapshot.queued_expected_ms,
-            2000.0 * (4 - pulled.shards(0).tests_size()));
+            500.0 * (4 - pulled.shards(0).tests_size()));
+}
+
+TEST_F(CoordinatorTest, TestsWithoutHistoryAreSizedByWhatTheirLikesTook) {
+  UseStore();
+  v1::TestResult run;  // one test of the suite has history: 3 s
+  run.set_test_id("s.t0");
+  run.set_wall_ms(3000);
+  run.set_status(v1::TEST_STATUS_PASSED);
+  ASSERT_TRUE(store_->RecordRun("s", "s-0", run).ok());
+  auto c = Make();
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 1000)).ok());
+  // The other 999 take the suite's median, 3 s, until some of them ran.
+  EXPECT_EQ(c->Snapshot().queued_expected_ms, 1000 * 3000.0);
+  const std::string worker = Register(*c);
+  v1::PullWorkResponse first = Pull(*c, worker);
+  ASSERT_EQ(first.shards_size(), 1);
+  ASSERT_EQ(first.shards(0).tests(0).spec().id(), "s.t0");  // longest
+  ASSERT_EQ(first.shards(0).tests_size(), 3);               // 10 s of 3 s
+  ReportShard(*c, worker, first.shards(0), v1::TEST_STATUS_PASSED, 2);
+  // Two ran in 2 ms each: the 997 left are shards of 64 (the most).
+  EXPECT_EQ(c->Snapshot().queued_expected_ms, 997 * 2.0);
+  v1::PullWorkResponse second = Pull(*c, worker);
+  ASSERT_EQ(second.shards_size(), 1);
+  EXPECT_EQ(second.shards(0).tests_size(), options_.max_shard_tests);
+  EXPECT_EQ(c->Snapshot().running_expected_ms, options_.max_shard_tests * 2.0);
+  auto progress = c->Progress(first.shards(0).suite_id());
+  ASSERT_TRUE(progress.ok());
+  EXPECT_EQ(progress->eta_ms(), 997 * 2);  // one slot
 }
 
 TEST_F(CoordinatorTest, HeartbeatsKeepLeasesAlive) {

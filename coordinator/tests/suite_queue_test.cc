@@ -67,5 +67,37 @@ TEST(SuiteQueueTest, ShardsShrinkAsTheQueueDrains) {
   EXPECT_DOUBLE_EQ(queue.ShardTargetMs(2, 10'000), 1000);
 }
 
+TEST(SuiteQueueTest, TestsWithoutHistoryTakeTheMedianOfThisRunsOwn) {
+  // Tests 1 and 2 have no expectation of their own: they take the guess.
+  SuiteQueue queue({0, 1, 2}, {500, -1, -1}, /*guess_ms=*/1000);
+  EXPECT_TRUE(queue.Guessed(1));
+  EXPECT_FALSE(queue.Guessed(0));
+  EXPECT_DOUBLE_EQ(queue.expected_ms(), 2500);
+  EXPECT_DOUBLE_EQ(queue.ExpectedOf(2), 1000);
+  ASSERT_EQ(queue.Pop(), 0);
+  ASSERT_EQ(queue.Pop(), 1);
+  queue.ObserveGuessed(4);  // test 1 took 4 ms
+  EXPECT_DOUBLE_EQ(queue.guess_ms(), 4);
+  EXPECT_DOUBLE_EQ(queue.ExpectedOf(2), 4);
+  EXPECT_DOUBLE_EQ(queue.ExpectedOf(0), 500);
+  EXPECT_DOUBLE_EQ(queue.expected_ms(), 4);  // only test 2 is queued
+  // The median, not the mean: one slow outlier does not move it.
+  queue.ObserveGuessed(2);
+  queue.ObserveGuessed(100000);
+  queue.ObserveGuessed(6);
+  EXPECT_DOUBLE_EQ(queue.guess_ms(), 6);
+  // At most kGuessSamples count; none after them changes the guess.
+  for (size_t i = 4; i < SuiteQueue::kGuessSamples; ++i)
+    queue.ObserveGuessed(8);
+  const double settled = queue.guess_ms();
+  EXPECT_DOUBLE_EQ(settled, 8);
+  for (int i = 0; i < 5000; ++i) queue.ObserveGuessed(1);
+  EXPECT_DOUBLE_EQ(queue.guess_ms(), settled);
+  // No test is guessed to take nothing: the last shards still shrink.
+  SuiteQueue instant({0}, {-1}, /*guess_ms=*/1000);
+  instant.ObserveGuessed(0);
+  EXPECT_DOUBLE_EQ(instant.guess_ms(), 1);
+}
+
 }  // namespace
 }  // namespace testfleet
