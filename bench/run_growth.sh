@@ -8,6 +8,7 @@
 #   bench/run_growth.sh --quick               # 500 and 2,000: CI smoke
 #   bench/run_growth.sh --sizes=1000,10000 --repeat=3 --json=growth.json
 #   bench/run_growth.sh --no-cache-service    # the coordinator schedules only
+#   bench/run_growth.sh --report-interval=20ms  # the worker's, for an A/B
 #
 # Columns: submit (coordctl submit, no --wait: read, hash, send, stored),
 # queued RSS growth per test (coordinator VmRSS with the suite queued minus
@@ -19,11 +20,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes="500,5000,50000,100000" repeat=1 json="" coordinator_flags=()
+sizes="500,5000,50000,100000" repeat=1 json="" coordinator_flags=() worker_flags=()
 for arg in "$@"; do
   case "$arg" in
     # Scheduling alone: workers then run uncached, the coordinator serves no puts.
     --no-cache-service) coordinator_flags+=(--no-cache-service) ;;
+    --report-interval=*) worker_flags+=("$arg") ;;
     --quick) sizes="500,2000" ;;
     --sizes=*) sizes="${arg#*=}" ;;
     --repeat=*) repeat="${arg#*=}" ;;
@@ -71,7 +73,7 @@ measure() {
   rss_queued=$(status_kb "$coordinator" VmRSS)
 
   "$bin/worker" --coordinator="$address" --slots=2 --workspace="$dir" --name=w \
-    --spool-dir="$dir/spool" >"$dir/worker.log" 2>&1 &
+    --spool-dir="$dir/spool" "${worker_flags[@]}" >"$dir/worker.log" 2>&1 &
   pids+=("$!")
   "$bin/coordctl" watch "$suite_id" --coordinator="$address" >"$dir/watch.log" 2>&1 ||
     { tail "$dir/watch.log" >&2; exit 1; }
