@@ -1,6 +1,7 @@
 #include "coordinator/suite_queue.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 namespace testfleet {
@@ -29,15 +30,36 @@ void SuiteQueue::Mark(int index, bool queued) {
 }
 
 void SuiteQueue::ObserveGuessed(double wall_ms) {
-  if (observed_ms_.size() >= kGuessSamples) return;
   // A process takes a millisecond at least; a guess of 0 would stop the
   // last shards shrinking (ShardTargetMs).
-  observed_ms_.push_back(std::max(wall_ms, 1.0));
-  const size_t n = observed_ms_.size();
-  if ((n & (n - 1)) != 0) return;  // a power of two: take the median again
-  std::vector<double> sorted = observed_ms_;
-  std::nth_element(sorted.begin(), sorted.begin() + n / 2, sorted.end());
-  guess_ms_ = sorted[n / 2];
+  wall_ms = std::max(wall_ms, 1.0);
+  ++guessed_observed_;
+  if (sample_ms_.size() < kGuessSamples) {
+    sample_ms_.push_back(wall_ms);
+  } else {
+    // Reservoir sampling (xorshift: deterministic, and enough to spread).
+    sample_rng_ ^= sample_rng_ << 13;
+    sample_rng_ ^= sample_rng_ >> 7;
+    sample_rng_ ^= sample_rng_ << 17;
+    const uint64_t slot =
+        sample_rng_ % static_cast<uint64_t>(guessed_observed_);
+    if (slot < kGuessSamples) sample_ms_[slot] = wall_ms;
+  }
+  // Taken again at each of the first 64 results, then every 64th.
+  if (guessed_observed_ > 64 && guessed_observed_ % 64 != 0) return;
+  // The (upper) median of the leased is the k-th shortest of them; with the
+  // unfinished counted as longest, the k-th shortest result.
+  const int64_t k = std::max<int64_t>(guessed_leased_, 0) / 2 + 1;
+  if (guessed_observed_ < k) return;
+  // Its rank among the results, scaled to the sample.
+  const double share =
+      static_cast<double>(k) / static_cast<double>(guessed_observed_);
+  const size_t n = sample_ms_.size();
+  const size_t at = std::min(n, static_cast<size_t>(std::ceil(share * n))) - 1;
+  std::vector<double> sorted = sample_ms_;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(at),
+                   sorted.end());
+  guess_ms_ = sorted[at];
 }
 
 int SuiteQueue::Pop() {

@@ -16,8 +16,7 @@ namespace testfleet {
 /// thread-safe: the coordinator holds its lock around every call.
 class SuiteQueue {
  public:
-  /// Samples the guess is the median of (ObserveGuessed); later ones are
-  /// not needed to size shards.
+  /// Results the guess is taken from at most (a uniform sample of all).
   static constexpr size_t kGuessSamples = 1024;
 
   SuiteQueue() = default;
@@ -38,10 +37,18 @@ class SuiteQueue {
   }
   bool Guessed(int index) const { return expected_ms_of_[index] < 0; }
   double guess_ms() const { return guess_ms_; }
-  /// A test without an expectation of its own took `wall_ms`: the guess
-  /// becomes the median of what such tests of this run took, taken again
-  /// each time their count doubles, so a suite without history is sized by
-  /// its own tests after the first results, not by a default.
+  /// A test was given to a worker (`leased`), or given back to the queue
+  /// (its lease lost, or a retry); those without an expectation of their
+  /// own are counted for ObserveGuessed.
+  void NoteLeased(int index, bool leased = true) {
+    if (Guessed(index)) guessed_leased_ += leased ? 1 : -1;
+  }
+  /// A leased test without an expectation of its own took `wall_ms`. The
+  /// guess becomes the median of such tests leased in this run, counting
+  /// those still running as longer than any that finished (the first to
+  /// finish are the short ones: their median alone would cut shards far too
+  /// big); it waits until half of them finished. So a suite without history
+  /// is sized by its own tests after its first results, not by a default.
   void ObserveGuessed(double wall_ms);
 
   /// Takes the next test out of the queue; -1 when none is queued.
@@ -71,7 +78,10 @@ class SuiteQueue {
   double known_ms_ = 0;  // queued tests' own expectations
   int guessed_ = 0;      // queued tests without one
   double guess_ms_ = 0;
-  std::vector<double> observed_ms_;  // guessed tests' times, this run
+  int64_t guessed_leased_ = 0;     // leases of guessed tests, this run
+  int64_t guessed_observed_ = 0;   // their results
+  std::vector<double> sample_ms_;  // of those results' times
+  uint64_t sample_rng_ = 0x9e3779b97f4a7c15;
 };
 
 }  // namespace testfleet

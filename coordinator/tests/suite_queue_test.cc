@@ -68,33 +68,55 @@ TEST(SuiteQueueTest, ShardsShrinkAsTheQueueDrains) {
 }
 
 TEST(SuiteQueueTest, TestsWithoutHistoryTakeTheMedianOfThisRunsOwn) {
-  // Tests 1 and 2 have no expectation of their own: they take the guess.
-  SuiteQueue queue({0, 1, 2}, {500, -1, -1}, /*guess_ms=*/1000);
+  // Tests 1 to 4 have no expectation of their own: they take the guess.
+  SuiteQueue queue({0, 1, 2, 3, 4}, {500, -1, -1, -1, -1}, /*guess_ms=*/1000);
   EXPECT_TRUE(queue.Guessed(1));
   EXPECT_FALSE(queue.Guessed(0));
-  EXPECT_DOUBLE_EQ(queue.expected_ms(), 2500);
-  EXPECT_DOUBLE_EQ(queue.ExpectedOf(2), 1000);
-  ASSERT_EQ(queue.Pop(), 0);
-  ASSERT_EQ(queue.Pop(), 1);
-  queue.ObserveGuessed(4);  // test 1 took 4 ms
-  EXPECT_DOUBLE_EQ(queue.guess_ms(), 4);
-  EXPECT_DOUBLE_EQ(queue.ExpectedOf(2), 4);
-  EXPECT_DOUBLE_EQ(queue.ExpectedOf(0), 500);
-  EXPECT_DOUBLE_EQ(queue.expected_ms(), 4);  // only test 2 is queued
-  // The median, not the mean: one slow outlier does not move it.
-  queue.ObserveGuessed(2);
-  queue.ObserveGuessed(100000);
-  queue.ObserveGuessed(6);
+  EXPECT_DOUBLE_EQ(queue.expected_ms(), 4500);
+  for (int i = 0; i < 3; ++i) queue.NoteLeased(queue.Pop());  // 0, 1, 2
+  // One of the two guessed tests leased finished: its median is not known
+  // yet (the other may take far longer).
+  queue.ObserveGuessed(4);
+  EXPECT_DOUBLE_EQ(queue.guess_ms(), 1000);
+  queue.ObserveGuessed(6);  // both finished: the median (the upper one)
   EXPECT_DOUBLE_EQ(queue.guess_ms(), 6);
-  // At most kGuessSamples count; none after them changes the guess.
-  for (size_t i = 4; i < SuiteQueue::kGuessSamples; ++i)
-    queue.ObserveGuessed(8);
-  const double settled = queue.guess_ms();
-  EXPECT_DOUBLE_EQ(settled, 8);
-  for (int i = 0; i < 5000; ++i) queue.ObserveGuessed(1);
-  EXPECT_DOUBLE_EQ(queue.guess_ms(), settled);
+  EXPECT_DOUBLE_EQ(queue.ExpectedOf(3), 6);
+  EXPECT_DOUBLE_EQ(queue.ExpectedOf(0), 500);
+  EXPECT_DOUBLE_EQ(queue.expected_ms(), 12);  // tests 3 and 4 queued
+}
+
+TEST(SuiteQueueTest, TheFirstToFinishDoNotMakeTheGuessShort) {
+  // 100 guessed tests leased at once; the short ones finish first.
+  std::vector<int> order(100);
+  for (int i = 0; i < 100; ++i) order[i] = i;
+  SuiteQueue queue(order, std::vector<double>(100, -1), /*guess_ms=*/1000);
+  for (int i = 0; i < 100; ++i) queue.NoteLeased(queue.Pop());
+  for (int i = 0; i < 50; ++i) queue.ObserveGuessed(5);
+  EXPECT_DOUBLE_EQ(queue.guess_ms(), 1000);  // half of them still running
+  queue.ObserveGuessed(3000);  // the 51st: the (upper) median of the 100
+  EXPECT_DOUBLE_EQ(queue.guess_ms(), 3000);
+  // Given back unfinished (a lost lease), a test no longer counts as
+  // running: 60 of 90 leased finished, the median is a finished one.
+  for (int i = 0; i < 10; ++i) queue.NoteLeased(i, /*leased=*/false);
+  for (int i = 0; i < 9; ++i) queue.ObserveGuessed(5);
+  EXPECT_DOUBLE_EQ(queue.guess_ms(), 5);
+}
+
+TEST(SuiteQueueTest, TheGuessFollowsASampleOfManyResults) {
+  const int n = 20000;
+  std::vector<int> order(n);
+  for (int i = 0; i < n; ++i) order[i] = i;
+  SuiteQueue queue(order, std::vector<double>(n, -1), /*guess_ms=*/1000);
+  // Each test is leased and finishes; one in four takes 100 ms, the rest
+  // 10 ms, so the median is 10 whatever the sample holds.
+  for (int i = 0; i < n; ++i) {
+    queue.NoteLeased(queue.Pop());
+    queue.ObserveGuessed(i % 4 == 0 ? 100 : 10);
+  }
+  EXPECT_DOUBLE_EQ(queue.guess_ms(), 10);
   // No test is guessed to take nothing: the last shards still shrink.
   SuiteQueue instant({0}, {-1}, /*guess_ms=*/1000);
+  instant.NoteLeased(instant.Pop());
   instant.ObserveGuessed(0);
   EXPECT_DOUBLE_EQ(instant.guess_ms(), 1);
 }
