@@ -78,10 +78,7 @@ Coordinator::Suite* Coordinator::PickSuite(const Worker& worker) {
 
 void Coordinator::Requeue(Suite& suite, int index, bool first) {
   Test& test = suite.tests[index];
-  if (test.phase == Phase::kLeased) {
-    suite.EndLease(index);
-    suite.queue.NoteLeased(index, /*leased=*/false);
-  }
+  if (test.phase == Phase::kLeased) suite.EndLease(index);
   test.phase = Phase::kQueued;
   test.queued_at = Steady();
   suite.queue.Return(index, first);

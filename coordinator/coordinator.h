@@ -252,10 +252,7 @@ class Coordinator {
       return leased_known_ms + leased_guessed * queue.guess_ms();
     }
     // A test was leased (MakeShard), or left its lease (Requeue, Finish).
-    void StartLease(int index) {
-      CountLease(index, 1);
-      queue.NoteLeased(index);
-    }
+    void StartLease(int index) { CountLease(index, 1); }
     void EndLease(int index) { CountLease(index, -1); }
     void CountLease(int index, int sign) {
       leased += sign;

@@ -93,8 +93,11 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   // that a retry goes behind what is queued.
   if (test.phase == Phase::kQueued) suite.queue.Remove(index);
   // What a test without history took tells how long its likes will.
-  if (!result.cached() && suite.queue.Guessed(index))
-    suite.queue.ObserveGuessed(result.wall_ms());
+  if (!result.cached() && suite.queue.Guessed(index)) {
+    const int others_running =
+        suite.leased_guessed - (test.phase == Phase::kLeased ? 1 : 0);
+    suite.queue.ObserveGuessed(result.wall_ms(), others_running);
+  }
   if (options_.store && !result.cached()) {
     // The hex was made at submit; the whole key only when it is stored.
     auto make_key = [&] {

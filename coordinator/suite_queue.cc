@@ -29,7 +29,7 @@ void SuiteQueue::Mark(int index, bool queued) {
   if (size_ == 0) known_ms_ = 0;
 }
 
-void SuiteQueue::ObserveGuessed(double wall_ms) {
+void SuiteQueue::ObserveGuessed(double wall_ms, int64_t still_running) {
   // A process takes a millisecond at least; a guess of 0 would stop the
   // last shards shrinking (ShardTargetMs).
   wall_ms = std::max(wall_ms, 1.0);
@@ -47,9 +47,11 @@ void SuiteQueue::ObserveGuessed(double wall_ms) {
   }
   // Taken again at each of the first 64 results, then every 64th.
   if (guessed_observed_ > 64 && guessed_observed_ % 64 != 0) return;
-  // The (upper) median of the leased is the k-th shortest of them; with the
-  // unfinished counted as longest, the k-th shortest result.
-  const int64_t k = std::max<int64_t>(guessed_leased_, 0) / 2 + 1;
+  // The (upper) median of the finished and the running is the k-th
+  // shortest of them; with the running counted as longest, the k-th
+  // shortest result.
+  const int64_t k =
+      (guessed_observed_ + std::max<int64_t>(still_running, 0)) / 2 + 1;
   if (guessed_observed_ < k) return;
   // Its rank among the results, scaled to the sample.
   const double share =

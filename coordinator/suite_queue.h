@@ -37,19 +37,14 @@ class SuiteQueue {
   }
   bool Guessed(int index) const { return expected_ms_of_[index] < 0; }
   double guess_ms() const { return guess_ms_; }
-  /// A test was given to a worker (`leased`), or given back to the queue
-  /// (its lease lost, or a retry); those without an expectation of their
-  /// own are counted for ObserveGuessed.
-  void NoteLeased(int index, bool leased = true) {
-    if (Guessed(index)) guessed_leased_ += leased ? 1 : -1;
-  }
-  /// A leased test without an expectation of its own took `wall_ms`. The
-  /// guess becomes the median of such tests leased in this run, counting
-  /// those still running as longer than any that finished (the first to
-  /// finish are the short ones: their median alone would cut shards far too
-  /// big); it waits until half of them finished. So a suite without history
-  /// is sized by its own tests after its first results, not by a default.
-  void ObserveGuessed(double wall_ms);
+  /// A test without an expectation of its own took `wall_ms`, while
+  /// `still_running` others like it are leased. The guess becomes the
+  /// median of such tests of this run, finished and running, counting the
+  /// running as longer than any that finished (the first to finish are the
+  /// short ones: their median alone would cut shards far too big); it waits
+  /// until half of them finished. So a suite without history is sized by
+  /// its own tests after its first results, not by a default.
+  void ObserveGuessed(double wall_ms, int64_t still_running);
 
   /// Takes the next test out of the queue; -1 when none is queued.
   int Pop();
@@ -78,8 +73,7 @@ class SuiteQueue {
   double known_ms_ = 0;  // queued tests' own expectations
   int guessed_ = 0;      // queued tests without one
   double guess_ms_ = 0;
-  int64_t guessed_leased_ = 0;     // leases of guessed tests, this run
-  int64_t guessed_observed_ = 0;   // their results
+  int64_t guessed_observed_ = 0;   // results of guessed tests, this run
   std::vector<double> sample_ms_;  // of those results' times
   uint64_t sample_rng_ = 0x9e3779b97f4a7c15;
 };

@@ -520,6 +520,19 @@ TEST_F(CoordinatorTest, SnapshotCountsTheExpectedWorkQueuedAndLeased) {
             500.0 * (4 - pulled.shards(0).tests_size()));
 }
 
+TEST_F(CoordinatorTest, AReportedTestNoLongerCountsAsRunningForTheGuess) {
+  auto c = Make();  // no history: each test first guessed at 1 s
+  ASSERT_TRUE(c->Submit(MakeSuite("s", 2)).ok());
+  const std::string worker = Register(*c);
+  v1::PullWorkResponse pulled = Pull(*c, worker);
+  ASSERT_EQ(pulled.shards_size(), 1);
+  ASSERT_EQ(pulled.shards(0).tests_size(), 1);  // half of the 2 s queued
+  // The only one leased finished in 5 ms, none runs: the other is guessed
+  // to take as long.
+  ReportShard(*c, worker, pulled.shards(0), v1::TEST_STATUS_PASSED, 5);
+  EXPECT_EQ(c->Snapshot().queued_expected_ms, 5.0);
+}
+
 TEST_F(CoordinatorTest, TestsWithoutHistoryAreSizedByWhatTheirLikesTook) {
   UseStore();
   v1::TestResult run;  // one test of the suite has history: 3 s

@@ -73,12 +73,13 @@ TEST(SuiteQueueTest, TestsWithoutHistoryTakeTheMedianOfThisRunsOwn) {
   EXPECT_TRUE(queue.Guessed(1));
   EXPECT_FALSE(queue.Guessed(0));
   EXPECT_DOUBLE_EQ(queue.expected_ms(), 4500);
-  for (int i = 0; i < 3; ++i) queue.NoteLeased(queue.Pop());  // 0, 1, 2
+  for (int i = 0; i < 3; ++i) queue.Pop();  // 0, 1, 2 leased
   // One of the two guessed tests leased finished: its median is not known
   // yet (the other may take far longer).
-  queue.ObserveGuessed(4);
+  queue.ObserveGuessed(4, /*still_running=*/1);
   EXPECT_DOUBLE_EQ(queue.guess_ms(), 1000);
-  queue.ObserveGuessed(6);  // both finished: the median (the upper one)
+  // Both finished: the median (the upper one).
+  queue.ObserveGuessed(6, /*still_running=*/0);
   EXPECT_DOUBLE_EQ(queue.guess_ms(), 6);
   EXPECT_DOUBLE_EQ(queue.ExpectedOf(3), 6);
   EXPECT_DOUBLE_EQ(queue.ExpectedOf(0), 500);
@@ -90,15 +91,16 @@ TEST(SuiteQueueTest, TheFirstToFinishDoNotMakeTheGuessShort) {
   std::vector<int> order(100);
   for (int i = 0; i < 100; ++i) order[i] = i;
   SuiteQueue queue(order, std::vector<double>(100, -1), /*guess_ms=*/1000);
-  for (int i = 0; i < 100; ++i) queue.NoteLeased(queue.Pop());
-  for (int i = 0; i < 50; ++i) queue.ObserveGuessed(5);
+  int running = 100;
+  for (int i = 0; i < 50; ++i) queue.ObserveGuessed(5, --running);
   EXPECT_DOUBLE_EQ(queue.guess_ms(), 1000);  // half of them still running
-  queue.ObserveGuessed(3000);  // the 51st: the (upper) median of the 100
+  // The 51st: the (upper) median of the 100.
+  queue.ObserveGuessed(3000, --running);
   EXPECT_DOUBLE_EQ(queue.guess_ms(), 3000);
   // Given back unfinished (a lost lease), a test no longer counts as
-  // running: 60 of 90 leased finished, the median is a finished one.
-  for (int i = 0; i < 10; ++i) queue.NoteLeased(i, /*leased=*/false);
-  for (int i = 0; i < 9; ++i) queue.ObserveGuessed(5);
+  // running: 60 of 90 finished, the median is a finished one.
+  running -= 10;
+  for (int i = 0; i < 9; ++i) queue.ObserveGuessed(5, --running);
   EXPECT_DOUBLE_EQ(queue.guess_ms(), 5);
 }
 
@@ -110,14 +112,14 @@ TEST(SuiteQueueTest, TheGuessFollowsASampleOfManyResults) {
   // Each test is leased and finishes; one in four takes 100 ms, the rest
   // 10 ms, so the median is 10 whatever the sample holds.
   for (int i = 0; i < n; ++i) {
-    queue.NoteLeased(queue.Pop());
-    queue.ObserveGuessed(i % 4 == 0 ? 100 : 10);
+    queue.Pop();
+    queue.ObserveGuessed(i % 4 == 0 ? 100 : 10, /*still_running=*/0);
   }
   EXPECT_DOUBLE_EQ(queue.guess_ms(), 10);
   // No test is guessed to take nothing: the last shards still shrink.
   SuiteQueue instant({0}, {-1}, /*guess_ms=*/1000);
-  instant.NoteLeased(instant.Pop());
-  instant.ObserveGuessed(0);
+  instant.Pop();
+  instant.ObserveGuessed(0, /*still_running=*/0);
   EXPECT_DOUBLE_EQ(instant.guess_ms(), 1);
 }
 
