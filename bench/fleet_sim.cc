@@ -23,12 +23,15 @@
 #include <mutex>
 #include <queue>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/platform.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
@@ -164,6 +167,7 @@ class Fleet {
   nlohmann::json Run() {
     std::thread timers([this] { TimerLoop(); });
     std::thread heartbeats([this] { HeartbeatLoop(); });
+    std::thread sockets([this] { SocketLoop(); });
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (Worker& worker : workers_) MaybePull(worker);
@@ -242,6 +246,7 @@ class Fleet {
     const CpuAndMemory after = Sample(options_.coordinator_pid);
     timers.join();
     heartbeats.join();
+    sockets.join();
     std::lock_guard<std::mutex> lock(mu_);
     return Figures(before, after, submit_start, queued_at, end);
   }
@@ -330,6 +335,8 @@ class Fleet {
     worker.stub->async()->PullWork(
         &call->context, &call->request, &call->response,
         [this, call, w = &worker](grpc::Status status) {
+          // Timed before the simulator's own lock.
+          const Clock::time_point arrived = Clock::now();
           std::lock_guard<std::mutex> lock(mu_);
           --in_flight_;
           w->pulling = false;
@@ -340,9 +347,9 @@ class Fleet {
           const Clock::time_point now = Clock::now();
           if (call->response.shards_size() > 0 && submitted_ &&
               call->started >= queued_at_) {
-            pull_ms_.push_back(
-                std::chrono::duration<double, std::milli>(now - call->started)
-                    .count());
+            pull_ms_.push_back(std::chrono::duration<double, std::milli>(
+                                   arrived - call->started)
+                                   .count());
           }
           for (v1::Shard& shard : *call->response.mutable_shards()) {
             dispatched_ += shard.tests_size();
@@ -382,6 +389,13 @@ class Fleet {
         continue;
       }
       timers_.pop();
+      // How late the simulator itself is: a fleet it cannot keep up with
+      // would count its own delays as the coordinator's.
+      if (submitted_) {
+        timer_lag_ms_.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - next.at)
+                .count());
+      }
       Worker& worker = workers_[next.worker];
       if (next.slot == kReportTimer) {
         worker.reporting = false;
@@ -504,6 +518,48 @@ class Fleet {
     }
   }
 
+  // Bytes received but not yet read, summed over the connections' two ends:
+  // which side of the protocol falls behind (on this machine).
+  struct Unread {
+    int64_t coordinator = 0;
+    int64_t fleet = 0;
+  };
+  Unread SampleUnread() const {
+    const std::string port =
+        options_.coordinator.substr(options_.coordinator.rfind(':') + 1);
+    const std::string hex_port = absl::StrFormat(":%04X", std::stoi(port));
+    Unread unread;
+    // gRPC's sockets are IPv6 ones, IPv4 addresses mapped.
+    for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+      std::ifstream table(path);
+      std::string line;
+      std::getline(table, line);  // the header
+      while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state, queues;
+        if (!(fields >> slot >> local >> remote >> state >> queues)) continue;
+        if (state != "01") continue;  // established
+        const int64_t received =
+            std::stoll(queues.substr(queues.find(':') + 1), nullptr, 16);
+        if (absl::EndsWith(local, hex_port)) unread.coordinator += received;
+        if (absl::EndsWith(remote, hex_port)) unread.fleet += received;
+      }
+    }
+    return unread;
+  }
+
+  void SocketLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopped_.wait_for(lock, std::chrono::milliseconds(250),
+                              [&] { return stopping_; })) {
+      if (!submitted_) continue;
+      lock.unlock();
+      const Unread unread = SampleUnread();
+      lock.lock();
+      unread_.push_back(unread);
+    }
+  }
+
   nlohmann::json Figures(const CpuAndMemory& before, const CpuAndMemory& after,
                          Clock::time_point submit_start,
                          Clock::time_point queued_at, Clock::time_point end) {
@@ -538,7 +594,18 @@ class Fleet {
         {"pull_with_work_p50_ms", Percentile(pull_ms_, 0.5)},
         {"pull_with_work_p99_ms", Percentile(pull_ms_, 0.99)},
         {"pulls_with_work", pull_ms_.size()},
+        {"sim_timer_lag_p50_ms", Percentile(timer_lag_ms_, 0.5)},
+        {"sim_timer_lag_p99_ms", Percentile(timer_lag_ms_, 0.99)},
     };
+    std::vector<double> coordinator_unread, fleet_unread;
+    for (const Unread& u : unread_) {
+      coordinator_unread.push_back(u.coordinator / 1024.0);
+      fleet_unread.push_back(u.fleet / 1024.0);
+    }
+    out["coordinator_unread_kib_p50"] = Percentile(coordinator_unread, 0.5);
+    out["coordinator_unread_kib_max"] = Percentile(coordinator_unread, 1);
+    out["sim_unread_kib_p50"] = Percentile(fleet_unread, 0.5);
+    out["sim_unread_kib_max"] = Percentile(fleet_unread, 1);
     if (options_.coordinator_pid > 0) {
       out["coordinator_cpu_s"] = cpu_s;
       out["coordinator_cpu_us_per_test"] =
@@ -559,6 +626,8 @@ class Fleet {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   std::vector<std::pair<Clock::time_point, Clock::time_point>> busy_;
   std::vector<double> pull_ms_;
+  std::vector<double> timer_lag_ms_;
+  std::vector<Unread> unread_;  // sampled every 250 ms
   std::vector<std::string> suite_ids_;
   bool submitted_ = false;
   bool stopping_ = false;

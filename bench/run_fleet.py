@@ -7,7 +7,9 @@ the worker does; a test "runs" for its duration without a process).
 Per fleet size: dispatches per second, PullWork latency (calls that got
 work, started while work was queued) p50 and p99, the share of slot time
 busy while work was queued, coordinator CPU per test and resident memory,
-RPC errors. Durations are log-normal, mean 1 s; each run is one suite, or
+RPC errors. And whether the simulator kept up: how late its timers fired
+(p99), and the most bytes left unread in the connections' sockets at the
+coordinator's end and at the simulator's (sampled every 250 ms). Durations are log-normal, mean 1 s; each run is one suite, or
 20 suites submitted at once.
 
   bench/run_fleet.py [--quick] [--json=OUT] [--workers=100,1000,5000]
@@ -100,13 +102,17 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     print("| workers x 8 slots | suites | tests | dispatches/s | PullWork p50 ms | "
           "p99 ms | slots busy while queued | coordinator CPU µs/test | "
-          "coordinator RSS MiB | errors |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "coordinator RSS MiB | errors | simulator late p99 ms | "
+          "unread KiB max, coordinator / simulator |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| ---: | ---: |")
     for r in rows:
         print(f"| {r['workers']} | {r['suites']} | {r['tests']} | {r['dispatches_per_s']:.0f} | "
               f"{r['pull_with_work_p50_ms']:.1f} | {r['pull_with_work_p99_ms']:.1f} | "
               f"{100 * r['busy_while_queued']:.1f}% | {r['coordinator_cpu_us_per_test']:.0f} | "
-              f"{r['coordinator_peak_rss_mib']:.0f} | {r['errors']} |")
+              f"{r['coordinator_peak_rss_mib']:.0f} | {r['errors']} | "
+              f"{r['sim_timer_lag_p99_ms']:.1f} | "
+              f"{r['coordinator_unread_kib_max']:.0f} / {r['sim_unread_kib_max']:.0f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"mean_ms": mean_ms, "sigma": args.sigma, "runs": rows}, f, indent=2)
