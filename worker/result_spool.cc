@@ -155,4 +155,24 @@ absl::Status ResultSpool::Remove(uint64_t sequence) {
   return absl::OkStatus();
 }
 
+std::vector<v1::ReportResultsRequest> SplitReport(
+    const v1::ReportResultsRequest& batch, size_t max_results,
+    size_t max_bytes) {
+  std::vector<v1::ReportResultsRequest> parts;
+  size_t part_bytes = 0;
+  for (const v1::ReportedResult& reported : batch.results()) {
+    const size_t bytes = reported.ByteSizeLong();
+    if (parts.empty() ||
+        static_cast<size_t>(parts.back().results_size()) >= max_results ||
+        (parts.back().results_size() > 0 && part_bytes + bytes > max_bytes)) {
+      parts.emplace_back();
+      parts.back().set_worker_id(batch.worker_id());
+      part_bytes = 0;
+    }
+    *parts.back().add_results() = reported;
+    part_bytes += bytes;
+  }
+  return parts;
+}
+
 }  // namespace testfleet

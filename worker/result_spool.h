@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "testfleet/v1/services.pb.h"
@@ -56,5 +57,13 @@ class ResultSpool {
   int64_t bytes_ = 0;
   uint64_t next_sequence_ = 1;
 };
+
+/// `batch` as requests of at most `max_results` results and, unless one
+/// result alone is larger, `max_bytes` serialized bytes, in order: results
+/// held through a long outage must not grow one request past the message
+/// limit, which would refuse it forever. Empty for an empty batch.
+std::vector<v1::ReportResultsRequest> SplitReport(
+    const v1::ReportResultsRequest& batch, size_t max_results,
+    size_t max_bytes);
 
 }  // namespace testfleet

@@ -13,6 +13,7 @@
 #include "common/grpc_util.h"
 #include "common/platform.h"
 #include "common/spec_rules.h"
+#include "common/status_macros.h"
 #include "common/test_status.h"
 #include "common/text.h"
 #include "spdlog/spdlog.h"
@@ -21,9 +22,10 @@
 namespace testfleet {
 namespace {
 
-// Results in one report at most: with two 64 KiB output tails each, well under
-// the coordinator's message limit.
+// One report at most: results held through an outage go in several, each
+// well under the coordinator's message limit (kMaxMessageBytes).
 constexpr size_t kMaxResultsPerReport = 1000;
+constexpr size_t kMaxReportBytes = 64 << 20;
 
 int64_t AvailableMemoryKb() {
   std::ifstream meminfo("/proc/meminfo");
@@ -570,12 +572,26 @@ absl::Status Worker::Deliver(v1::ReportResultsRequest& batch) {
     absl::MutexLock lock(&mu_);
     batch.set_worker_id(worker_id_);
   }
+  if (static_cast<size_t>(batch.results_size()) <= kMaxResultsPerReport &&
+      batch.ByteSizeLong() <= kMaxReportBytes) {
+    return DeliverPart(batch);
+  }
+  // Parts taken before one fails are sent again with the rest: the
+  // coordinator ignores results it already has.
+  for (const v1::ReportResultsRequest& part :
+       SplitReport(batch, kMaxResultsPerReport, kMaxReportBytes)) {
+    RETURN_IF_ERROR(DeliverPart(part));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Worker::DeliverPart(const v1::ReportResultsRequest& part) {
   v1::ReportResultsResponse response;
   grpc::ClientContext context;
   // A report takes milliseconds; one that hangs (a dead link) goes to the
   // spool soon instead of holding the results in memory.
   context.set_deadline(DeadlineIn(absl::Seconds(5)));
-  grpc::Status status = stub_->ReportResults(&context, batch, &response);
+  grpc::Status status = stub_->ReportResults(&context, part, &response);
   if (!status.ok()) {
     return FromGrpcStatus(status, "coordinator", config_.coordinator_address);
   }

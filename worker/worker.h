@@ -117,8 +117,10 @@ class Worker {
   // Checks the test's inputs in the workspace: an error message, or "".
   std::string CheckWorkspaceInputs(const v1::TestSpec& spec);
   void ReporterLoop();
-  // Sends one batch; OK once the coordinator has it durably.
+  // Sends one batch, in parts when it is large; OK once the coordinator
+  // has all of it durably.
   absl::Status Deliver(v1::ReportResultsRequest& batch);
+  absl::Status DeliverPart(const v1::ReportResultsRequest& part);
   // Sends spooled batches, oldest first, until one fails.
   absl::Status DeliverSpooled();
   void HeartbeatLoop();

@@ -93,5 +93,54 @@ TEST(ResultSpoolTest, UnwritableFolderIsAClearError) {
   EXPECT_THAT(spool.status().message(), HasSubstr("--spool-dir"));
 }
 
+// The test ids of every part, in order, and each part's size.
+std::vector<std::string> IdsOf(
+    const std::vector<v1::ReportResultsRequest>& parts,
+    std::vector<int>* sizes) {
+  std::vector<std::string> ids;
+  for (const v1::ReportResultsRequest& part : parts) {
+    sizes->push_back(part.results_size());
+    for (const v1::ReportedResult& reported : part.results())
+      ids.push_back(reported.result().test_id());
+  }
+  return ids;
+}
+
+TEST(SplitReportTest, PartsHoldAtMostTheCountInOrder) {
+  v1::ReportResultsRequest batch = Batch("t", 2500);
+  batch.set_worker_id("w-1");
+  const std::vector<v1::ReportResultsRequest> parts =
+      SplitReport(batch, 1000, 64 << 20);
+  std::vector<int> sizes;
+  const std::vector<std::string> ids = IdsOf(parts, &sizes);
+  EXPECT_EQ(sizes, (std::vector<int>{1000, 1000, 500}));
+  ASSERT_EQ(ids.size(), 2500u);
+  for (int i = 0; i < 2500; ++i) EXPECT_EQ(ids[i], "t" + std::to_string(i));
+  for (const auto& part : parts) EXPECT_EQ(part.worker_id(), "w-1");
+  EXPECT_TRUE(SplitReport(v1::ReportResultsRequest(), 1000, 1 << 20).empty());
+}
+
+TEST(SplitReportTest, PartsStayUnderTheByteLimitUnlessOneResultIsLarger) {
+  v1::ReportResultsRequest batch = Batch("t", 5);
+  // 40 KiB of output each, and one of 300 KiB.
+  for (int i = 0; i < 5; ++i) {
+    batch.mutable_results(i)->mutable_result()->set_stdout_tail(
+        std::string(i == 2 ? 300 << 10 : 40 << 10, 'x'));
+  }
+  const size_t limit = 100 << 10;
+  const std::vector<v1::ReportResultsRequest> parts =
+      SplitReport(batch, 1000, limit);
+  std::vector<int> sizes;
+  const std::vector<std::string> ids = IdsOf(parts, &sizes);
+  // Two of 40 KiB fit; the large one goes alone.
+  EXPECT_EQ(sizes, (std::vector<int>{2, 1, 2}));
+  EXPECT_EQ(ids, (std::vector<std::string>{"t0", "t1", "t2", "t3", "t4"}));
+  for (const auto& part : parts) {
+    if (part.results_size() > 1) {
+      EXPECT_LE(part.ByteSizeLong(), limit);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace testfleet
