@@ -6,6 +6,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/time.h"
 #include "cache/result_cache.h"
 #include "common/flags.h"
 #include "common/grpc_util.h"
@@ -70,9 +71,10 @@ int main(int argc, char** argv) {
   BlockTerminationSignals();
   CLI::App app{"Testfleet worker: runs tests for a coordinator."};
   WorkerConfig config;
-  std::string coordinator, cache_dir, idle,
-      sample = "100ms", report_interval = "250ms", spool_dir,
-      spool_max = "1GiB";
+  std::string coordinator, cache_dir, idle, spool_dir, spool_max = "1GiB";
+  // Shown by --help, and WorkerConfig's own: one place for each default.
+  std::string sample = absl::FormatDuration(config.sample_interval),
+              report_interval = absl::FormatDuration(config.report_interval);
   char host[256] = "worker";
   gethostname(host, sizeof(host) - 1);
   config.name = host;
