@@ -9,8 +9,9 @@ work, started while work was queued) p50 and p99, the share of slot time
 busy while work was queued, coordinator CPU per test and resident memory,
 RPC errors. And whether the simulator kept up: how late its timers fired
 (p99), and the most bytes left unread in the connections' sockets at the
-coordinator's end and at the simulator's (sampled every 250 ms). Durations are log-normal, mean 1 s; each run is one suite, or
-20 suites submitted at once.
+coordinator's end and at the simulator's (sampled every 250 ms).
+Durations are log-normal, mean 1 s; each run is one suite, or 20 suites
+submitted at once.
 
   bench/run_fleet.py [--quick] [--json=OUT] [--workers=100,1000,5000]
                      [--tests=200000] [--suites=1,20] [--sigma=1]
