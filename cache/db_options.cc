@@ -66,6 +66,24 @@ absl::Status CacheDirError(const rocksdb::Status& s, const std::string& dir) {
   return absl::InternalError(absl::StrCat("cache dir ", dir, ": ", message));
 }
 
+bool WaitForBackgroundWork(rocksdb::DB* db, absl::Duration limit) {
+  const absl::Time give_up = absl::Now() + limit;
+  const char* const kBusy[] = {
+      "rocksdb.num-running-flushes", "rocksdb.mem-table-flush-pending",
+      "rocksdb.num-running-compactions", "rocksdb.compaction-pending"};
+  while (true) {
+    uint64_t busy = 0;
+    for (const char* property : kBusy) {
+      uint64_t value = 0;
+      // Aggregated over the column families.
+      if (db->GetAggregatedIntProperty(property, &value)) busy += value;
+    }
+    if (busy == 0) return true;
+    if (absl::Now() >= give_up) return false;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+}
+
 rocksdb::Options CacheDbOptions() {
   rocksdb::Options options;
   options.create_if_missing = true;

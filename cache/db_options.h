@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 
@@ -23,6 +24,11 @@ bool IsDiskFull(const rocksdb::Status& s);
 /// A RocksDB error on the cache folder `dir` as a status saying what to do:
 /// another process holds it, the disk is full, or what RocksDB said.
 absl::Status CacheDirError(const rocksdb::Status& s, const std::string& dir);
+
+/// Waits, at most `limit`, until `db` runs and owes no flush or compaction;
+/// false if it was still busy then. For measuring reads after a burst of
+/// writes: the compactions that burst leaves would share the cores.
+bool WaitForBackgroundWork(rocksdb::DB* db, absl::Duration limit);
 
 /// RocksDB options of the result cache: point lookups (bloom filters, a block
 /// cache), WAL on. Shared with the benchmark's raw-RocksDB baseline so both

@@ -103,6 +103,8 @@ class ResultCache {
   /// Writes the pending metadata (new entries, refreshed access times) in
   /// one batch; returns how many entries it wrote.
   absl::StatusOr<int64_t> FlushMetadata();
+  /// WaitForBackgroundWork (db_options.h) on this cache's database.
+  bool WaitForBackgroundWork(absl::Duration limit);
 
   // CAS blobs. The empty blob is always present and never stored.
 

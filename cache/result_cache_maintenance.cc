@@ -19,6 +19,10 @@ using result_cache_format::kKeysPerFetchChunk;
 using result_cache_format::kValueHeader;
 using result_cache_format::MetaKey;
 
+bool ResultCache::WaitForBackgroundWork(absl::Duration limit) {
+  return testfleet::WaitForBackgroundWork(db_.get(), limit);
+}
+
 absl::StatusOr<int64_t> ResultCache::SweepExpired() {
   std::vector<DiskKey> expired;
   const int64_t now = NowMs();

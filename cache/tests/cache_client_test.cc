@@ -1,5 +1,6 @@
 #include "cache/cache_client.h"
 
+#include "absl/strings/str_cat.h"
 #include "cache/cache_service.h"
 #include "cache/tests/fake_cache_client.h"
 #include "common/digest.h"
@@ -175,6 +176,36 @@ TEST_F(GrpcCacheClientTest, TalksToTheRealServiceOverLoopback) {
   EXPECT_THAT(
       std::string(unreachable.status().message()),
       ::testing::HasSubstr("cannot reach the cache service at " + address_));
+}
+
+TEST_F(GrpcCacheClientTest, ALargeBatchGoesInPartsAndAnswersInOrder) {
+  // 1,100 keys: five calls of at most 250. Every third key is stored.
+  std::vector<std::string> keys;
+  CacheEntries stored;
+  for (int i = 0; i < 1100; ++i) {
+    keys.push_back(Sha256Hex("action " + std::to_string(i)));
+    if (i % 3 == 0)
+      stored.emplace_back(keys.back(), ResultOf(absl::StrCat("t", i)));
+  }
+  ASSERT_TRUE(cache_->Put(stored).ok());
+  auto client = NewGrpcCacheClient(address_);
+  auto results = client->Lookup(keys);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), keys.size());
+  for (int i = 0; i < 1100; ++i) {
+    ASSERT_EQ((*results)[i].has_value(), i % 3 == 0) << i;
+    if (i % 3 == 0) {
+      EXPECT_EQ((*results)[i]->result().test_id(), absl::StrCat("t", i));
+    }
+  }
+  EXPECT_EQ(cache_->Stats().hits(), 367);
+
+  // One bad key in a middle part fails the whole lookup, saying why.
+  keys[600] = "not-hex";
+  auto failed = client->Lookup(keys);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(failed.status().message()),
+              ::testing::HasSubstr("not 64 hex characters"));
 }
 
 TEST_F(GrpcCacheClientTest, OlderClientsStillGetParsedResults) {
