@@ -32,6 +32,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/grpc_util.h"
 #include "common/platform.h"
 #include "common/runtime.h"
 #include "grpcpp/grpcpp.h"
@@ -117,6 +118,7 @@ class Fleet {
     // A channel of its own per worker, as a fleet of machines has, not one
     // connection shared by the whole process.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    SetSmallCallArguments(args);  // as the worker's channel
     args.SetMaxReceiveMessageSize(256 << 20);
     args.SetMaxSendMessageSize(256 << 20);
     for (int i = 0; i < connections; ++i) {

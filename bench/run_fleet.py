@@ -10,11 +10,12 @@ busy while work was queued, coordinator CPU per test and resident memory,
 RPC errors. And whether the simulator kept up: how late its timers fired
 (p99), and the most bytes left unread in the connections' sockets at the
 coordinator's end and at the simulator's (sampled every 250 ms).
-Durations are log-normal, mean 1 s; each run is one suite, or 20 suites
-submitted at once.
+Durations are log-normal, mean 1 s (--mean-ms); each run is one suite, or 20
+suites submitted at once.
 
   bench/run_fleet.py [--quick] [--json=OUT] [--workers=100,1000,5000]
                      [--tests=200000] [--suites=1,20] [--sigma=1]
+                     [--mean-ms=1000]
 
 Fails when a run fails (an RPC error, a test not reported), never on a time.
 """
@@ -79,11 +80,13 @@ def main():
     parser.add_argument("--tests", type=int, default=200000)
     parser.add_argument("--suites", default="1,20")
     parser.add_argument("--sigma", type=float, default=1.0)
+    # Longer tests: as many workers, fewer dispatches a second.
+    parser.add_argument("--mean-ms", type=float, default=1000)
     args = parser.parse_args()
     require_build()
     sizes = [int(w) for w in args.workers.split(",")]
     suite_counts = [int(s) for s in args.suites.split(",")]
-    mean_ms = 1000
+    mean_ms = args.mean_ms
     if args.quick:
         sizes, suite_counts, mean_ms = [20], [1, 4], 50
     work = tempfile.mkdtemp(prefix="tf-fleet-")

@@ -72,8 +72,17 @@ std::chrono::system_clock::time_point DeadlineIn(absl::Duration d) {
   return absl::ToChronoTime(absl::Now() + d);
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+void SetSmallCallArguments(grpc::ChannelArguments& args) {
+  // At 1,000 simulated workers, BDP pings cost the coordinator 3 to 18% of
+  // its CPU a test (BENCHMARKS.md, issue 19).
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 4 << 20);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           Traffic traffic) {
   grpc::ChannelArguments args;
+  if (traffic == Traffic::kSmallCalls) SetSmallCallArguments(args);
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   // Keep idle workers' connections alive through NAT and proxies, within the

@@ -34,9 +34,22 @@ Request& TakeRequest(const Request* request) {
 /// A gRPC deadline `d` from now.
 std::chrono::system_clock::time_point DeadlineIn(absl::Duration d);
 
+/// What a channel mostly carries.
+enum class Traffic {
+  kGeneral,
+  /// Many small calls (a worker's pulls, reports and heartbeats): no
+  /// HTTP/2 BDP probing, whose pings the server answers on every burst of
+  /// data, but a fixed 4 MiB window (SetSmallCallArguments).
+  kSmallCalls,
+};
+
 /// A channel with our message limits and keepalive settings, secured as
 /// SetClientSecurity said (TLS, bearer token; plaintext by default).
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           Traffic traffic = Traffic::kGeneral);
+
+/// The channel arguments of Traffic::kSmallCalls.
+void SetSmallCallArguments(grpc::ChannelArguments& args);
 
 /// Applies our message limits, keepalive policy and thread pool sizes to a
 /// server.

@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
         "delivering them",
         (*spool)->dir(), (*spool)->batches());
   }
-  auto channel = MakeChannel(coordinator);
+  auto channel = MakeChannel(coordinator, Traffic::kSmallCalls);
   std::unique_ptr<FileCache> files;
   std::unique_ptr<SandboxMaker> sandboxes;
   if (app.count("--workspace") == 0) {
@@ -185,8 +185,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     files = *std::move(opened);
-    sandboxes = std::make_unique<SandboxMaker>(files->dir() + "/sandboxes",
-                                               files.get(), channel);
+    // Blobs, megabytes each, go on a connection of their own.
+    sandboxes = std::make_unique<SandboxMaker>(
+        files->dir() + "/sandboxes", files.get(), MakeChannel(coordinator));
     if (absl::Status cleaned = sandboxes->Clean(); !cleaned.ok()) {
       spdlog::error("{}", std::string(cleaned.message()));
       return 2;
