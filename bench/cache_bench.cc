@@ -277,20 +277,19 @@ void BM_GrpcBatchLookupLatency(benchmark::State& state) {
   });
 }
 
-// The 1,000 keys in one call, as our client sent them before it split a
-// batch into calls of 250 (kKeysPerLookupCall) in flight together.
-void BM_GrpcBatchLookupOneCallLatency(benchmark::State& state) {
+// The keys in one call of the raw stub; with `accepts_encoded`, each hit
+// parsed afterwards as our client does.
+void TimeOneCallLookups(benchmark::State& state, bool accepts_encoded) {
   std::unique_ptr<v1::ResultCache::Stub> stub;
   TimeGrpcBatches(state, [&](const std::string& address,
                              const std::vector<std::string>& keys) {
     if (stub == nullptr) stub = v1::ResultCache::NewStub(MakeChannel(address));
     v1::CacheLookupRequest request;
     for (const std::string& key : keys) request.add_keys(key);
-    request.set_accepts_encoded(true);
+    request.set_accepts_encoded(accepts_encoded);
     v1::CacheLookupResponse response;
     grpc::ClientContext context;
     grpc::Status status = stub->Lookup(&context, request, &response);
-    // Parsed as the client does.
     for (int i = 0; i < response.encoded_results_size(); ++i) {
       v1::CachedResult hit;
       if (response.found(i)) hit.ParseFromString(response.encoded_results(i));
@@ -300,19 +299,16 @@ void BM_GrpcBatchLookupOneCallLatency(benchmark::State& state) {
   });
 }
 
+// The 1,000 keys in one call, as our client sent them before it split a
+// batch into calls of 250 (kKeysPerLookupCall) in flight together.
+void BM_GrpcBatchLookupOneCallLatency(benchmark::State& state) {
+  TimeOneCallLookups(state, /*accepts_encoded=*/true);
+}
+
 // A client older than `accepts_encoded`: the server parses each hit and
 // serializes it again.
 void BM_GrpcBatchLookupParsedLatency(benchmark::State& state) {
-  std::unique_ptr<v1::ResultCache::Stub> stub;
-  TimeGrpcBatches(state, [&](const std::string& address,
-                             const std::vector<std::string>& keys) {
-    if (stub == nullptr) stub = v1::ResultCache::NewStub(MakeChannel(address));
-    v1::CacheLookupRequest request;
-    for (const std::string& key : keys) request.add_keys(key);
-    v1::CacheLookupResponse response;
-    grpc::ClientContext context;
-    return FromGrpcStatus(stub->Lookup(&context, request, &response));
-  });
+  TimeOneCallLookups(state, /*accepts_encoded=*/false);
 }
 
 // Puts into a full cache: each one evicts the least recently used entries.
