@@ -31,6 +31,7 @@ void Coordinator::TakeWrites(Writes& writes) {
     auto staged = staged_runs_.histories.find(key);
     if (staged == staged_runs_.histories.end()) continue;
     writes.runs.histories.emplace(key, staged->second);
+    writes.run_keys.push_back(key);
     run_tickets_[key] = writes.ticket;
   }
   dirty_runs_.clear();
@@ -80,14 +81,29 @@ void Coordinator::WriteGroup(const std::vector<Writes*>& group) {
 
 absl::Status Coordinator::Commit(Writes& writes) {
   if (options_.store == nullptr) return absl::OkStatus();
-  std::vector<std::string> run_keys;
-  for (const auto& [key, history] : writes.runs.histories)
-    run_keys.push_back(key);
   committer_.Commit(writes.ticket, &writes);
+  return Settle(writes);
+}
+
+void Coordinator::CommitThen(std::unique_ptr<Writes> writes,
+                             absl::AnyInvocable<void(absl::Status) &&> saved) {
+  if (options_.store == nullptr) {
+    std::move(saved)(absl::OkStatus());
+    return;
+  }
+  Writes* batch = writes.get();
+  committer_.CommitThen(
+      batch->ticket, batch,
+      [this, writes = std::move(writes), saved = std::move(saved)]() mutable {
+        std::move(saved)(Settle(*writes));
+      });
+}
+
+absl::Status Coordinator::Settle(Writes& writes) {
   const absl::Status& saved = writes.results_saved;
   const std::vector<bool>& report_saved = writes.report_saved;
   Locked lock(this);
-  for (const std::string& key : run_keys) {
+  for (const std::string& key : writes.run_keys) {
     auto ticket = run_tickets_.find(key);
     if (!saved.ok()) {
       dirty_runs_.insert(key);  // written again by the next commit

@@ -27,7 +27,7 @@ using coordinator_internal::kIdBytes;
 using coordinator_internal::kMaxPeakKb;
 
 Coordinator::Coordinator(CoordinatorOptions options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)), lease_id_prefix_(RandomHex(kIdBytes / 2)) {}
 
 Coordinator::~Coordinator() { Shutdown(); }
 
@@ -100,7 +100,8 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
   const double target_ms = suite.queue.ShardTargetMs(
       fleet_.slots(), absl::ToDoubleMilliseconds(options_.max_shard_duration));
   Lease lease;
-  lease.id = RandomHex(kIdBytes);
+  lease.id = absl::StrCat(lease_id_prefix_,
+                          absl::Hex(++leases_made_, absl::kZeroPad16));
   lease.worker_id = worker.info.worker_id();
   lease.suite_id = suite.id;
   const absl::Time now = Steady();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -192,6 +193,15 @@ class Coordinator {
   /// (an expired lease still counts: a slow worker's late result is kept).
   /// Anything else, and results with impossible numbers (negative or
   /// non-finite times, unknown statuses), is rejected and counted.
+  ///
+  /// `answer` is called once the accepted results are durable (on the
+  /// store's writer thread), or at once when nothing needs writing; the
+  /// caller's thread does not wait through the write.
+  using ReportAnswer =
+      absl::AnyInvocable<void(absl::StatusOr<v1::ReportResultsResponse>) &&>;
+  void ReportResults(const v1::ReportResultsRequest& request,
+                     ReportAnswer answer);
+  /// ReportResults that blocks its caller until the answer (tests, tools).
   absl::StatusOr<v1::ReportResultsResponse> ReportResults(
       const v1::ReportResultsRequest& request);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
@@ -285,7 +295,8 @@ class Coordinator {
   struct Writes {
     uint64_t ticket = 0;
     std::vector<CoordinatorStore::FinishedTest> finished;
-    CoordinatorStore::PendingRuns runs;
+    CoordinatorStore::PendingRuns runs;  // emptied by the write
+    std::vector<std::string> run_keys;   // what `runs` held
     std::vector<std::shared_ptr<const v1::SuiteReport>> reports;
     // Set by the group that wrote them (this call's or another's).
     absl::Status results_saved;  // histories and finished results, one write
@@ -325,6 +336,13 @@ class Coordinator {
   /// next commit. Returns the status of the finished results (what a
   /// report's acknowledgement rests on).
   absl::Status Commit(Writes& writes) ABSL_LOCKS_EXCLUDED(mu_);
+  /// Commit without waiting: `saved` gets that status on the writer thread.
+  void CommitThen(std::unique_ptr<Writes> writes,
+                  absl::AnyInvocable<void(absl::Status) &&> saved)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  /// After `writes` was written: stages again what failed, lets go of what
+  /// the store now holds. Returns the finished results' status.
+  absl::Status Settle(Writes& writes) ABSL_LOCKS_EXCLUDED(mu_);
   /// Forgets the oldest ended suites whose reports are saved.
   void TrimEndedSuites() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   /// Tests, keys, expectations and order from a spec.
@@ -444,10 +462,16 @@ class Coordinator {
   std::map<std::string, uint64_t> run_tickets_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> dirty_runs_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
-  GroupCommit<Writes> committer_{
-      [this](const std::vector<Writes*>& group) { WriteGroup(group); }};
+  // Lease ids: this process's random half, then a count. Unique, not
+  // secret (a result counts only from the worker its lease was given to),
+  // so no call to the kernel's random source under mu_ for each shard.
+  const std::string lease_id_prefix_;
+  uint64_t leases_made_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Mutex store_health_mu_ ABSL_ACQUIRED_AFTER(mu_);
   bool store_failing_ ABSL_GUARDED_BY(store_health_mu_) = false;
+  // Last: its destructor writes what is queued, which needs all of the above.
+  GroupCommit<Writes> committer_{
+      [this](const std::vector<Writes*>& group) { WriteGroup(group); }};
 };
 
 }  // namespace testfleet

@@ -135,16 +135,20 @@ grpc::Status CoordinatorService::RegisterWorker(
   return Answer(coordinator_->RegisterWorker(*request, caller->name), response);
 }
 
+grpc::ServerUnaryReactor* CoordinatorService::RefuseWorker(
+    grpc::CallbackServerContext* context, const std::string& worker_id) {
+  absl::StatusOr<Principal> caller = Caller(context, Role::kWorker, worker_id);
+  if (caller.ok()) return nullptr;
+  grpc::ServerUnaryReactor* refused = context->DefaultReactor();
+  refused->Finish(ToGrpcStatus(caller.status()));
+  return refused;
+}
+
 grpc::ServerUnaryReactor* CoordinatorService::PullWork(
     grpc::CallbackServerContext* context, const v1::PullWorkRequest* request,
     v1::PullWorkResponse* response) {
-  absl::StatusOr<Principal> caller =
-      Caller(context, Role::kWorker, request->worker_id());
-  if (!caller.ok()) {
-    grpc::ServerUnaryReactor* refused = context->DefaultReactor();
-    refused->Finish(ToGrpcStatus(caller.status()));
+  if (auto* refused = RefuseWorker(context, request->worker_id()))
     return refused;
-  }
   return new PullReactor(coordinator_, *request, response);
 }
 
@@ -162,19 +166,32 @@ grpc::Status CoordinatorService::SetBaseline(
   return Answer(coordinator_->SetBaseline(*request, *caller), response);
 }
 
-grpc::Status CoordinatorService::ReportResults(
-    grpc::ServerContext* context, const v1::ReportResultsRequest* request,
+grpc::ServerUnaryReactor* CoordinatorService::ReportResults(
+    grpc::CallbackServerContext* context,
+    const v1::ReportResultsRequest* request,
     v1::ReportResultsResponse* response) {
-  TF_AUTHORIZE(caller, context, Role::kWorker, request->worker_id());
-  return Answer(coordinator_->ReportResults(*request), response);
+  if (auto* refused = RefuseWorker(context, request->worker_id()))
+    return refused;
+  // Finished on the store's writer thread once the results are durable; the
+  // request and response live until Finish.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  coordinator_->ReportResults(
+      *request,
+      [reactor, response](absl::StatusOr<v1::ReportResultsResponse> answer) {
+        reactor->Finish(Answer(std::move(answer), response));
+      });
+  return reactor;
 }
 
-grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
-                                           const v1::HeartbeatRequest* request,
-                                           v1::HeartbeatResponse* response) {
-  TF_AUTHORIZE(caller, context, Role::kWorker, request->worker_id());
+grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(
+    grpc::CallbackServerContext* context, const v1::HeartbeatRequest* request,
+    v1::HeartbeatResponse* response) {
+  if (auto* refused = RefuseWorker(context, request->worker_id()))
+    return refused;
   *response = coordinator_->Heartbeat(*request);
-  return grpc::Status::OK;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 }  // namespace testfleet

@@ -14,12 +14,17 @@ namespace testfleet {
 /// baselines (cancel: own suites only, or admin); worker for registering,
 /// pulling, reporting and heartbeats, as the worker it registered.
 ///
-/// PullWork is served with gRPC's callback API: a long poll waiting for work
-/// holds a coordinator entry, not a server thread, so thousands of workers
-/// can wait at once.
+/// A worker's calls are served with gRPC's callback API, on gRPC's own
+/// threads: a long poll waiting for work holds a coordinator entry, not a
+/// server thread, so thousands of workers can wait at once; a report waits
+/// for its group commit the same way; a heartbeat is answered where it is
+/// read. At a thousand workers that is thousands of calls a second that
+/// never wake a sync-server thread.
 class CoordinatorService final
     : public v1::Coordinator::WithCallbackMethod_PullWork<
-          v1::Coordinator::Service> {
+          v1::Coordinator::WithCallbackMethod_ReportResults<
+              v1::Coordinator::WithCallbackMethod_Heartbeat<
+                  v1::Coordinator::Service>>> {
  public:
   explicit CoordinatorService(Coordinator* coordinator,
                               const TokenAuthority* auth = nullptr)
@@ -53,17 +58,22 @@ class CoordinatorService final
   grpc::ServerUnaryReactor* PullWork(grpc::CallbackServerContext* context,
                                      const v1::PullWorkRequest* request,
                                      v1::PullWorkResponse* response) override;
-  grpc::Status ReportResults(grpc::ServerContext*,
-                             const v1::ReportResultsRequest* request,
-                             v1::ReportResultsResponse* response) override;
-  grpc::Status Heartbeat(grpc::ServerContext*,
-                         const v1::HeartbeatRequest* request,
-                         v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* ReportResults(
+      grpc::CallbackServerContext* context,
+      const v1::ReportResultsRequest* request,
+      v1::ReportResultsResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
 
  private:
   // The caller when it holds `role`, acting as `worker_id` if one is named.
   absl::StatusOr<Principal> Caller(grpc::ServerContextBase* context, Role role,
                                    const std::string& worker_id = "");
+  // A worker's callback call: null when `worker_id`'s caller may make it,
+  // else the reactor that refused it.
+  grpc::ServerUnaryReactor* RefuseWorker(grpc::CallbackServerContext* context,
+                                         const std::string& worker_id);
 
   Coordinator* coordinator_;
   const TokenAuthority open_;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/action_key.h"
 #include "common/digest.h"
@@ -268,8 +269,20 @@ absl::Status Coordinator::SanitizeReported(v1::TestResult& result) const {
 
 absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     const v1::ReportResultsRequest& request) {
+  absl::StatusOr<v1::ReportResultsResponse> answer;
+  absl::Notification answered;
+  ReportResults(request, [&](absl::StatusOr<v1::ReportResultsResponse> got) {
+    answer = std::move(got);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return answer;
+}
+
+void Coordinator::ReportResults(const v1::ReportResultsRequest& request,
+                                ReportAnswer answer) {
   v1::ReportResultsResponse response;
-  Writes writes;
+  auto writes = std::make_unique<Writes>();
   {
     Locked lock(this);
     Worker* worker = fleet_.Find(request.worker_id());
@@ -317,17 +330,22 @@ absl::StatusOr<v1::ReportResultsResponse> Coordinator::ReportResults(
     // test it is running (--fail-fast) and caches nothing cancelled.
     if (worker != nullptr)
       TellCancelled(*worker, *response.mutable_cancelled_lease_ids());
-    TakeWrites(writes);
+    TakeWrites(*writes);
   }
   // Acknowledged only once durable; the worker retries otherwise, and its
   // retry, ignored as a duplicate, lets the next commit write what is still
   // unsaved.
-  if (absl::Status saved = Commit(writes); !saved.ok()) {
-    return absl::Status(saved.code(),
-                        absl::StrCat("results not saved (", saved.message(),
-                                     "); resend them later"));
-  }
-  return response;
+  CommitThen(std::move(writes), [response = std::move(response),
+                                 answer = std::move(answer)](
+                                    absl::Status saved) mutable {
+    if (!saved.ok()) {
+      std::move(answer)(absl::Status(
+          saved.code(), absl::StrCat("results not saved (", saved.message(),
+                                     "); resend them later")));
+      return;
+    }
+    std::move(answer)(std::move(response));
+  });
 }
 
 }  // namespace testfleet

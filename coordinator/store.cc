@@ -15,6 +15,7 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/memtablerep.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "spdlog/spdlog.h"
@@ -106,6 +107,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   options.info_log = RocksDbLogger();
+  options.allow_concurrent_memtable_write = false;  // a vector memtable below
   if (env != nullptr) options.env = env;
   // History: small values read once per test at every submit; bloom filters
   // and a block cache keep that in memory.
@@ -117,10 +119,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
   // Reports are megabytes each: a column family of their own, so a history
   // block never shares a block with one.
   rocksdb::ColumnFamilyOptions reports(options);
+  // Running suites' finished results: a write per result, read back only
+  // when a restarted coordinator resumes. A vector memtable appends each
+  // (sorted once, at flush); a skiplist insert cost a result about 10 us of
+  // cache misses at 1,000 workers (BENCHMARKS.md, issue 19).
+  rocksdb::ColumnFamilyOptions running(options);
+  running.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, history},
       {"reports", reports},
-      {"running", rocksdb::ColumnFamilyOptions(options)}};
+      {"running", running}};
   auto store = std::unique_ptr<CoordinatorStore>(new CoordinatorStore());
   rocksdb::DB* db = nullptr;
   rocksdb::Status s =

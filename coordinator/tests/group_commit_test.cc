@@ -92,5 +92,41 @@ TEST_F(GroupCommitTest, ALaterTicketWaitsForTheEarlierOne) {
   EXPECT_THAT(Groups(), ElementsAre(ElementsAre(1, 2)));
 }
 
+TEST_F(GroupCommitTest, CommitThenReturnsAtOnceAndIsToldAfterTheWrite) {
+  hold_first_ = true;
+  Batch first{1}, second{2};
+  absl::Notification first_told, second_told;
+  committer_.CommitThen(1, &first, [&] {
+    EXPECT_THAT(Groups(), ElementsAre(ElementsAre(1)));
+    first_told.Notify();
+  });
+  first_started_.WaitForNotification();
+  // Handed over while the first write is held open: nobody waits for it.
+  committer_.CommitThen(2, &second, [&] { second_told.Notify(); });
+  EXPECT_FALSE(first_told.HasBeenNotified());
+  EXPECT_FALSE(second_told.HasBeenNotified());
+  release_.Notify();
+  ASSERT_TRUE(second_told.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_TRUE(first_told.HasBeenNotified());
+  EXPECT_THAT(Groups(), ElementsAre(ElementsAre(1), ElementsAre(2)));
+}
+
+TEST(GroupCommitStopTest, WhatWasHandedOverIsWrittenBeforeTheDestructorEnds) {
+  std::vector<uint64_t> written;
+  int told = 0;
+  Batch batches[3] = {{1}, {2}, {3}};
+  {
+    GroupCommit<Batch> committer([&](const std::vector<Batch*>& group) {
+      for (const Batch* batch : group) written.push_back(batch->ticket);
+    });
+    // Out of order, and the destructor may start before any is written.
+    committer.CommitThen(3, &batches[2], [&] { ++told; });
+    committer.CommitThen(2, &batches[1], [&] { ++told; });
+    committer.CommitThen(1, &batches[0], [&] { ++told; });
+  }
+  EXPECT_THAT(written, ElementsAre(1, 2, 3));
+  EXPECT_EQ(told, 3);
+}
+
 }  // namespace
 }  // namespace testfleet
