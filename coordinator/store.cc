@@ -116,6 +116,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
   table.block_cache = rocksdb::NewLRUCache(64 << 20);
   rocksdb::ColumnFamilyOptions history(options);
   history.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Each result reads its test's history, which is rarely in the memtable
+  // (the memtable holds the histories written lately): its own bloom filter
+  // answers "not here" without a walk of the skiplist.
+  history.memtable_whole_key_filtering = true;
+  history.memtable_prefix_bloom_size_ratio = 0.02;
+  history.write_buffer_size = 8 << 20;
   // Reports are megabytes each: a column family of their own, so a history
   // block never shares a block with one.
   rocksdb::ColumnFamilyOptions reports(options);
