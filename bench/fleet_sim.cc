@@ -571,13 +571,25 @@ class Fleet {
     const Clock::time_point emptied =
         queue_emptied_ > queued_at ? queue_emptied_ : end;
     double busy_s = 0;
+    const double window_s = Seconds(emptied - queued_at);
+    // The same by whole second of the window: a start that fills the fleet
+    // slowly and a steady state that leaves slots idle look alike in one sum.
+    std::vector<double> busy_by_second(static_cast<size_t>(window_s), 0.0);
     for (const auto& [from, to] : busy_) {
       const Clock::time_point a = std::max(from, queued_at);
       const Clock::time_point b = std::min(to, emptied);
-      if (b > a) busy_s += Seconds(b - a);
+      if (b <= a) continue;
+      busy_s += Seconds(b - a);
+      const double a_s = Seconds(a - queued_at), b_s = Seconds(b - queued_at);
+      for (size_t second = static_cast<size_t>(a_s);
+           second < busy_by_second.size() && second < b_s; ++second) {
+        busy_by_second[second] +=
+            std::min<double>(b_s, second + 1) - std::max<double>(a_s, second);
+      }
     }
     const double slots = static_cast<double>(options_.workers) * options_.slots;
-    const double window_s = Seconds(emptied - queued_at);
+    for (double& busy : busy_by_second)
+      busy = std::round(busy / slots * 1000) / 1000;
     const double cpu_s = after.cpu_s - before.cpu_s;
     nlohmann::json out = {
         {"workers", options_.workers},
@@ -594,6 +606,7 @@ class Fleet {
         {"makespan_s", Seconds(end - queued_at)},
         {"dispatches_per_s", window_s > 0 ? dispatched_ / window_s : 0},
         {"busy_while_queued", window_s > 0 ? busy_s / (slots * window_s) : 0},
+        {"busy_by_second", busy_by_second},
         {"pull_with_work_p50_ms", Percentile(pull_ms_, 0.5)},
         {"pull_with_work_p99_ms", Percentile(pull_ms_, 0.99)},
         {"pulls_with_work", pull_ms_.size()},

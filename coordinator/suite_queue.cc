@@ -13,6 +13,7 @@ SuiteQueue::SuiteQueue(std::vector<int> order, std::vector<double> expected_ms,
       expected_ms_of_(std::move(expected_ms)),
       guess_ms_(guess_ms) {
   for (int index : order_) Mark(index, true);
+  submitted_ms_ = this->expected_ms();  // the parameter is moved from
 }
 
 void SuiteQueue::Mark(int index, bool queued) {
@@ -100,7 +101,12 @@ bool SuiteQueue::Remove(int index) {
 }
 
 double SuiteQueue::ShardTargetMs(int64_t slots, double max_ms) const {
-  return std::min(max_ms, expected_ms() / (2.0 * std::max<int64_t>(slots, 1)));
+  const double fleet = static_cast<double>(std::max<int64_t>(slots, 1));
+  // A suite too small to give every slot a floor's worth keeps the first
+  // shards' size as its floor: all slots take part, none with a long shard.
+  const double floor =
+      std::min(fleet * kDispatchMsPerSlot, submitted_ms_ / (2.0 * fleet));
+  return std::min(max_ms, std::max(expected_ms() / (2.0 * fleet), floor));
 }
 
 }  // namespace testfleet

@@ -58,8 +58,17 @@ class SuiteQueue {
   /// Expected work for one shard when `slots` slots share the queue: about
   /// half a slot's share of what is queued, so shards shrink as the suite
   /// drains and the last ones finish together (guided self-scheduling); at
-  /// most `max_ms`.
+  /// least kDispatchMsPerSlot a slot (or the first shards' size, when
+  /// smaller), at most `max_ms`.
   double ShardTargetMs(int64_t slots, double max_ms) const;
+  /// The floor of a shard, per slot of the fleet. A fleet refilling its
+  /// slots with shards shorter than that asks for more dispatches a second
+  /// than a coordinator serves: at 1,000 workers of 8 slots, the tail of
+  /// short tests became shards of one 0.1 s test, 80,000 dispatches a second
+  /// wanted, and slots stood idle by the thousand (BENCHMARKS.md, issue 19).
+  /// 0.25 ms a slot caps the demand at 4,000 a second; it adds at most
+  /// about one shard to the makespan, 2 s at 8,000 slots, 20 ms at 80.
+  static constexpr double kDispatchMsPerSlot = 0.25;
 
  private:
   void Mark(int index, bool queued);
@@ -70,8 +79,9 @@ class SuiteQueue {
   std::vector<bool> queued_;            // by index
   std::vector<double> expected_ms_of_;  // negative: guessed
   int size_ = 0;
-  double known_ms_ = 0;  // queued tests' own expectations
-  int guessed_ = 0;      // queued tests without one
+  double known_ms_ = 0;      // queued tests' own expectations
+  double submitted_ms_ = 0;  // expected_ms() when the suite was queued
+  int guessed_ = 0;          // queued tests without one
   double guess_ms_ = 0;
   int64_t guessed_observed_ = 0;   // results of guessed tests, this run
   std::vector<double> sample_ms_;  // of those results' times
