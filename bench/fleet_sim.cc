@@ -52,7 +52,10 @@ struct Options {
   int tests = 200'000;
   int suites = 1;
   double mean_ms = 1000;
-  double sigma = 1.0;   // of the log-normal durations
+  double sigma = 1.0;  // of the log-normal durations
+  // Of each run's log-normal factor on its expected duration (0: a test
+  // takes exactly what its history says).
+  double run_sigma = 0;
   int connections = 0;  // 0: one per worker
   int64_t pull_wait_ms = 2000;
   int64_t report_interval_ms = 250;  // the worker's default (or the advice)
@@ -179,6 +182,7 @@ class Fleet {
     const double mu =
         std::log(options_.mean_ms) - options_.sigma * options_.sigma / 2;
     std::lognormal_distribution<double> duration(mu, options_.sigma);
+    std::lognormal_distribution<double> run_factor(0, options_.run_sigma);
     std::vector<v1::SubmitSuiteRequest> requests(options_.suites);
     for (int s = 0; s < options_.suites; ++s) {
       v1::SuiteSpec& suite = *requests[s].mutable_suite();
@@ -187,10 +191,14 @@ class Fleet {
       const int n = options_.tests / options_.suites;
       for (int t = 0; t < n; ++t) {
         const int64_t ms = std::max<int64_t>(1, std::llround(duration(random)));
+        const int64_t run_ms =
+            options_.run_sigma > 0
+                ? std::max<int64_t>(1, std::llround(ms * run_factor(random)))
+                : ms;
         v1::TestSpec& test = *suite.add_tests();
         test.set_id(absl::StrCat("t", t));
         test.add_argv("sim");
-        test.add_argv(std::to_string(ms));
+        test.add_argv(std::to_string(run_ms));
         test.add_argv(absl::StrCat(options_.seed, "-", s));  // a fresh key
         test.set_cwd(".");
         test.set_expected_ms(ms);  // as history would say
@@ -679,6 +687,10 @@ int main(int argc, char** argv) {
   app.add_option("--mean-ms", options.mean_ms, "mean test duration")
       ->capture_default_str();
   app.add_option("--sigma", options.sigma, "of the log-normal durations")
+      ->capture_default_str();
+  app.add_option("--run-sigma", options.run_sigma,
+                 "each run's duration is its expected one times a log-normal "
+                 "factor of this sigma (0: exactly as expected)")
       ->capture_default_str();
   app.add_option("--connections", options.connections,
                  "gRPC connections the workers share (0: one each)");

@@ -11,11 +11,12 @@ RPC errors. And whether the simulator kept up: how late its timers fired
 (p99), and the most bytes left unread in the connections' sockets at the
 coordinator's end and at the simulator's (sampled every 250 ms).
 Durations are log-normal, mean 1 s (--mean-ms); each run is one suite, or 20
-suites submitted at once.
+suites submitted at once. Each test's history knows its duration exactly,
+unless --run-sigma spreads each run around it (a log-normal factor).
 
   bench/run_fleet.py [--quick] [--json=OUT] [--workers=100,1000,5000]
                      [--tests=200000] [--suites=1,20] [--sigma=1]
-                     [--mean-ms=1000]
+                     [--mean-ms=1000] [--run-sigma=0]
 
 Fails when a run fails (an RPC error, a test not reported), never on a time.
 """
@@ -32,7 +33,7 @@ import time
 from benchlib import BIN, require_build
 
 
-def run_one(work, workers, tests, suites, sigma, mean_ms):
+def run_one(work, workers, tests, suites, sigma, mean_ms, run_sigma):
     data = os.path.join(work, f"data-{workers}-{suites}")
     log_path = os.path.join(work, f"coordinator-{workers}-{suites}.log")
     coordinator = subprocess.Popen(
@@ -55,6 +56,7 @@ def run_one(work, workers, tests, suites, sigma, mean_ms):
             [os.path.join(BIN, "fleet_sim"), f"--coordinator={address}",
              f"--workers={workers}", "--slots=8", f"--tests={tests}",
              f"--suites={suites}", f"--sigma={sigma}", f"--mean-ms={mean_ms}",
+             f"--run-sigma={run_sigma}",
              f"--coordinator-pid={coordinator.pid}"],
             capture_output=True, text=True, timeout=3600)
         try:
@@ -82,6 +84,8 @@ def main():
     parser.add_argument("--sigma", type=float, default=1.0)
     # Longer tests: as many workers, fewer dispatches a second.
     parser.add_argument("--mean-ms", type=float, default=1000)
+    # Runs that differ from their history, as real ones do.
+    parser.add_argument("--run-sigma", type=float, default=0)
     args = parser.parse_args()
     require_build()
     sizes = [int(w) for w in args.workers.split(",")]
@@ -99,7 +103,8 @@ def main():
                 tests = args.tests if not args.quick else 2000
                 tests = min(tests, workers * 8 * 50)
                 tests = max(tests, suites)
-                figures = run_one(work, workers, tests, suites, args.sigma, mean_ms)
+                figures = run_one(work, workers, tests, suites, args.sigma, mean_ms,
+                                  args.run_sigma)
                 rows.append(figures)
                 print(json.dumps(figures), file=sys.stderr, flush=True)
     finally:
@@ -119,7 +124,8 @@ def main():
               f"{r['coordinator_unread_kib_max']:.0f} / {r['sim_unread_kib_max']:.0f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"mean_ms": mean_ms, "sigma": args.sigma, "runs": rows}, f, indent=2)
+            json.dump({"mean_ms": mean_ms, "sigma": args.sigma, "run_sigma": args.run_sigma,
+                       "runs": rows}, f, indent=2)
     failed = [r for r in rows if r["errors"] or r["reported"] != r["tests"]]
     for r in failed:
         print(f"{r['workers']} workers, {r['suites']} suites: {r['errors']} RPC errors, "
