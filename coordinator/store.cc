@@ -127,8 +127,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorStore>> CoordinatorStore::Open(
   rocksdb::ColumnFamilyOptions reports(options);
   // Running suites' finished results: a write per result, read back only
   // when a restarted coordinator resumes. A vector memtable appends each
-  // (sorted once, at flush); a skiplist insert cost a result about 10 us of
-  // cache misses at 1,000 workers (BENCHMARKS.md, issue 19).
+  // (sorted once, at flush); with skiplists, memtable inserts were 13% of
+  // the coordinator's CPU at 1,000 simulated workers, 8% after this
+  // (BENCHMARKS.md, issue 19).
   rocksdb::ColumnFamilyOptions running(options);
   running.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
