@@ -37,6 +37,7 @@ using result_cache_format::kFormatMarkerKey;
 using result_cache_format::kFormatMarkerKeySize;
 using result_cache_format::kFormatVersion;
 using result_cache_format::kKeysPerFetchChunk;
+using result_cache_format::kKeysPerMultiGet;
 using result_cache_format::kMetaSize;
 using result_cache_format::kValueHeader;
 using result_cache_format::kValueMagic;
@@ -227,6 +228,10 @@ absl::Status ResultCache::DeleteResults(absl::Span<const RawKey> keys) {
 namespace {
 
 // Parses a hit's payload into its slot; false (corrupt) when it does not.
+// One MultiGet's keys, values or statuses.
+template <typename T>
+using Group = absl::InlinedVector<T, kKeysPerMultiGet>;
+
 bool ParseInto(std::optional<v1::CachedResult>& slot,
                absl::string_view payload) {
   slot.emplace();
@@ -282,12 +287,22 @@ ResultCache::BatchLookupEncoded(const std::vector<std::string>& keys) {
 ResultCache::FetchOutcome ResultCache::Fetch(absl::Span<const RawKey> keys,
                                              absl::Span<const size_t> wanted,
                                              TakePayload take) const {
+  FetchOutcome outcome;
+  for (size_t begin = 0; begin < wanted.size() && outcome.error.ok();
+       begin += kKeysPerMultiGet) {
+    ReadGroup(keys, wanted.subspan(begin, kKeysPerMultiGet), take, outcome);
+  }
+  return outcome;
+}
+
+void ResultCache::ReadGroup(absl::Span<const RawKey> keys,
+                            absl::Span<const size_t> wanted, TakePayload take,
+                            FetchOutcome& outcome) const {
   // No copy out of the block cache.
-  Small<rocksdb::Slice> slices;
-  slices.reserve(wanted.size());
+  Group<rocksdb::Slice> slices;
   for (size_t i : wanted) slices.emplace_back(keys[i].data(), keys[i].size());
-  Small<rocksdb::PinnableSlice> values(wanted.size());
-  Small<rocksdb::Status> statuses(wanted.size());
+  Group<rocksdb::PinnableSlice> values(wanted.size());
+  Group<rocksdb::Status> statuses(wanted.size());
   if (wanted.size() == 1) {
     statuses[0] =
         db_->Get(rocksdb::ReadOptions(), handles_[0], slices[0], &values[0]);
@@ -299,7 +314,6 @@ ResultCache::FetchOutcome ResultCache::Fetch(absl::Span<const RawKey> keys,
     db_->MultiGet(batch, handles_[0], wanted.size(), slices.data(),
                   values.data(), statuses.data());
   }
-  FetchOutcome outcome;
   for (size_t j = 0; j < wanted.size(); ++j) {
     const RawKey& key = keys[wanted[j]];
     const rocksdb::PinnableSlice& value = values[j];
@@ -319,7 +333,7 @@ ResultCache::FetchOutcome ResultCache::Fetch(absl::Span<const RawKey> keys,
     }
     if (!statuses[j].ok() && !statuses[j].IsNotFound()) {
       outcome.error = CacheDirError(statuses[j], options_.dir);
-      return outcome;
+      return;
     }
     if (statuses[j].IsNotFound()) {
       outcome.lost.push_back(key);
@@ -336,7 +350,6 @@ ResultCache::FetchOutcome ResultCache::Fetch(absl::Span<const RawKey> keys,
     spdlog::warn("result cache: entry {} failed its checksum; deleted",
                  BytesToHex(absl::string_view(key.data(), key.size())));
   }
-  return outcome;
 }
 
 absl::Status ResultCache::LookupRaw(absl::Span<const RawKey> keys,

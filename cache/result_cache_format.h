@@ -15,6 +15,9 @@ namespace testfleet::result_cache_format {
 inline constexpr char kValueMagic[4] = {'T', 'F', 'C', '2'};
 // Below this many keys a batch is read in one piece.
 inline constexpr size_t kKeysPerFetchChunk = 256;
+// Keys one MultiGet reads: the blocks it pins are freed before the next
+// group's reads, which then reuse memory still in the CPU's caches.
+inline constexpr size_t kKeysPerMultiGet = 16;
 
 inline constexpr size_t kValueHeader =
     24;  // magic, crc32, expires_ms, stored_ms

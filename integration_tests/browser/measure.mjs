@@ -21,10 +21,12 @@ const pages = {
 };
 
 const median = values => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
+// A browser profile of its own, removed at the end.
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-measure-'));
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  userDataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'tf-measure-')),
+  userDataDir: profile,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   defaultViewport: { width: 1280, height: 900 },
@@ -58,5 +60,6 @@ try {
   }
 } finally {
   await browser.close();
+  fs.rmSync(profile, { recursive: true, force: true });
 }
 console.log(JSON.stringify(out));
