@@ -227,11 +227,11 @@ absl::Status ResultCache::DeleteResults(absl::Span<const RawKey> keys) {
 
 namespace {
 
-// Parses a hit's payload into its slot; false (corrupt) when it does not.
 // One MultiGet's keys, values or statuses.
 template <typename T>
 using Group = absl::InlinedVector<T, kKeysPerMultiGet>;
 
+// Parses a hit's payload into its slot; false (corrupt) when it does not.
 bool ParseInto(std::optional<v1::CachedResult>& slot,
                absl::string_view payload) {
   slot.emplace();
@@ -287,16 +287,22 @@ ResultCache::BatchLookupEncoded(const std::vector<std::string>& keys) {
 ResultCache::FetchOutcome ResultCache::Fetch(absl::Span<const RawKey> keys,
                                              absl::Span<const size_t> wanted,
                                              TakePayload take) const {
+  // A batch (a suite's keys, a scrub of everything) reads most blocks
+  // once; caching them would push out the blocks single lookups reuse.
+  rocksdb::ReadOptions read;
+  read.fill_cache = wanted.size() == 1;
   FetchOutcome outcome;
   for (size_t begin = 0; begin < wanted.size() && outcome.error.ok();
        begin += kKeysPerMultiGet) {
-    ReadGroup(keys, wanted.subspan(begin, kKeysPerMultiGet), take, outcome);
+    ReadGroup(keys, wanted.subspan(begin, kKeysPerMultiGet), read, take,
+              outcome);
   }
   return outcome;
 }
 
 void ResultCache::ReadGroup(absl::Span<const RawKey> keys,
-                            absl::Span<const size_t> wanted, TakePayload take,
+                            absl::Span<const size_t> wanted,
+                            const rocksdb::ReadOptions& read, TakePayload take,
                             FetchOutcome& outcome) const {
   // No copy out of the block cache.
   Group<rocksdb::Slice> slices;
@@ -304,14 +310,9 @@ void ResultCache::ReadGroup(absl::Span<const RawKey> keys,
   Group<rocksdb::PinnableSlice> values(wanted.size());
   Group<rocksdb::Status> statuses(wanted.size());
   if (wanted.size() == 1) {
-    statuses[0] =
-        db_->Get(rocksdb::ReadOptions(), handles_[0], slices[0], &values[0]);
-  } else if (!wanted.empty()) {
-    // A batch (a suite's keys, a scrub of everything) reads most blocks
-    // once; caching them would push out the blocks single lookups reuse.
-    rocksdb::ReadOptions batch;
-    batch.fill_cache = false;
-    db_->MultiGet(batch, handles_[0], wanted.size(), slices.data(),
+    statuses[0] = db_->Get(read, handles_[0], slices[0], &values[0]);
+  } else {
+    db_->MultiGet(read, handles_[0], wanted.size(), slices.data(),
                   values.data(), statuses.data());
   }
   for (size_t j = 0; j < wanted.size(); ++j) {

@@ -27,6 +27,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+struct ReadOptions;
 }  // namespace rocksdb
 
 namespace testfleet {
@@ -259,9 +260,11 @@ class ResultCache {
   // Reads and checks the values of keys[wanted[j]], handing each to `take`.
   FetchOutcome Fetch(absl::Span<const RawKey> keys,
                      absl::Span<const size_t> wanted, TakePayload take) const;
-  // One MultiGet of Fetch's, adding to `outcome`.
+  // One MultiGet of Fetch's (of 1 to kKeysPerMultiGet keys), adding to
+  // `outcome`.
   void ReadGroup(absl::Span<const RawKey> keys, absl::Span<const size_t> wanted,
-                 TakePayload take, FetchOutcome& outcome) const;
+                 const rocksdb::ReadOptions& read, TakePayload take,
+                 FetchOutcome& outcome) const;
   // Hands `take` the value of each key that hits; a key it is not called for
   // missed.
   absl::Status LookupRaw(absl::Span<const RawKey> keys, TakePayload take);
