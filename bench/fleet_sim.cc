@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
@@ -114,7 +115,8 @@ double Percentile(std::vector<double> values, double p) {
 
 class Fleet {
  public:
-  explicit Fleet(const Options& options) : options_(options) {
+  explicit Fleet(const Options& options)
+      : options_(options), workers_(options.workers) {
     const int connections =
         options.connections > 0 ? options.connections : options.workers;
     grpc::ChannelArguments args;
@@ -128,7 +130,6 @@ class Fleet {
       stubs_.push_back(v1::Coordinator::NewStub(grpc::CreateCustomChannel(
           options.coordinator, grpc::InsecureChannelCredentials(), args)));
     }
-    workers_.resize(options.workers);
     for (int i = 0; i < options.workers; ++i) {
       workers_[i].index = i;
       workers_[i].stub = stubs_[i % connections].get();
@@ -174,9 +175,9 @@ class Fleet {
     std::thread timers([this] { TimerLoop(); });
     std::thread heartbeats([this] { HeartbeatLoop(); });
     std::thread sockets([this] { SocketLoop(); });
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (Worker& worker : workers_) MaybePull(worker);
+    for (Worker& worker : workers_) {
+      std::lock_guard<std::mutex> lock(worker.mu);
+      MaybePull(worker);
     }
     std::mt19937_64 random(options_.seed);
     const double mu =
@@ -230,7 +231,7 @@ class Fleet {
     {
       std::unique_lock<std::mutex> lock(mu_);
       queued_at_ = queued_at;
-      submitted_ = true;
+      submitted_ = true;  // after queued_at_: callbacks read it then
       // Every result accepted, or (a report that timed out here may have
       // been taken there) every suite ended as the coordinator says.
       const Clock::time_point give_up = Clock::now() + std::chrono::hours(2);
@@ -250,8 +251,11 @@ class Fleet {
       all_reported_.wait_for(lock, std::chrono::seconds(30),
                              [&] { return reports_in_flight_ == 0; });
       stopping_ = true;
-      timer_wake_.notify_all();
       stopped_.notify_all();
+    }
+    {
+      std::lock_guard<std::mutex> lock(timers_mu_);
+      timer_wake_.notify_all();
     }
     const Clock::time_point end = Clock::now();
     const CpuAndMemory after = Sample(options_.coordinator_pid);
@@ -275,7 +279,12 @@ class Fleet {
     int next = 0;                      // the test running now
     Clock::time_point started;
   };
+  // Each worker's state has a lock of its own, as each machine of a fleet
+  // has its own process: one lock over the whole fleet held gRPC's
+  // callback threads (and the answers they had not read) behind the timer
+  // thread while it finished thousands of tests a second.
   struct Worker {
+    std::mutex mu;  // guards the fields below but index and stub
     int index = 0;
     std::string id;
     v1::Coordinator::Stub* stub = nullptr;
@@ -334,7 +343,6 @@ class Fleet {
     const int free = FreeSlots(worker);
     if (free == 0) return;
     worker.pulling = true;
-    ++in_flight_;
     auto call =
         std::make_shared<Call<v1::PullWorkRequest, v1::PullWorkResponse>>();
     call->request.set_worker_id(worker.id);
@@ -346,25 +354,28 @@ class Fleet {
     worker.stub->async()->PullWork(
         &call->context, &call->request, &call->response,
         [this, call, w = &worker](grpc::Status status) {
-          // Timed before the simulator's own lock.
+          // Timed before the simulator's own locks.
           const Clock::time_point arrived = Clock::now();
-          std::lock_guard<std::mutex> lock(mu_);
-          --in_flight_;
+          std::lock_guard<std::mutex> lock(w->mu);
           w->pulling = false;
           if (!status.ok()) {
             if (!stopping_) Error("PullWork", status);
             return;
           }
           const Clock::time_point now = Clock::now();
-          if (call->response.shards_size() > 0 && submitted_ &&
-              call->started >= queued_at_) {
-            pull_ms_.push_back(std::chrono::duration<double, std::milli>(
-                                   arrived - call->started)
-                                   .count());
+          if (call->response.shards_size() > 0 && submitted_) {
+            std::lock_guard<std::mutex> figures(mu_);
+            if (call->started >= queued_at_) {
+              pull_ms_.push_back(std::chrono::duration<double, std::milli>(
+                                     arrived - call->started)
+                                     .count());
+            }
           }
           for (v1::Shard& shard : *call->response.mutable_shards()) {
-            dispatched_ += shard.tests_size();
-            if (dispatched_ >= total_tests_) queue_emptied_ = now;
+            if ((dispatched_ += shard.tests_size()) >= total_tests_) {
+              std::lock_guard<std::mutex> figures(mu_);
+              queue_emptied_ = now;
+            }
             for (Slot& slot : w->slots) {
               if (slot.shard != nullptr) continue;
               slot.shard = std::make_shared<v1::Shard>(std::move(shard));
@@ -382,13 +393,18 @@ class Fleet {
     Slot& slot = worker.slots[slot_index];
     slot.started = now;
     const int64_t ms = std::stoll(slot.shard->tests(slot.next).spec().argv(1));
-    timers_.push(
-        {now + std::chrono::milliseconds(ms), worker.index, slot_index});
+    AddTimer({now + std::chrono::milliseconds(ms), worker.index, slot_index});
+  }
+
+  void AddTimer(const Timer& timer) {
+    std::lock_guard<std::mutex> lock(timers_mu_);
+    timers_.push(timer);
     timer_wake_.notify_one();
   }
 
+  // Holds one worker's lock at a time, never the timers' with it.
   void TimerLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(timers_mu_);
     while (!stopping_) {
       if (timers_.empty()) {
         timer_wake_.wait(lock);
@@ -400,6 +416,7 @@ class Fleet {
         continue;
       }
       timers_.pop();
+      lock.unlock();
       // How late the simulator itself is: a fleet it cannot keep up with
       // would count its own delays as the coordinator's.
       if (submitted_) {
@@ -408,12 +425,16 @@ class Fleet {
                 .count());
       }
       Worker& worker = workers_[next.worker];
-      if (next.slot == kReportTimer) {
-        worker.reporting = false;
-        MaybeReport(worker);
-      } else {
-        Finish(worker, next.slot, next.at);
+      {
+        std::lock_guard<std::mutex> worker_lock(worker.mu);
+        if (next.slot == kReportTimer) {
+          worker.reporting = false;
+          MaybeReport(worker);
+        } else {
+          Finish(worker, next.slot, next.at);
+        }
       }
+      lock.lock();
     }
   }
 
@@ -448,16 +469,17 @@ class Fleet {
     worker.reporting = true;
     if (!worker.report_timer_set) {
       worker.report_timer_set = true;
-      timers_.push(
+      AddTimer(
           {Clock::now() + std::chrono::milliseconds(worker.report_interval_ms),
            worker.index, kReportTimer});
-      timer_wake_.notify_one();
       return;
     }
     worker.report_timer_set = false;
-    ++in_flight_;
-    ++reports_in_flight_;
     ++reports_;
+    {
+      std::lock_guard<std::mutex> figures(mu_);
+      ++reports_in_flight_;
+    }
     auto call = std::make_shared<
         Call<v1::ReportResultsRequest, v1::ReportResultsResponse>>();
     call->request.Swap(&worker.pending);
@@ -467,19 +489,20 @@ class Fleet {
     worker.stub->async()->ReportResults(
         &call->context, &call->request, &call->response,
         [this, call, w = &worker](grpc::Status status) {
+          {
+            std::lock_guard<std::mutex> lock(w->mu);
+            w->reporting = false;
+            MaybeReport(*w);
+          }
           std::lock_guard<std::mutex> lock(mu_);
-          --in_flight_;
-          w->reporting = false;
-          if (--reports_in_flight_ == 0) all_reported_.notify_all();
+          --reports_in_flight_;
           if (!status.ok()) {
             Error("ReportResults", status);
           } else {
             reported_ += call->response.accepted();
             duplicates_ += call->response.ignored() + call->response.rejected();
-            if (reported_ >= total_tests_) all_reported_.notify_all();
           }
-          MaybeReport(*w);
-          if (in_flight_ == 0) all_reported_.notify_all();
+          all_reported_.notify_all();
         });
   }
 
@@ -491,40 +514,39 @@ class Fleet {
         std::unique_lock<std::mutex> lock(mu_);
         if (stopped_.wait_for(
                 lock, std::chrono::milliseconds(options_.heartbeat_ms / rounds),
-                [&] { return stopping_; })) {
+                [&] { return stopping_.load(); })) {
           return;
         }
-        for (size_t i = round % rounds; i < workers_.size(); i += rounds) {
-          Worker& worker = workers_[i];
-          if (worker.id.empty()) continue;
-          auto call = std::make_shared<
-              Call<v1::HeartbeatRequest, v1::HeartbeatResponse>>();
-          call->request.set_worker_id(worker.id);
-          int running = 0;
-          for (const Slot& slot : worker.slots) {
-            if (slot.shard == nullptr) continue;
-            call->request.add_lease_ids(slot.shard->lease_id());
-            ++running;
-          }
-          call->request.set_running_tests(running);
-          call->request.set_free_memory_kb(8 << 20);
-          call->context.set_deadline(std::chrono::system_clock::now() +
-                                     std::chrono::seconds(10));
-          ++in_flight_;
-          ++heartbeats_;
-          worker.stub->async()->Heartbeat(
-              &call->context, &call->request, &call->response,
-              [this, call, w = &worker](grpc::Status status) {
-                std::lock_guard<std::mutex> lock(mu_);
-                --in_flight_;
-                if (!status.ok() && !stopping_) Error("Heartbeat", status);
-                if (status.ok()) {
-                  w->report_interval_ms =
-                      std::max(options_.report_interval_ms,
-                               call->response.report_interval_ms());
-                }
-              });
+      }
+      for (size_t i = round % rounds; i < workers_.size(); i += rounds) {
+        Worker& worker = workers_[i];
+        std::lock_guard<std::mutex> worker_lock(worker.mu);
+        if (worker.id.empty()) continue;
+        auto call = std::make_shared<
+            Call<v1::HeartbeatRequest, v1::HeartbeatResponse>>();
+        call->request.set_worker_id(worker.id);
+        int running = 0;
+        for (const Slot& slot : worker.slots) {
+          if (slot.shard == nullptr) continue;
+          call->request.add_lease_ids(slot.shard->lease_id());
+          ++running;
         }
+        call->request.set_running_tests(running);
+        call->request.set_free_memory_kb(8 << 20);
+        call->context.set_deadline(std::chrono::system_clock::now() +
+                                   std::chrono::seconds(10));
+        ++heartbeats_;
+        worker.stub->async()->Heartbeat(
+            &call->context, &call->request, &call->response,
+            [this, call, w = &worker](grpc::Status status) {
+              std::lock_guard<std::mutex> lock(w->mu);
+              if (!status.ok() && !stopping_) Error("Heartbeat", status);
+              if (status.ok()) {
+                w->report_interval_ms =
+                    std::max(options_.report_interval_ms,
+                             call->response.report_interval_ms());
+              }
+            });
       }
     }
   }
@@ -562,7 +584,7 @@ class Fleet {
   void SocketLoop() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopped_.wait_for(lock, std::chrono::milliseconds(250),
-                              [&] { return stopping_; })) {
+                              [&] { return stopping_.load(); })) {
       if (!submitted_) continue;
       lock.unlock();
       const Unread unread = SampleUnread();
@@ -602,17 +624,17 @@ class Fleet {
     nlohmann::json out = {
         {"workers", options_.workers},
         {"slots", options_.workers * options_.slots},
-        {"tests", total_tests_},
+        {"tests", total_tests_.load()},
         {"suites", options_.suites},
         {"reported", reported_},
         {"duplicates_or_rejected", duplicates_},
-        {"errors", errors_},
-        {"heartbeats", heartbeats_},
-        {"reports", reports_},
+        {"errors", errors_.load()},
+        {"heartbeats", heartbeats_.load()},
+        {"reports", reports_.load()},
         {"submit_s", Seconds(queued_at - submit_start)},
         {"queued_window_s", window_s},
         {"makespan_s", Seconds(end - queued_at)},
-        {"dispatches_per_s", window_s > 0 ? dispatched_ / window_s : 0},
+        {"dispatches_per_s", window_s > 0 ? dispatched_.load() / window_s : 0},
         {"busy_while_queued", window_s > 0 ? busy_s / (slots * window_s) : 0},
         {"busy_by_second", busy_by_second},
         {"pull_with_work_p50_ms", Percentile(pull_ms_, 0.5)},
@@ -642,30 +664,34 @@ class Fleet {
 
   const Options options_;
   std::vector<std::unique_ptr<v1::Coordinator::Stub>> stubs_;
-  std::vector<Worker> workers_;
-  std::mutex mu_;
+  std::vector<Worker> workers_;  // built in place: each holds a mutex
+  // The tests' and reports' ends, in time order.
+  std::mutex timers_mu_;
   std::condition_variable timer_wake_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  // Written by the timer thread alone, read once it has stopped.
+  std::vector<std::pair<Clock::time_point, Clock::time_point>> busy_;
+  std::vector<double> timer_lag_ms_;
+  // The figures the callbacks gather, and the run's progress.
+  std::mutex mu_;  // taken last: after a worker's lock, never before
   std::condition_variable all_reported_;
   std::condition_variable stopped_;
-  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
-  std::vector<std::pair<Clock::time_point, Clock::time_point>> busy_;
   std::vector<double> pull_ms_;
-  std::vector<double> timer_lag_ms_;
   std::vector<Unread> unread_;  // sampled every 250 ms
   std::vector<std::string> suite_ids_;
-  bool submitted_ = false;
-  bool stopping_ = false;
   Clock::time_point queued_at_;
   Clock::time_point queue_emptied_;
-  int64_t total_tests_ = 0;
-  int64_t dispatched_ = 0;
+  int reports_in_flight_ = 0;
   int64_t reported_ = 0;
   int64_t duplicates_ = 0;
-  int64_t errors_ = 0;
-  int64_t heartbeats_ = 0;
-  int64_t reports_ = 0;  // ReportResults calls
-  int in_flight_ = 0;
-  int reports_in_flight_ = 0;
+  // Counted without a lock, from any thread.
+  std::atomic<bool> submitted_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> total_tests_{0};
+  std::atomic<int64_t> dispatched_{0};
+  std::atomic<int64_t> errors_{0};
+  std::atomic<int64_t> heartbeats_{0};
+  std::atomic<int64_t> reports_{0};  // ReportResults calls
 };
 
 }  // namespace

@@ -172,14 +172,17 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportResults(
     v1::ReportResultsResponse* response) {
   if (auto* refused = RefuseWorker(context, request->worker_id()))
     return refused;
-  // Finished on the store's writer thread once the results are durable; the
-  // request and response live until Finish.
+  // Settled on the intake's thread, finished on the store's writer thread
+  // once the results are durable; the request and response live until
+  // Finish.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  coordinator_->ReportResults(
-      *request,
-      [reactor, response](absl::StatusOr<v1::ReportResultsResponse> answer) {
-        reactor->Finish(Answer(std::move(answer), response));
-      });
+  intake_.Run([this, request, reactor, response] {
+    coordinator_->ReportResults(
+        *request,
+        [reactor, response](absl::StatusOr<v1::ReportResultsResponse> answer) {
+          reactor->Finish(Answer(std::move(answer), response));
+        });
+  });
   return reactor;
 }
 

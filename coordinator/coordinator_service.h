@@ -2,6 +2,7 @@
 
 #include "common/security.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/serial_runner.h"
 #include "testfleet/v1/services.grpc.pb.h"
 
 namespace testfleet {
@@ -16,10 +17,11 @@ namespace testfleet {
 ///
 /// A worker's calls are served with gRPC's callback API, on gRPC's own
 /// threads: a long poll waiting for work holds a coordinator entry, not a
-/// server thread, so thousands of workers can wait at once; a report waits
-/// for its group commit the same way; a heartbeat is answered where it is
-/// read. At a thousand workers that is thousands of calls a second that
-/// never wake a sync-server thread.
+/// server thread, so thousands of workers can wait at once; a report is
+/// settled on the intake's thread (SerialRunner) and waits for its group
+/// commit the same way; a heartbeat is answered where it is read. At a
+/// thousand workers that is thousands of calls a second that never wake a
+/// sync-server thread.
 class CoordinatorService final
     : public v1::Coordinator::WithCallbackMethod_PullWork<
           v1::Coordinator::WithCallbackMethod_ReportResults<
@@ -78,6 +80,9 @@ class CoordinatorService final
   Coordinator* coordinator_;
   const TokenAuthority open_;
   const TokenAuthority* auth_;
+  // Reports, settled in arrival order. Last: stopped (after settling what
+  // it holds) before the rest goes.
+  SerialRunner intake_;
 };
 
 }  // namespace testfleet
