@@ -369,6 +369,7 @@ class Fleet {
               pull_ms_.push_back(std::chrono::duration<double, std::milli>(
                                      arrived - call->started)
                                      .count());
+              pull_started_s_.push_back(Seconds(call->started - queued_at_));
             }
           }
           for (v1::Shard& shard : *call->response.mutable_shards()) {
@@ -593,6 +594,21 @@ class Fleet {
     }
   }
 
+  // The slow pulls' place in the window: the p99 of those started in each
+  // whole second.
+  std::vector<double> PullP99BySecond(double window_s) const {
+    std::vector<std::vector<double>> by_second(static_cast<size_t>(window_s) +
+                                               1);
+    for (size_t i = 0; i < pull_ms_.size(); ++i) {
+      const size_t second = static_cast<size_t>(pull_started_s_[i]);
+      if (second < by_second.size()) by_second[second].push_back(pull_ms_[i]);
+    }
+    std::vector<double> p99s;
+    for (const std::vector<double>& pulls : by_second)
+      p99s.push_back(std::round(Percentile(pulls, 0.99) * 10) / 10);
+    return p99s;
+  }
+
   nlohmann::json Figures(const CpuAndMemory& before, const CpuAndMemory& after,
                          Clock::time_point submit_start,
                          Clock::time_point queued_at, Clock::time_point end) {
@@ -640,6 +656,7 @@ class Fleet {
         {"pull_with_work_p50_ms", Percentile(pull_ms_, 0.5)},
         {"pull_with_work_p99_ms", Percentile(pull_ms_, 0.99)},
         {"pulls_with_work", pull_ms_.size()},
+        {"pull_p99_ms_by_second", PullP99BySecond(window_s)},
         {"sim_timer_lag_p50_ms", Percentile(timer_lag_ms_, 0.5)},
         {"sim_timer_lag_p99_ms", Percentile(timer_lag_ms_, 0.99)},
     };
@@ -677,7 +694,8 @@ class Fleet {
   std::condition_variable all_reported_;
   std::condition_variable stopped_;
   std::vector<double> pull_ms_;
-  std::vector<Unread> unread_;  // sampled every 250 ms
+  std::vector<double> pull_started_s_;  // when each of pull_ms_ started
+  std::vector<Unread> unread_;          // sampled every 250 ms
   std::vector<std::string> suite_ids_;
   Clock::time_point queued_at_;
   Clock::time_point queue_emptied_;
