@@ -172,17 +172,20 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportResults(
     v1::ReportResultsResponse* response) {
   if (auto* refused = RefuseWorker(context, request->worker_id()))
     return refused;
-  // Settled on the intake's thread, finished on the store's writer thread
-  // once the results are durable; the request and response live until
-  // Finish.
+  // Settled on the intake's thread (here when its queue is full), finished
+  // on the store's writer thread once the results are durable; the request
+  // and response live until Finish.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  intake_.Run([this, request, reactor, response] {
+  SerialRunner::Task settle = [this, request, reactor, response] {
     coordinator_->ReportResults(
         *request,
         [reactor, response](absl::StatusOr<v1::ReportResultsResponse> answer) {
           reactor->Finish(Answer(std::move(answer), response));
         });
-  });
+  };
+  const auto bytes = static_cast<int64_t>(request->ByteSizeLong());
+  if (auto refused = intake_.RunWithin(std::move(settle), bytes))
+    std::move(refused.value())();
   return reactor;
 }
 

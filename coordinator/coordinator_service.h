@@ -80,9 +80,12 @@ class CoordinatorService final
   Coordinator* coordinator_;
   const TokenAuthority open_;
   const TokenAuthority* auth_;
-  // Reports, settled in arrival order. Last: stopped (after settling what
-  // it holds) before the rest goes.
-  SerialRunner intake_;
+  // Reports, settled in arrival order; past this many bytes waiting, gRPC's
+  // thread settles its report itself and so reads no faster than reports
+  // are settled. Last: stopped (after settling what it holds) before the
+  // rest goes.
+  static constexpr int64_t kMaxQueuedReportBytes = 64 << 20;
+  SerialRunner intake_{kMaxQueuedReportBytes};
 };
 
 }  // namespace testfleet

@@ -1,7 +1,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
+#include <limits>
+#include <optional>
 #include <thread>
 
 #include "absl/functional/any_invocable.h"
@@ -17,12 +20,15 @@ namespace testfleet {
 /// sends tens of thousands of them a second (the shortest tests come last).
 /// Settled on gRPC's few callback threads, they kept those threads from
 /// reading and answering pulls; here they queue on one thread while gRPC's
-/// threads stay free.
+/// threads stay free. The queue is bounded by what its tasks hold (a
+/// report's bytes): past the budget a caller runs its task itself, which
+/// slows it down as before, rather than the queue growing without end.
 class SerialRunner {
  public:
   using Task = absl::AnyInvocable<void() &&>;
 
-  SerialRunner() : runner_([this] { RunInOrder(); }) {}
+  explicit SerialRunner(int64_t budget = std::numeric_limits<int64_t>::max())
+      : budget_(budget), runner_([this] { RunInOrder(); }) {}
   /// Runs every task handed over, then stops the thread.
   ~SerialRunner() {
     {
@@ -34,15 +40,28 @@ class SerialRunner {
   SerialRunner(const SerialRunner&) = delete;
   SerialRunner& operator=(const SerialRunner&) = delete;
 
-  void Run(Task task) {
+  void Run(Task task) { (void)RunWithin(std::move(task), 0); }
+
+  /// Queues `task`, which holds `cost` until it has run, unless the tasks
+  /// queued and running already hold the budget: then `task` comes back for
+  /// the caller to run. A task alone is always taken.
+  std::optional<Task> RunWithin(Task task, int64_t cost) {
     absl::MutexLock lock(&mu_);
-    tasks_.push_back(std::move(task));
+    if (held_ > 0 && held_ + cost > budget_) return task;
+    held_ += cost;
+    tasks_.push_back({std::move(task), cost});
+    return std::nullopt;
   }
 
   /// Tasks handed over that have not started.
   size_t queued() const {
     absl::MutexLock lock(&mu_);
     return tasks_.size();
+  }
+  /// What the tasks queued and running hold.
+  int64_t held() const {
+    absl::MutexLock lock(&mu_);
+    return held_;
   }
 
  private:
@@ -54,18 +73,25 @@ class SerialRunner {
     while (true) {
       mu_.Await(absl::Condition(&task_or_stop));
       if (tasks_.empty()) return;  // stopping, all run
-      {
-        Task task = std::move(tasks_.front());
-        tasks_.pop_front();
-        mu_.Unlock();
-        std::move(task)();
-      }  // destroyed unlocked too
+      Queued next = std::move(tasks_.front());
+      tasks_.pop_front();
+      mu_.Unlock();
+      std::move(next.task)();
+      next.task = nullptr;  // what it captured goes unlocked too
       mu_.Lock();
+      held_ -= next.cost;
     }
   }
 
+  struct Queued {
+    Task task;
+    int64_t cost = 0;
+  };
+
+  const int64_t budget_;
   mutable absl::Mutex mu_;
-  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  std::deque<Queued> tasks_ ABSL_GUARDED_BY(mu_);
+  int64_t held_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread runner_;  // last: starts once the rest is built
 };

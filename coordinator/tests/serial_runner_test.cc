@@ -88,5 +88,44 @@ TEST(SerialRunnerTest, ATaskMayHandOverAnother) {
   EXPECT_THAT(ran, ElementsAre(1, 2));
 }
 
+TEST(SerialRunnerTest, PastItsBudgetATaskComesBackForTheCallerToRun) {
+  absl::Notification started, release;
+  std::vector<int> ran;  // only the runner's thread touches it
+  {
+    SerialRunner runner(/*budget=*/100);
+    // Alone, a task is taken whatever it costs; it holds its cost while it
+    // runs.
+    EXPECT_FALSE(runner
+                     .RunWithin(
+                         [&] {
+                           started.Notify();
+                           release.WaitForNotification();
+                           ran.push_back(0);
+                         },
+                         150)
+                     .has_value());
+    started.WaitForNotification();
+    EXPECT_EQ(runner.held(), 150);
+    std::optional<SerialRunner::Task> refused =
+        runner.RunWithin([&] { ran.push_back(1); }, 10);
+    ASSERT_TRUE(refused.has_value());
+    bool ran_here = false;
+    std::optional<SerialRunner::Task> also_refused =
+        runner.RunWithin([&] { ran_here = true; }, 10);
+    ASSERT_TRUE(also_refused.has_value());
+    std::move(also_refused.value())();
+    EXPECT_TRUE(ran_here);  // on this thread, at once
+    release.Notify();
+    // Once the first has run, its cost is given back and tasks are taken
+    // again, up to the budget.
+    for (int i = 0; i < 5000 && runner.held() > 0; ++i)
+      absl::SleepFor(absl::Milliseconds(1));
+    EXPECT_EQ(runner.held(), 0);
+    EXPECT_FALSE(runner.RunWithin([&] { ran.push_back(2); }, 60).has_value());
+    EXPECT_FALSE(runner.RunWithin([&] { ran.push_back(3); }, 40).has_value());
+  }
+  EXPECT_THAT(ran, ElementsAre(0, 2, 3));
+}
+
 }  // namespace
 }  // namespace testfleet
