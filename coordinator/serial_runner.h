@@ -40,7 +40,11 @@ class SerialRunner {
   SerialRunner(const SerialRunner&) = delete;
   SerialRunner& operator=(const SerialRunner&) = delete;
 
-  void Run(Task task) { (void)RunWithin(std::move(task), 0); }
+  /// Queues `task`, whatever the tasks queued hold.
+  void Run(Task task) {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back({std::move(task), 0});
+  }
 
   /// Queues `task`, which holds `cost` until it has run, unless the tasks
   /// queued and running already hold the budget: then `task` comes back for

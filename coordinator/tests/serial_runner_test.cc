@@ -115,6 +115,9 @@ TEST(SerialRunnerTest, PastItsBudgetATaskComesBackForTheCallerToRun) {
     ASSERT_TRUE(also_refused.has_value());
     std::move(also_refused.value())();
     EXPECT_TRUE(ran_here);  // on this thread, at once
+    // Run takes a task whatever the queue holds.
+    runner.Run([&] { ran.push_back(4); });
+    EXPECT_EQ(runner.queued(), 1u);
     release.Notify();
     // Once the first has run, its cost is given back and tasks are taken
     // again, up to the budget.
@@ -124,7 +127,7 @@ TEST(SerialRunnerTest, PastItsBudgetATaskComesBackForTheCallerToRun) {
     EXPECT_FALSE(runner.RunWithin([&] { ran.push_back(2); }, 60).has_value());
     EXPECT_FALSE(runner.RunWithin([&] { ran.push_back(3); }, 40).has_value());
   }
-  EXPECT_THAT(ran, ElementsAre(0, 2, 3));
+  EXPECT_THAT(ran, ElementsAre(0, 4, 2, 3));
 }
 
 }  // namespace
