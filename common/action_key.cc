@@ -31,17 +31,20 @@ class CanonicalEncoder {
 
 constexpr char kEncodingVersion[] = "testfleet-action-v1";
 
-// The key's hex; its parts into `key` as they are encoded, when given.
-std::string EncodeActionKey(const v1::TestSpec& spec,
-                            const v1::Platform& platform, v1::ActionKey* key) {
-  CanonicalEncoder encoder;
-  encoder.Field('V', kEncodingVersion);
-  encoder.Field('n', std::to_string(spec.argv_size()));
+// Walks the key's fields in their canonical order: into `encoder` (the hex)
+// and as parts into `key`, each when given.
+void WalkActionKey(const v1::TestSpec& spec, const v1::Platform& platform,
+                   CanonicalEncoder* encoder, v1::ActionKey* key) {
+  auto field = [encoder](char tag, const std::string& bytes) {
+    if (encoder != nullptr) encoder->Field(tag, bytes);
+  };
+  field('V', kEncodingVersion);
+  field('n', std::to_string(spec.argv_size()));
   for (const std::string& arg : spec.argv()) {
-    encoder.Field('a', arg);
+    field('a', arg);
     if (key != nullptr) key->add_argv(arg);
   }
-  encoder.Field('c', spec.cwd());
+  field('c', spec.cwd());
   if (key != nullptr) key->set_cwd(spec.cwd());
 
   using EnvEntry = google::protobuf::Map<std::string, std::string>::value_type;
@@ -52,8 +55,8 @@ std::string EncodeActionKey(const v1::TestSpec& spec,
     return a->first < b->first;
   });
   for (const EnvEntry* entry : env) {
-    encoder.Field('e', entry->first);
-    encoder.Field('v', entry->second);
+    field('e', entry->first);
+    field('v', entry->second);
     if (key != nullptr) (*key->mutable_env())[entry->first] = entry->second;
   }
 
@@ -65,23 +68,22 @@ std::string EncodeActionKey(const v1::TestSpec& spec,
               return a->path() < b->path();
             });
   for (const v1::InputDigest* input : inputs) {
-    encoder.Field('p', input->path());
-    encoder.Field('h', input->sha256());
+    field('p', input->path());
+    field('h', input->sha256());
     if (key != nullptr) *key->add_inputs() = *input;
   }
 
   // Only when set, so the keys of every other test stay as they were: a
   // test that caches its failures must not be served by (or serve) one
   // that does not.
-  if (spec.cache_failures()) encoder.Field('f', "cache_failures");
+  if (spec.cache_failures()) field('f', "cache_failures");
   // Likewise: a result lists the outputs its test declared.
-  for (const std::string& output : spec.outputs()) encoder.Field('O', output);
+  for (const std::string& output : spec.outputs()) field('O', output);
 
-  encoder.Field('o', platform.os());
-  encoder.Field('r', platform.arch());
-  encoder.Field('t', platform.tag());
+  field('o', platform.os());
+  field('r', platform.arch());
+  field('t', platform.tag());
   if (key != nullptr) *key->mutable_platform() = platform;
-  return encoder.FinishHex();
 }
 
 }  // namespace
@@ -89,13 +91,25 @@ std::string EncodeActionKey(const v1::TestSpec& spec,
 v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
                                const v1::Platform& platform) {
   v1::ActionKey key;
-  key.set_hex(EncodeActionKey(spec, platform, &key));
+  CanonicalEncoder encoder;
+  WalkActionKey(spec, platform, &encoder, &key);
+  key.set_hex(encoder.FinishHex());
   return key;
 }
 
 std::string ActionKeyHex(const v1::TestSpec& spec,
                          const v1::Platform& platform) {
-  return EncodeActionKey(spec, platform, nullptr);
+  CanonicalEncoder encoder;
+  WalkActionKey(spec, platform, &encoder, nullptr);
+  return encoder.FinishHex();
+}
+
+v1::ActionKey ActionKeyWithHex(const v1::TestSpec& spec,
+                               const v1::Platform& platform, std::string hex) {
+  v1::ActionKey key;
+  WalkActionKey(spec, platform, nullptr, &key);
+  key.set_hex(std::move(hex));
+  return key;
 }
 
 bool Cacheable(const v1::TestSpec& spec, const v1::TestResult& result) {

@@ -19,6 +19,11 @@ v1::ActionKey ComputeActionKey(const v1::TestSpec& spec,
 /// ComputeActionKey(spec, platform).hex() without making the key's parts.
 std::string ActionKeyHex(const v1::TestSpec& spec,
                          const v1::Platform& platform);
+/// ComputeActionKey(spec, platform) from its hex, made before by
+/// ActionKeyHex: the parts without hashing them again (the coordinator
+/// keeps each test's hex from submit).
+v1::ActionKey ActionKeyWithHex(const v1::TestSpec& spec,
+                               const v1::Platform& platform, std::string hex);
 
 /// Whether `result` may be stored under, or served from, the test's key:
 /// a pass, or a failure of a test that caches its failures

@@ -30,7 +30,7 @@ void Coordinator::TakeWrites(Writes& writes) {
   for (const std::string& key : dirty_runs_) {
     auto staged = staged_runs_.histories.find(key);
     if (staged == staged_runs_.histories.end()) continue;
-    writes.runs.histories.emplace(key, staged->second);
+    writes.histories.emplace(key, staged->second.SerializeAsString());
     writes.run_keys.push_back(key);
     run_tickets_[key] = writes.ticket;
   }
@@ -41,17 +41,17 @@ void Coordinator::WriteGroup(const std::vector<Writes*>& group) {
   Writes& first = *group.front();
   // Later tickets hold newer histories of the same test: they win.
   for (size_t i = 1; i < group.size(); ++i) {
-    for (auto& [key, history] : group[i]->runs.histories)
-      first.runs.histories.insert_or_assign(key, std::move(history));
-    group[i]->runs.histories.clear();
+    for (auto& [key, history] : group[i]->histories)
+      first.histories.insert_or_assign(key, std::move(history));
+    group[i]->histories.clear();
     first.finished.insert(first.finished.end(),
                           std::make_move_iterator(group[i]->finished.begin()),
                           std::make_move_iterator(group[i]->finished.end()));
     group[i]->finished.clear();
   }
-  const bool tried = !first.runs.histories.empty() || !first.finished.empty();
+  const bool tried = !first.histories.empty() || !first.finished.empty();
   const absl::Status results_saved =
-      options_.store->SaveResults(first.runs, first.finished);
+      options_.store->SaveResults(first.histories, first.finished);
   absl::Status all = results_saved;
   bool any_report = false;
   for (Writes* member : group) {

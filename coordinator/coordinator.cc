@@ -373,6 +373,9 @@ void Coordinator::ExpireLeasesLocked() {
   for (const auto& [id, lease] : leases_) {
     if (lease.deadline < now) expired.push_back(id);
   }
+  // In the order they were made (ids end in a zero-padded count), as lost
+  // work goes back to the queue in that order.
+  std::sort(expired.begin(), expired.end());
   const std::vector<Worker> forgotten =
       fleet_.ForgetSilent(now - options_.worker_timeout);
   for (const Worker& worker : forgotten) {

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -295,8 +297,8 @@ class Coordinator {
   struct Writes {
     uint64_t ticket = 0;
     std::vector<CoordinatorStore::FinishedTest> finished;
-    CoordinatorStore::PendingRuns runs;  // emptied by the write
-    std::vector<std::string> run_keys;   // what `runs` held
+    CoordinatorStore::SerializedHistories histories;  // emptied by the write
+    std::vector<std::string> run_keys;                // what `histories` held
     std::vector<std::shared_ptr<const v1::SuiteReport>> reports;
     // Set by the group that wrote them (this call's or another's).
     absl::Status results_saved;  // histories and finished results, one write
@@ -445,7 +447,10 @@ class Coordinator {
   std::string dashboard_url_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::unique_ptr<Suite>> suites_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  // Hashed, not ordered: ids share a long prefix that every comparison of an
+  // ordered map reads again. Nodes, for Lease pointers held across a shard
+  // being made.
+  absl::node_hash_map<std::string, Lease> leases_ ABSL_GUARDED_BY(mu_);
   Fleet fleet_ ABSL_GUARDED_BY(mu_){options_.max_workers,
                                     options_.max_worker_slots};
   // Served pulls, answered when the lock is released (Locked).
@@ -459,8 +464,8 @@ class Coordinator {
   std::vector<std::shared_ptr<const v1::SuiteReport>> unsaved_reports_
       ABSL_GUARDED_BY(mu_);
   CoordinatorStore::PendingRuns staged_runs_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint64_t> run_tickets_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> dirty_runs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint64_t> run_tickets_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> dirty_runs_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   // Lease ids: this process's random half, then a count. Unique, not
   // secret (a result counts only from the worker its lease was given to),

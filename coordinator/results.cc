@@ -102,7 +102,7 @@ bool Coordinator::Accept(Suite& suite, Lease* lease, v1::TestResult result) {
   if (options_.store && !result.cached()) {
     // The hex was made at submit; the whole key only when it is stored.
     auto make_key = [&] {
-      return ComputeActionKey(test.spec, suite.spec.platform());
+      return ActionKeyWithHex(test.spec, suite.spec.platform(), test.cache_key);
     };
     const CoordinatorStore::RunKey key{test.cache_key, make_key};
     // Written by the next commit, after the lock is released.

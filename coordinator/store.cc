@@ -278,17 +278,19 @@ const v1::TestHistory& CoordinatorStore::StageRun(PendingRuns& pending,
 }
 
 absl::Status CoordinatorStore::WriteRuns(PendingRuns& pending) {
-  return SaveResults(pending, {});
+  SerializedHistories histories;
+  for (const auto& [key, history] : pending.histories)
+    histories.emplace(key, history.SerializeAsString());
+  pending.histories.clear();
+  return SaveResults(histories, {});
 }
 
 absl::Status CoordinatorStore::SaveResults(
-    PendingRuns& pending, const std::vector<FinishedTest>& finished) {
-  if (pending.histories.empty() && finished.empty()) return absl::OkStatus();
+    SerializedHistories& histories, const std::vector<FinishedTest>& finished) {
+  if (histories.empty() && finished.empty()) return absl::OkStatus();
   rocksdb::WriteBatch batch;
-  for (const auto& [key, history] : pending.histories) {
-    batch.Put(key, history.SerializeAsString());
-  }
-  pending.histories.clear();
+  for (const auto& [key, history] : histories) batch.Put(key, history);
+  histories.clear();
   for (const FinishedTest& test : finished) {
     batch.Put(handles_[2], FinishedKey(test.suite_id, test.index),
               test.result.SerializeAsString());
@@ -370,7 +372,7 @@ absl::Status CoordinatorStore::SaveRunningSuite(const v1::RunningSuite& suite) {
 
 absl::Status CoordinatorStore::SaveFinished(
     const std::vector<FinishedTest>& finished) {
-  PendingRuns none;
+  SerializedHistories none;
   return SaveResults(none, finished);
 }
 

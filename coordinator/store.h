@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
@@ -88,6 +89,9 @@ class CoordinatorStore {
                                   const RunKey* key = nullptr);
   /// Writes and clears `pending`.
   absl::Status WriteRuns(PendingRuns& pending);
+  /// Histories as they are written, by key: a history is serialized where
+  /// it was staged, so the write copies none of its fields.
+  using SerializedHistories = absl::flat_hash_map<std::string, std::string>;
   /// StageRun and WriteRuns for one run.
   absl::StatusOr<v1::TestHistory> RecordRun(
       const std::string& suite_name, const std::string& suite_id,
@@ -127,8 +131,8 @@ class CoordinatorStore {
   absl::Status SaveRunningSuite(const v1::RunningSuite& suite);
   /// One write for all: a report is acknowledged only once this returns.
   absl::Status SaveFinished(const std::vector<FinishedTest>& finished);
-  /// WriteRuns and SaveFinished in one synced write (clears `pending`).
-  absl::Status SaveResults(PendingRuns& pending,
+  /// Histories and SaveFinished in one synced write (clears `histories`).
+  absl::Status SaveResults(SerializedHistories& histories,
                            const std::vector<FinishedTest>& finished);
   /// Drops a suite's running state (its report is saved by then).
   absl::Status EndRunningSuite(const std::string& suite_id);

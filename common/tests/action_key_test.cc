@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 
 namespace testfleet {
@@ -39,6 +40,22 @@ TEST(ActionKeyTest, GoldenKeyIsStable) {
   // The hex alone, as the coordinator makes it at submit, is the same.
   EXPECT_EQ(ActionKeyHex(FixedSpec(), FixedPlatform()),
             "4b7c58d0b95aa73096ec28f9883129cb51716c78303452bfeb7aea702a88bc0e");
+}
+
+TEST(ActionKeyTest, PartsFromAKnownHexAreTheComputedKey) {
+  v1::TestSpec reordered = FixedSpec();
+  reordered.mutable_inputs()->SwapElements(0, 1);
+  const v1::ActionKey computed = ComputeActionKey(reordered, FixedPlatform());
+  const v1::ActionKey rebuilt = ActionKeyWithHex(
+      reordered, FixedPlatform(), ActionKeyHex(reordered, FixedPlatform()));
+  EXPECT_TRUE(
+      google::protobuf::util::MessageDifferencer::Equals(rebuilt, computed))
+      << rebuilt.DebugString() << computed.DebugString();
+  // Inputs come sorted by path, as they are hashed.
+  ASSERT_EQ(rebuilt.inputs_size(), 2);
+  EXPECT_EQ(rebuilt.inputs(0).path(), "build/bin/math_test");
+  EXPECT_EQ(rebuilt.env().at("SEED"), "1");
+  EXPECT_EQ(rebuilt.platform().os(), "linux");
 }
 
 TEST(ActionKeyTest, IndependentOfInputOrderAndTestMetadata) {
