@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "cache/tests/fake_cache_client.h"
