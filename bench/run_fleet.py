@@ -16,7 +16,12 @@ unless --run-sigma spreads each run around it (a log-normal factor).
 
   bench/run_fleet.py [--quick] [--json=OUT] [--workers=100,1000,5000]
                      [--tests=200000] [--suites=1,20] [--sigma=1]
-                     [--mean-ms=1000] [--run-sigma=0]
+                     [--mean-ms=1000] [--run-sigma=0] [--repeat=1]
+
+--repeat=N runs each size N times in a row; the table shows each figure's
+median over them and every run's PullWork p99 (this host's p99 at 1,000
+workers varies by 2x from run to run). The JSON keeps every run, and the
+medians under "medians".
 
 Fails when a run fails (an RPC error, a test not reported), never on a time.
 """
@@ -25,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,6 +80,21 @@ def run_one(work, workers, tests, suites, sigma, mean_ms, run_sigma):
         shutil.rmtree(data, ignore_errors=True)
 
 
+def medians(runs):
+    """One row: each figure's median over `runs` (of one size); the errors
+    of the worst run; the size as it was."""
+    row = dict(runs[0])
+    for key, value in runs[0].items():
+        if key in ("workers", "suites", "tests", "slots"):
+            continue
+        if key in ("errors", "duplicates_or_rejected"):
+            row[key] = max(run[key] for run in runs)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            row[key] = statistics.median(run[key] for run in runs)
+    row["pull_with_work_p99_ms_each_run"] = [run["pull_with_work_p99_ms"] for run in runs]
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -86,7 +107,10 @@ def main():
     parser.add_argument("--mean-ms", type=float, default=1000)
     # Runs that differ from their history, as real ones do.
     parser.add_argument("--run-sigma", type=float, default=0)
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
+    if args.repeat < 1:
+        sys.exit("--repeat must be at least 1")
     require_build()
     sizes = [int(w) for w in args.workers.split(",")]
     suite_counts = [int(s) for s in args.suites.split(",")]
@@ -94,7 +118,8 @@ def main():
     if args.quick:
         sizes, suite_counts, mean_ms = [20], [1, 4], 50
     work = tempfile.mkdtemp(prefix="tf-fleet-")
-    rows = []
+    rows = []  # every run
+    table = []  # a row of medians for each size
     try:
         for workers in sizes:
             for suites in suite_counts:
@@ -103,29 +128,35 @@ def main():
                 tests = args.tests if not args.quick else 2000
                 tests = min(tests, workers * 8 * 50)
                 tests = max(tests, suites)
-                figures = run_one(work, workers, tests, suites, args.sigma, mean_ms,
-                                  args.run_sigma)
-                rows.append(figures)
-                print(json.dumps(figures), file=sys.stderr, flush=True)
+                runs = []
+                for _ in range(args.repeat):
+                    figures = run_one(work, workers, tests, suites, args.sigma, mean_ms,
+                                      args.run_sigma)
+                    runs.append(figures)
+                    print(json.dumps(figures), file=sys.stderr, flush=True)
+                rows += runs
+                table.append(medians(runs))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("| workers x 8 slots | suites | tests | dispatches/s | PullWork p50 ms | "
           "p99 ms | slots busy while queued | coordinator CPU µs/test | "
           "coordinator RSS MiB | errors | simulator late p99 ms | "
-          "unread KiB max, coordinator / simulator |")
+          "unread KiB max, coordinator / simulator | p99 ms, each run |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-          "| ---: | ---: |")
-    for r in rows:
+          "| ---: | ---: | ---: |")
+    for r in table:
+        each = ", ".join(f"{p99:.0f}" for p99 in r["pull_with_work_p99_ms_each_run"])
         print(f"| {r['workers']} | {r['suites']} | {r['tests']} | {r['dispatches_per_s']:.0f} | "
               f"{r['pull_with_work_p50_ms']:.1f} | {r['pull_with_work_p99_ms']:.1f} | "
               f"{100 * r['busy_while_queued']:.1f}% | {r['coordinator_cpu_us_per_test']:.0f} | "
               f"{r['coordinator_peak_rss_mib']:.0f} | {r['errors']} | "
               f"{r['sim_timer_lag_p99_ms']:.1f} | "
-              f"{r['coordinator_unread_kib_max']:.0f} / {r['sim_unread_kib_max']:.0f} |")
+              f"{r['coordinator_unread_kib_max']:.0f} / {r['sim_unread_kib_max']:.0f} | "
+              f"{each} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"mean_ms": mean_ms, "sigma": args.sigma, "run_sigma": args.run_sigma,
-                       "runs": rows}, f, indent=2)
+                       "repeat": args.repeat, "runs": rows, "medians": table}, f, indent=2)
     failed = [r for r in rows if r["errors"] or r["reported"] != r["tests"]]
     for r in failed:
         print(f"{r['workers']} workers, {r['suites']} suites: {r['errors']} RPC errors, "
