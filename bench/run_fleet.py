@@ -82,9 +82,10 @@ def run_one(work, workers, tests, suites, sigma, mean_ms, run_sigma):
 
 def medians(runs):
     """One row: each figure's median over `runs` (of one size); the errors
-    of the worst run; the size as it was."""
-    row = dict(runs[0])
-    for key, value in runs[0].items():
+    of the worst run; the size as it was. Per-second series are left to the
+    runs themselves."""
+    row = {key: value for key, value in runs[0].items() if not isinstance(value, list)}
+    for key, value in row.items():
         if key in ("workers", "suites", "tests", "slots"):
             continue
         if key in ("errors", "duplicates_or_rejected"):
