@@ -10,11 +10,7 @@
 // CPU is the whole process's (the store's writer thread and RocksDB's
 // included); `cpu_per_test` is it divided by the tests, and
 // `items_per_second` tests a second of that CPU.
-#include <stdlib.h>
-
 #include <atomic>
-#include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +19,7 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "benchmark/benchmark.h"
 #include "common/platform.h"
+#include "common/tests/test_dir.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/store.h"
 #include "spdlog/spdlog.h"
@@ -31,28 +28,6 @@ namespace testfleet {
 namespace {
 
 constexpr int kSlotsPerWorker = 8;
-
-// Deleted with everything in it, whatever the benchmark did.
-class TempFolder {
- public:
-  TempFolder() {
-    std::string pattern = std::filesystem::temp_directory_path() /
-                          "testfleet-coordinator-bench-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) {
-      std::perror("coordinator_bench: cannot make a temporary folder");
-      std::exit(1);
-    }
-    path_ = pattern;
-  }
-  ~TempFolder() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 v1::SuiteSpec Suite(const std::string& name, int tests) {
   v1::SuiteSpec suite;
@@ -99,8 +74,8 @@ void BM_SuiteThroughCoordinator(benchmark::State& state) {
   const int tests = static_cast<int>(state.range(0));
   const int workers = static_cast<int>(state.range(1));
   const bool history = state.range(2) != 0;
-  TempFolder folder;
-  auto store = CoordinatorStore::Open(folder.path() + "/state");
+  TestDir folder;  // deleted with everything in it, whatever the run did
+  auto store = CoordinatorStore::Open(folder.Join("state"));
   if (!store.ok()) {
     state.SkipWithError(std::string(store.status().message()).c_str());
     return;
