@@ -1,9 +1,11 @@
 #pragma once
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 
 namespace testfleet {
 
@@ -11,8 +13,15 @@ namespace testfleet {
 class TestDir {
  public:
   TestDir() {
-    std::string pattern = std::filesystem::temp_directory_path() / "tf-XXXXXX";
-    path_ = mkdtemp(pattern.data());
+    const std::string pattern =
+        std::filesystem::temp_directory_path() / "tf-XXXXXX";
+    path_ = pattern;
+    // Thrown, not returned: GoogleTest fails the test that made it, with
+    // the folder and the reason, rather than every path pointing nowhere.
+    if (mkdtemp(path_.data()) == nullptr) {
+      throw std::system_error(errno, std::generic_category(),
+                              "creating the test folder " + pattern);
+    }
   }
   ~TestDir() {
     std::error_code ec;
