@@ -8,8 +8,11 @@
 //             --tests=200000 --suites=1 [--coordinator-pid=PID]
 //
 // Prints one JSON object: dispatches per second, PullWork latency, the share
-// of slot time idle while work was queued, RPC errors and (given its pid)
-// the coordinator's CPU and memory.
+// of slot time idle while work was queued, RPC errors, the simulator's own
+// CPU and (given its pid) the coordinator's CPU and memory. Against a
+// coordinator on this host (a loopback address), each pull's latency is also
+// split at the coordinator's stamps (kPullTimingRequest): before its handler
+// got the call, in the handler, and after it answered.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -22,6 +25,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <random>
 #include <sstream>
@@ -31,6 +35,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc_util.h"
@@ -65,13 +70,39 @@ struct Options {
   uint32_t seed = 1;
 };
 
+// The coordinator's steady clock is ours only on this host.
+bool OnThisHost(const std::string& address) {
+  return absl::StartsWith(address, "127.") ||
+         absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") ||
+         absl::StartsWith(address, "unix:");
+}
+
+// A time stamp the coordinator put in a call's trailing metadata.
+std::optional<Clock::time_point> StampOf(grpc::ClientContext& context,
+                                         const char* key) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto found = trailers.find(key);
+  int64_t ns = 0;
+  if (found == trailers.end() ||
+      !absl::SimpleAtoi(
+          absl::string_view(found->second.data(), found->second.size()), &ns)) {
+    return std::nullopt;
+  }
+  return Clock::time_point(std::chrono::nanoseconds(ns));
+}
+
+double Ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
 struct CpuAndMemory {
   double cpu_s = 0;
   int64_t rss_kb = 0;
   int64_t peak_rss_kb = 0;
 };
 
-// The coordinator's CPU time and memory from /proc.
+// A process's CPU time and memory from /proc.
 CpuAndMemory Sample(int pid) {
   CpuAndMemory sample;
   if (pid <= 0) return sample;
@@ -207,6 +238,7 @@ class Fleet {
       total_tests_ += n;
     }
     const CpuAndMemory before = Sample(options_.coordinator_pid);
+    const CpuAndMemory sim_before = Sample(getpid());
     const Clock::time_point submit_start = Clock::now();
     std::vector<std::thread> submitters;
     for (int s = 0; s < options_.suites; ++s) {
@@ -259,11 +291,13 @@ class Fleet {
     }
     const Clock::time_point end = Clock::now();
     const CpuAndMemory after = Sample(options_.coordinator_pid);
+    const CpuAndMemory sim_after = Sample(getpid());
     timers.join();
     heartbeats.join();
     sockets.join();
     std::lock_guard<std::mutex> lock(mu_);
-    return Figures(before, after, submit_start, queued_at, end);
+    return Figures(before, after, sim_before, sim_after, submit_start,
+                   queued_at, end);
   }
 
  private:
@@ -351,6 +385,7 @@ class Fleet {
     call->context.set_deadline(
         std::chrono::system_clock::now() +
         std::chrono::milliseconds(options_.pull_wait_ms + 10'000));
+    if (split_pulls_) call->context.AddMetadata(kPullTimingRequest, "1");
     worker.stub->async()->PullWork(
         &call->context, &call->request, &call->response,
         [this, call, w = &worker](grpc::Status status) {
@@ -366,10 +401,15 @@ class Fleet {
           if (call->response.shards_size() > 0 && submitted_) {
             std::lock_guard<std::mutex> figures(mu_);
             if (call->started >= queued_at_) {
-              pull_ms_.push_back(std::chrono::duration<double, std::milli>(
-                                     arrived - call->started)
-                                     .count());
+              pull_ms_.push_back(Ms(arrived - call->started));
               pull_started_s_.push_back(Seconds(call->started - queued_at_));
+              const auto received = StampOf(call->context, kPullReceivedNs);
+              const auto answered = StampOf(call->context, kPullAnsweredNs);
+              if (received && answered) {
+                pull_before_ms_.push_back(Ms(*received - call->started));
+                pull_in_ms_.push_back(Ms(*answered - *received));
+                pull_after_ms_.push_back(Ms(arrived - *answered));
+              }
             }
           }
           for (v1::Shard& shard : *call->response.mutable_shards()) {
@@ -612,6 +652,8 @@ class Fleet {
   }
 
   nlohmann::json Figures(const CpuAndMemory& before, const CpuAndMemory& after,
+                         const CpuAndMemory& sim_before,
+                         const CpuAndMemory& sim_after,
                          Clock::time_point submit_start,
                          Clock::time_point queued_at, Clock::time_point end) {
     // Slot time busy while work was queued: from the suites' acceptance to
@@ -661,7 +703,21 @@ class Fleet {
         {"pull_p99_ms_by_second", PullP99BySecond(window_s)},
         {"sim_timer_lag_p50_ms", Percentile(timer_lag_ms_, 0.5)},
         {"sim_timer_lag_p99_ms", Percentile(timer_lag_ms_, 0.99)},
+        // Over the same span as the coordinator's: both share the host.
+        {"sim_cpu_s", sim_after.cpu_s - sim_before.cpu_s},
     };
+    // Whose time a slow pull was: each part's own p50 and p99 (the parts'
+    // p99s need not add up to the whole's).
+    if (!pull_in_ms_.empty()) {
+      for (const auto& [name, parts] : {std::pair{"before", &pull_before_ms_},
+                                        std::pair{"in", &pull_in_ms_},
+                                        std::pair{"after", &pull_after_ms_}}) {
+        out[absl::StrCat("pull_", name, "_coordinator_p50_ms")] =
+            Percentile(*parts, 0.5);
+        out[absl::StrCat("pull_", name, "_coordinator_p99_ms")] =
+            Percentile(*parts, 0.99);
+      }
+    }
     std::vector<double> coordinator_unread, fleet_unread;
     for (const Unread& u : unread_) {
       coordinator_unread.push_back(u.coordinator / 1024.0);
@@ -697,7 +753,13 @@ class Fleet {
   std::condition_variable stopped_;
   std::vector<double> pull_ms_;
   std::vector<double> pull_started_s_;  // when each of pull_ms_ started
-  std::vector<Unread> unread_;          // sampled every 250 ms
+  // pull_ms_ split at the coordinator's stamps: before its handler got the
+  // call (our send, the network, its socket and gRPC), in its handler, and
+  // after (its send, the network, our socket and gRPC).
+  const bool split_pulls_ = OnThisHost(options_.coordinator);
+  std::vector<double> pull_before_ms_, pull_in_ms_, pull_after_ms_;
+
+  std::vector<Unread> unread_;  // sampled every 250 ms
   std::vector<std::string> suite_ids_;
   Clock::time_point queued_at_;
   Clock::time_point queue_emptied_;

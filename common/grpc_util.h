@@ -14,6 +14,16 @@ namespace testfleet {
 /// suite and its report.
 inline constexpr int kMaxMessageBytes = 256 << 20;
 
+/// A PullWork call that carries the metadata kPullTimingRequest (any value)
+/// is answered with two trailing entries: when the coordinator's handler got
+/// it and when it answered, in nanoseconds of std::chrono::steady_clock
+/// (CLOCK_MONOTONIC). A client on the coordinator's host, which reads the
+/// same clock, splits a slow pull into the time before the coordinator, in
+/// it and after it (bench/fleet_sim). Across hosts the stamps mean nothing.
+inline constexpr char kPullTimingRequest[] = "testfleet-timing";
+inline constexpr char kPullReceivedNs[] = "testfleet-received-ns";
+inline constexpr char kPullAnsweredNs[] = "testfleet-answered-ns";
+
 /// absl::Status <-> grpc::Status, the only place they are converted.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);

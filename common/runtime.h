@@ -15,4 +15,8 @@ void DisableMutexDeadlockDetection();
 /// servers that move blobs.
 void KeepLargeBuffersInHeap();
 
+/// Names the calling thread, so that `top -H`, `perf` and /proc tell a
+/// server's own threads apart (the kernel keeps the first 15 characters).
+void NameThisThread(const char* name);
+
 }  // namespace testfleet

@@ -475,7 +475,8 @@ class Coordinator {
   bool store_failing_ ABSL_GUARDED_BY(store_health_mu_) = false;
   // Last: its destructor writes what is queued, which needs all of the above.
   GroupCommit<Writes> committer_{
-      [this](const std::vector<Writes*>& group) { WriteGroup(group); }};
+      [this](const std::vector<Writes*>& group) { WriteGroup(group); },
+      "tf-writer"};
 };
 
 }  // namespace testfleet

@@ -1,5 +1,8 @@
 #include "coordinator/coordinator_service.h"
 
+#include <chrono>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "common/grpc_util.h"
 #include "common/status_macros.h"
@@ -15,18 +18,33 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
+// Now on the clock kPullTimingRequest's stamps are read on.
+std::string MonotonicNs() {
+  return std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count());
+}
+
 // One pull: finished when the coordinator answers it, which may be at once,
 // when work arrives on another call's thread, at its wait's end or when its
 // client leaves. gRPC calls OnCancel and OnDone only after the handler
 // returned this reactor, so the constructor's answer cannot race them.
 class PullReactor final : public grpc::ServerUnaryReactor {
  public:
-  PullReactor(Coordinator* coordinator, const v1::PullWorkRequest& request,
+  PullReactor(Coordinator* coordinator, grpc::CallbackServerContext* context,
+              const v1::PullWorkRequest& request,
               v1::PullWorkResponse* response)
       : coordinator_(coordinator) {
+    // The answer may come on another thread, after the coordinator's lock:
+    // what the constructor added to `context` happened before it.
+    const bool timed = context->client_metadata().count(kPullTimingRequest) > 0;
+    if (timed) context->AddTrailingMetadata(kPullReceivedNs, MonotonicNs());
     pull_id_ = coordinator_->PullWork(
-        request, [this, response](v1::PullWorkResponse answer) {
+        request, [this, context, timed, response](v1::PullWorkResponse answer) {
           *response = std::move(answer);
+          if (timed) {
+            context->AddTrailingMetadata(kPullAnsweredNs, MonotonicNs());
+          }
           Finish(grpc::Status::OK);
         });
   }
@@ -149,7 +167,7 @@ grpc::ServerUnaryReactor* CoordinatorService::PullWork(
     v1::PullWorkResponse* response) {
   if (auto* refused = RefuseWorker(context, request->worker_id()))
     return refused;
-  return new PullReactor(coordinator_, *request, response);
+  return new PullReactor(coordinator_, context, *request, response);
 }
 
 grpc::Status CoordinatorService::GetHistory(grpc::ServerContext* context,

@@ -85,7 +85,7 @@ class CoordinatorService final
   // are settled. Last: stopped (after settling what it holds) before the
   // rest goes.
   static constexpr int64_t kMaxQueuedReportBytes = 64 << 20;
-  SerialRunner intake_{kMaxQueuedReportBytes};
+  SerialRunner intake_{kMaxQueuedReportBytes, "tf-intake"};
 };
 
 }  // namespace testfleet

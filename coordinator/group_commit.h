@@ -10,6 +10,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/runtime.h"
 
 namespace testfleet {
 
@@ -34,8 +35,12 @@ class GroupCommit {
   /// Runs on the writer thread once its batch was written.
   using DoneFn = absl::AnyInvocable<void() &&>;
 
-  explicit GroupCommit(WriteFn write)
-      : write_(std::move(write)), writer_([this] { WriteInTicketOrder(); }) {}
+  /// The writer thread is named `thread_name` (NameThisThread).
+  explicit GroupCommit(WriteFn write, const char* thread_name = "tf-commit")
+      : write_(std::move(write)), writer_([this, thread_name] {
+          NameThisThread(thread_name);
+          WriteInTicketOrder();
+        }) {}
   /// Writes what was handed over, then stops the writer.
   ~GroupCommit() {
     {

@@ -9,6 +9,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
+#include "common/runtime.h"
 
 namespace testfleet {
 
@@ -27,8 +28,13 @@ class SerialRunner {
  public:
   using Task = absl::AnyInvocable<void() &&>;
 
-  explicit SerialRunner(int64_t budget = std::numeric_limits<int64_t>::max())
-      : budget_(budget), runner_([this] { RunInOrder(); }) {}
+  /// Its thread is named `thread_name` (NameThisThread).
+  explicit SerialRunner(int64_t budget = std::numeric_limits<int64_t>::max(),
+                        const char* thread_name = "tf-serial")
+      : budget_(budget), runner_([this, thread_name] {
+          NameThisThread(thread_name);
+          RunInOrder();
+        }) {}
   /// Runs every task handed over, then stops the thread.
   ~SerialRunner() {
     {

@@ -6,11 +6,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/grpc_util.h"
+#include "common/platform.h"
 #include "common/tests/test_dir.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -18,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "integration_tests/harness.h"
 #include "integration_tests/hosts.h"
+#include "testfleet/v1/services.grpc.pb.h"
 
 namespace testfleet {
 namespace {
@@ -345,6 +349,76 @@ TEST(FleetTest, AReportRateThatIsNotANumberOfZeroOrMoreIsRefused) {
                 ::testing::HasSubstr("--fleet-reports-per-second=" + rate))
         << rate;
   }
+}
+
+// A simulator on the coordinator's host splits a slow pull at the
+// coordinator's stamps (bench/fleet_sim): they come only when asked for, on
+// this host's steady clock, inside the call, also when the answer comes from
+// another thread at the pull's wait's end.
+TEST(FleetTest, APullThatAsksForTimeStampsGetsThemOnThisHostsClock) {
+  TestDir dir;
+  std::unique_ptr<Process> process;
+  const std::string address =
+      StartServer(process, "coordinator",
+                  {"--listen=127.0.0.1:0", "--data-dir=" + dir.Join("data")},
+                  dir.Join("coordinator.log"));
+  ASSERT_FALSE(address.empty()) << process->Log();
+  auto stub = v1::Coordinator::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  v1::RegisterWorkerRequest registration;
+  registration.set_name("w");
+  registration.set_slots(1);
+  *registration.mutable_platform() = HostPlatform("");
+  v1::RegisterWorkerResponse registered;
+  grpc::ClientContext register_context;
+  ASSERT_TRUE(
+      stub->RegisterWorker(&register_context, registration, &registered).ok());
+
+  constexpr int kWaitMs = 100;  // nothing is queued: the pull waits it out
+  auto pull = [&](grpc::ClientContext& context) {
+    v1::PullWorkRequest request;
+    request.set_worker_id(registered.worker_id());
+    request.set_free_slots(1);
+    request.set_wait_ms(kWaitMs);
+    v1::PullWorkResponse response;
+    return stub->PullWork(&context, request, &response);
+  };
+  auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  // -1 when the answer has no such stamp.
+  auto stamp = [](grpc::ClientContext& context, const char* key) {
+    const auto& trailers = context.GetServerTrailingMetadata();
+    auto found = trailers.find(key);
+    int64_t ns = -1;
+    if (found != trailers.end() &&
+        !absl::SimpleAtoi(
+            absl::string_view(found->second.data(), found->second.size()),
+            &ns)) {
+      ns = -2;
+    }
+    return ns;
+  };
+
+  grpc::ClientContext timed;
+  timed.AddMetadata(kPullTimingRequest, "1");
+  const int64_t sent = now_ns();
+  ASSERT_TRUE(pull(timed).ok());
+  const int64_t back = now_ns();
+  const int64_t received = stamp(timed, kPullReceivedNs);
+  const int64_t answered = stamp(timed, kPullAnsweredNs);
+  EXPECT_LE(sent, received);
+  EXPECT_LE(received, answered);
+  EXPECT_LE(answered, back);
+  // The coordinator's wait lies between its two stamps.
+  EXPECT_GE(answered - received, int64_t{kWaitMs} * 1'000'000);
+
+  grpc::ClientContext plain;
+  ASSERT_TRUE(pull(plain).ok());
+  EXPECT_EQ(stamp(plain, kPullReceivedNs), -1);
+  EXPECT_EQ(stamp(plain, kPullAnsweredNs), -1);
 }
 
 }  // namespace
