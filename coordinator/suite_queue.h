@@ -66,9 +66,12 @@ class SuiteQueue {
   /// than a coordinator serves: at 1,000 workers of 8 slots, the tail of
   /// short tests became shards of one 0.1 s test, 80,000 dispatches a second
   /// wanted, and slots stood idle by the thousand (BENCHMARKS.md, issue 19).
-  /// 0.25 ms a slot caps the demand at 4,000 a second; it adds at most
-  /// about one shard to the makespan, 2 s at 8,000 slots, 20 ms at 80.
-  static constexpr double kDispatchMsPerSlot = 0.25;
+  /// 0.5 ms a slot caps the demand at 2,000 a second, which a coordinator
+  /// on 2 cores beside its load generator serves with its pull p99 halved
+  /// against 0.25 ms (4,000 a second); it adds at most about one shard to
+  /// the makespan, 4 s at 8,000 slots, 40 ms at 80 (BENCHMARKS.md, issue 19,
+  /// tenth round: 2% on 200,000 tests of 1 s at 8,000 slots).
+  static constexpr double kDispatchMsPerSlot = 0.5;
 
  private:
   void Mark(int index, bool queued);

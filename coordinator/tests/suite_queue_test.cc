@@ -71,14 +71,14 @@ TEST(SuiteQueueTest, ShardsShrinkAsTheQueueDrains) {
 }
 
 TEST(SuiteQueueTest, TheLastShardsOfALargeFleetKeepAFloor) {
-  // 1,000 tests of 40 s on 8,000 slots: first shards of 2.5 s.
+  // 1,000 tests of 80 s on 8,000 slots: first shards of 5 s.
   std::vector<int> order(1000);
   for (int i = 0; i < 1000; ++i) order[i] = i;
-  SuiteQueue queue(order, std::vector<double>(1000, 40'000));
-  EXPECT_DOUBLE_EQ(queue.ShardTargetMs(8000, 10'000), 2500);
+  SuiteQueue queue(order, std::vector<double>(1000, 80'000));
+  EXPECT_DOUBLE_EQ(queue.ShardTargetMs(8000, 10'000), 5000);
   for (int i = 0; i < 999; ++i) queue.Pop();
-  // 40 s left would be shards of 2.5 ms: the floor, 8,000 x 0.25 ms.
-  EXPECT_DOUBLE_EQ(queue.ShardTargetMs(8000, 10'000), 2000);
+  // 80 s left would be shards of 5 ms: the floor, 8,000 x 0.5 ms.
+  EXPECT_DOUBLE_EQ(queue.ShardTargetMs(8000, 10'000), 4000);
   EXPECT_DOUBLE_EQ(queue.ShardTargetMs(8000, 1500), 1500);
 }
 
