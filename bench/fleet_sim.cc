@@ -25,7 +25,6 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <queue>
 #include <random>
 #include <sstream>
@@ -35,7 +34,6 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc_util.h"
@@ -76,20 +74,6 @@ bool OnThisHost(const std::string& address) {
          absl::StartsWith(address, "localhost:") ||
          absl::StartsWith(address, "[::1]:") ||
          absl::StartsWith(address, "unix:");
-}
-
-// A time stamp the coordinator put in a call's trailing metadata.
-std::optional<Clock::time_point> StampOf(grpc::ClientContext& context,
-                                         const char* key) {
-  const auto& trailers = context.GetServerTrailingMetadata();
-  auto found = trailers.find(key);
-  int64_t ns = 0;
-  if (found == trailers.end() ||
-      !absl::SimpleAtoi(
-          absl::string_view(found->second.data(), found->second.size()), &ns)) {
-    return std::nullopt;
-  }
-  return Clock::time_point(std::chrono::nanoseconds(ns));
 }
 
 double Ms(Clock::duration d) {
@@ -403,8 +387,10 @@ class Fleet {
             if (call->started >= queued_at_) {
               pull_ms_.push_back(Ms(arrived - call->started));
               pull_started_s_.push_back(Seconds(call->started - queued_at_));
-              const auto received = StampOf(call->context, kPullReceivedNs);
-              const auto answered = StampOf(call->context, kPullAnsweredNs);
+              const auto received =
+                  PullTimingStampOf(call->context, kPullReceivedNs);
+              const auto answered =
+                  PullTimingStampOf(call->context, kPullAnsweredNs);
               if (received && answered) {
                 pull_before_ms_.push_back(Ms(*received - call->started));
                 pull_in_ms_.push_back(Ms(*answered - *received));

@@ -1,5 +1,6 @@
 #include "common/grpc_util.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/security.h"
@@ -146,6 +147,25 @@ std::unique_ptr<grpc::Server> ServeOnLoopback(grpc::Service* service,
                            port);
   builder.RegisterService(service);
   return builder.BuildAndStart();
+}
+
+std::string PullTimingStampNow() {
+  return std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count());
+}
+
+std::optional<std::chrono::steady_clock::time_point> PullTimingStampOf(
+    const grpc::ClientContext& context, const char* key) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto found = trailers.find(key);
+  int64_t ns = 0;
+  if (found == trailers.end() ||
+      !absl::SimpleAtoi(
+          absl::string_view(found->second.data(), found->second.size()), &ns)) {
+    return std::nullopt;
+  }
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
 }
 
 }  // namespace testfleet

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -23,6 +24,12 @@ inline constexpr int kMaxMessageBytes = 256 << 20;
 inline constexpr char kPullTimingRequest[] = "testfleet-timing";
 inline constexpr char kPullReceivedNs[] = "testfleet-received-ns";
 inline constexpr char kPullAnsweredNs[] = "testfleet-answered-ns";
+/// Now, as the value of a kPullReceivedNs or kPullAnsweredNs entry.
+std::string PullTimingStampNow();
+/// The stamp `key` of a finished call's trailing metadata; nullopt when the
+/// server sent none (or not a number).
+std::optional<std::chrono::steady_clock::time_point> PullTimingStampOf(
+    const grpc::ClientContext& context, const char* key);
 
 /// absl::Status <-> grpc::Status, the only place they are converted.
 grpc::Status ToGrpcStatus(const absl::Status& status);

@@ -1,8 +1,5 @@
 #include "coordinator/coordinator_service.h"
 
-#include <chrono>
-#include <string>
-
 #include "absl/strings/str_cat.h"
 #include "common/grpc_util.h"
 #include "common/status_macros.h"
@@ -18,13 +15,6 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
-// Now on the clock kPullTimingRequest's stamps are read on.
-std::string MonotonicNs() {
-  return std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count());
-}
-
 // One pull: finished when the coordinator answers it, which may be at once,
 // when work arrives on another call's thread, at its wait's end or when its
 // client leaves. gRPC calls OnCancel and OnDone only after the handler
@@ -38,12 +28,14 @@ class PullReactor final : public grpc::ServerUnaryReactor {
     // The answer may come on another thread, after the coordinator's lock:
     // what the constructor added to `context` happened before it.
     const bool timed = context->client_metadata().count(kPullTimingRequest) > 0;
-    if (timed) context->AddTrailingMetadata(kPullReceivedNs, MonotonicNs());
+    if (timed) {
+      context->AddTrailingMetadata(kPullReceivedNs, PullTimingStampNow());
+    }
     pull_id_ = coordinator_->PullWork(
         request, [this, context, timed, response](v1::PullWorkResponse answer) {
           *response = std::move(answer);
           if (timed) {
-            context->AddTrailingMetadata(kPullAnsweredNs, MonotonicNs());
+            context->AddTrailingMetadata(kPullAnsweredNs, PullTimingStampNow());
           }
           Finish(grpc::Status::OK);
         });

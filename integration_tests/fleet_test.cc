@@ -383,42 +383,25 @@ TEST(FleetTest, APullThatAsksForTimeStampsGetsThemOnThisHostsClock) {
     v1::PullWorkResponse response;
     return stub->PullWork(&context, request, &response);
   };
-  auto now_ns = [] {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  };
-  // -1 when the answer has no such stamp.
-  auto stamp = [](grpc::ClientContext& context, const char* key) {
-    const auto& trailers = context.GetServerTrailingMetadata();
-    auto found = trailers.find(key);
-    int64_t ns = -1;
-    if (found != trailers.end() &&
-        !absl::SimpleAtoi(
-            absl::string_view(found->second.data(), found->second.size()),
-            &ns)) {
-      ns = -2;
-    }
-    return ns;
-  };
-
   grpc::ClientContext timed;
   timed.AddMetadata(kPullTimingRequest, "1");
-  const int64_t sent = now_ns();
+  const auto sent = std::chrono::steady_clock::now();
   ASSERT_TRUE(pull(timed).ok());
-  const int64_t back = now_ns();
-  const int64_t received = stamp(timed, kPullReceivedNs);
-  const int64_t answered = stamp(timed, kPullAnsweredNs);
-  EXPECT_LE(sent, received);
-  EXPECT_LE(received, answered);
-  EXPECT_LE(answered, back);
+  const auto back = std::chrono::steady_clock::now();
+  const auto received = PullTimingStampOf(timed, kPullReceivedNs);
+  const auto answered = PullTimingStampOf(timed, kPullAnsweredNs);
+  ASSERT_TRUE(received.has_value());
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_LE(sent, *received);
+  EXPECT_LE(*received, *answered);
+  EXPECT_LE(*answered, back);
   // The coordinator's wait lies between its two stamps.
-  EXPECT_GE(answered - received, int64_t{kWaitMs} * 1'000'000);
+  EXPECT_GE(*answered - *received, std::chrono::milliseconds(kWaitMs));
 
   grpc::ClientContext plain;
   ASSERT_TRUE(pull(plain).ok());
-  EXPECT_EQ(stamp(plain, kPullReceivedNs), -1);
-  EXPECT_EQ(stamp(plain, kPullAnsweredNs), -1);
+  EXPECT_FALSE(PullTimingStampOf(plain, kPullReceivedNs).has_value());
+  EXPECT_FALSE(PullTimingStampOf(plain, kPullAnsweredNs).has_value());
 }
 
 }  // namespace
