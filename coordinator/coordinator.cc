@@ -136,9 +136,9 @@ v1::Shard Coordinator::MakeShard(Suite& suite, Worker& worker) {
     assignment->set_cache_key(test.cache_key);
   }
   if (lease.outstanding.empty()) return shard;
-  if (suite.report.state() == v1::SUITE_STATE_QUEUED) {
-    suite.report.set_state(v1::SUITE_STATE_RUNNING);
-    suite.report.set_started_at_unix_ms(absl::ToUnixMillis(Now()));
+  if (suite.report->state() == v1::SUITE_STATE_QUEUED) {
+    suite.report->set_state(v1::SUITE_STATE_RUNNING);
+    suite.report->set_started_at_unix_ms(absl::ToUnixMillis(Now()));
   }
   worker.leases[lease.id] = false;
   worker.info.set_busy_slots(static_cast<int>(worker.leases.size()));

@@ -273,7 +273,11 @@ class Coordinator {
         leased_known_ms += sign * queue.ExpectedOf(index);
       }
     }
-    v1::SuiteReport report;  // results in completion order
+    // Results in completion order. Once the suite ends it no longer
+    // changes, and the store's writer shares it (EndSuite): a report of
+    // 200,000 results took 120 ms to copy, all calls waiting on mu_.
+    std::shared_ptr<v1::SuiteReport> report =
+        std::make_shared<v1::SuiteReport>();
     bool ended = false;
     bool report_saved = false;             // in the store: may leave memory
     std::optional<v1::Baseline> baseline;  // pinned; else rolling

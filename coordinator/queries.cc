@@ -23,8 +23,8 @@ using coordinator_internal::SteadyDeadline;
 v1::SuiteProgress Coordinator::ProgressOf(const Suite& suite) const {
   v1::SuiteProgress progress;
   progress.set_suite_id(suite.id);
-  progress.set_state(suite.report.state());
-  *progress.mutable_summary() = suite.report.summary();
+  progress.set_state(suite.report->state());
+  *progress.mutable_summary() = suite.report->summary();
   progress.mutable_summary()->set_running(suite.leased);
   std::set<std::string> busy;
   for (const auto& [id, lease] : leases_) {
@@ -33,12 +33,12 @@ v1::SuiteProgress Coordinator::ProgressOf(const Suite& suite) const {
   progress.set_workers_busy(static_cast<int>(busy.size()));
   if (suite.ended) {
     progress.set_eta_ms(0);
-    progress.mutable_summary()->set_wall_ms(suite.report.summary().wall_ms());
+    progress.mutable_summary()->set_wall_ms(suite.report->summary().wall_ms());
   } else {
     progress.set_eta_ms(static_cast<int64_t>(
         (suite.queue.expected_ms() + suite.LeasedExpectedMs()) / TotalSlots()));
     progress.mutable_summary()->set_wall_ms(
-        absl::ToUnixMillis(Now()) - suite.report.submitted_at_unix_ms());
+        absl::ToUnixMillis(Now()) - suite.report->submitted_at_unix_ms());
   }
   return progress;
 }
@@ -77,12 +77,18 @@ absl::StatusOr<v1::SuiteProgress> Coordinator::Progress(
 
 absl::StatusOr<v1::SuiteReport> Coordinator::Report(const std::string& suite_id,
                                                     const Principal& caller) {
+  // An ended suite's report is final: copied after the lock, not under it.
   if (auto held = InMemory(suite_id, caller, [](const Suite& suite) {
-        v1::SuiteReport report = suite.report;
-        report.mutable_summary()->set_running(suite.leased);
-        return report;
+        if (suite.ended) {
+          return std::shared_ptr<const v1::SuiteReport>(suite.report);
+        }
+        auto report = std::make_shared<v1::SuiteReport>(*suite.report);
+        report->mutable_summary()->set_running(suite.leased);
+        return std::shared_ptr<const v1::SuiteReport>(std::move(report));
       })) {
-    return *std::move(held);
+    if (!held->ok()) return held->status();
+    const std::shared_ptr<const v1::SuiteReport>& report = **held;
+    return *report;
   }
   if (options_.store == nullptr) {
     return absl::NotFoundError(absl::StrCat("no suite with id ", suite_id));
@@ -224,11 +230,12 @@ absl::StatusOr<bool> Coordinator::NextEvent(const std::string& suite_id,
       if (it == suites_.end()) break;
       Suite& suite = *it->second;
       RETURN_IF_ERROR(CheckAccess(suite_id, suite.spec.owner(), caller, false));
-      const size_t available = static_cast<size_t>(suite.report.results_size());
+      const size_t available =
+          static_cast<size_t>(suite.report->results_size());
       if (available > cursor->results || suite.ended || shutting_down_ ||
           timed_out) {
         *event->mutable_progress() = ProgressOf(suite);
-        TakeNew(suite.report, *cursor, *event);
+        TakeNew(*suite.report, *cursor, *event);
         return suite.ended;
       }
       timed_out = suite_changed_.WaitWithTimeout(&mu_, Remaining(wait_until));
@@ -267,7 +274,7 @@ absl::StatusOr<v1::ExplainResponse> Coordinator::Explain(
     current = ComputeActionKey(suite.tests[index->second].spec,
                                suite.spec.platform());
     suite_name = suite.spec.name();
-    for (const v1::TestResult& result : suite.report.results()) {
+    for (const v1::TestResult& result : suite.report->results()) {
       if (result.test_id() == test_id) response.set_cached(result.cached());
     }
   }
@@ -334,7 +341,7 @@ v1::SuiteListing Coordinator::ListingOf(const Suite& suite) const {
   // The report holds the name, owner, priority and times; the progress
   // what is live (running tests, wall time so far, ETA, busy workers).
   const v1::SuiteProgress progress = ProgressOf(suite);
-  v1::SuiteListing listing = ListingOfReport(suite.report);
+  v1::SuiteListing listing = ListingOfReport(*suite.report);
   listing.set_state(progress.state());
   *listing.mutable_summary() = progress.summary();
   listing.set_eta_ms(progress.eta_ms());

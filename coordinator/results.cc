@@ -133,10 +133,10 @@ void Coordinator::Analyze(Suite& suite, const Test& test,
       AnalyzeHistory(test.spec.id(), history,
                      suite.baseline ? &*suite.baseline : nullptr, rule);
   for (v1::PerformanceChange& change : analysis.changes) {
-    *suite.report.add_changes() = std::move(change);
+    *suite.report->add_changes() = std::move(change);
   }
   if (analysis.notable)
-    *suite.report.add_insights() = std::move(analysis.insight);
+    *suite.report->add_insights() = std::move(analysis.insight);
 }
 
 void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
@@ -151,18 +151,18 @@ void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
   result.set_flaky(test.failed_before &&
                    result.status() == v1::TEST_STATUS_PASSED);
   if (result.cache_key().empty()) result.set_cache_key(test.cache_key);
-  v1::SuiteSummary& summary = *suite.report.mutable_summary();
+  v1::SuiteSummary& summary = *suite.report->mutable_summary();
   Count(summary, result);
   const bool failed = IsFailure(result.status());
   if (failed && !summary.has_first_failure_ms()) {
     summary.set_first_failure_ms(absl::ToUnixMillis(Now()) -
-                                 suite.report.submitted_at_unix_ms());
+                                 suite.report->submitted_at_unix_ms());
   }
   if (options_.metrics) options_.metrics->Finished(result);
   if (persist && options_.store && options_.persist_running) {
     unsaved_.push_back({suite.id, index, result});
   }
-  *suite.report.add_results() = std::move(result);
+  *suite.report->add_results() = std::move(result);
   const int fail_fast = suite.spec.fail_fast();
   if (failed && fail_fast > 0 && FailedCount(summary) == fail_fast &&
       summary.done() < summary.total()) {
@@ -174,7 +174,7 @@ void Coordinator::Finish(Suite& suite, int index, v1::TestResult result,
     CancelRest(suite, reason);
   }
   if (summary.done() == summary.total()) {
-    EndSuite(suite, suite.report.state() == v1::SUITE_STATE_CANCELLED
+    EndSuite(suite, suite.report->state() == v1::SUITE_STATE_CANCELLED
                         ? v1::SUITE_STATE_CANCELLED
                         : v1::SUITE_STATE_FINISHED);
   }
@@ -186,7 +186,7 @@ void Coordinator::EndSuite(Suite& suite, v1::SuiteState state) {
   suite.ended = true;
   if (options_.blob_store && suite.spec.blobs_size() > 0)
     options_.blob_store->UnpinBlobs(suite.id);
-  v1::SuiteReport& report = suite.report;
+  v1::SuiteReport& report = *suite.report;
   const int64_t now = absl::ToUnixMillis(Now());
   if (report.started_at_unix_ms() == 0) report.set_started_at_unix_ms(now);
   report.set_state(state);
@@ -195,9 +195,7 @@ void Coordinator::EndSuite(Suite& suite, v1::SuiteState state) {
   report.mutable_summary()->set_running(0);
   // Serialized and written by the next commit, outside the lock (a report
   // can be hundreds of MiB); the suite stays in memory until it is saved.
-  if (options_.store) {
-    unsaved_reports_.push_back(std::make_shared<const v1::SuiteReport>(report));
-  }
+  if (options_.store) unsaved_reports_.push_back(suite.report);
   const v1::SuiteSummary& summary = report.summary();
   spdlog::info(
       "suite {} ended: {} passed, {} failed, {} cancelled, {} cached, {} ms",

@@ -88,7 +88,7 @@ Coordinator::Suite& Coordinator::Install(std::unique_ptr<Suite> suite,
                                          int64_t submitted_at_ms) {
   suite->id = id;
   suite->sequence = sequence;
-  v1::SuiteReport& report = suite->report;
+  v1::SuiteReport& report = *suite->report;
   report.set_suite_id(id);
   report.set_name(suite->spec.name());
   report.set_priority(suite->spec.priority());
@@ -274,13 +274,13 @@ absl::StatusOr<int> Coordinator::Recover() {
       }
       Finish(s, index, std::move(result), /*persist=*/false);
     }
-    if (!s.ended && s.report.summary().done() > 0) {
-      s.report.set_state(v1::SUITE_STATE_RUNNING);
-      s.report.set_started_at_unix_ms(s.report.submitted_at_unix_ms());
+    if (!s.ended && s.report->summary().done() > 0) {
+      s.report->set_state(v1::SUITE_STATE_RUNNING);
+      s.report->set_started_at_unix_ms(s.report->submitted_at_unix_ms());
     }
     spdlog::info("suite {} \"{}\" resumed: {} of {} tests already finished",
-                 s.id, LogSafe(s.spec.name()), s.report.summary().done(),
-                 s.report.summary().total());
+                 s.id, LogSafe(s.spec.name()), s.report->summary().done(),
+                 s.report->summary().total());
   }
   Writes writes;
   {
@@ -363,7 +363,7 @@ absl::StatusOr<int> Coordinator::CancelLocked(const std::string& suite_id,
 }
 
 int Coordinator::CancelRest(Suite& suite, const std::string& reason) {
-  suite.report.set_state(v1::SUITE_STATE_CANCELLED);
+  suite.report->set_state(v1::SUITE_STATE_CANCELLED);
   // A slot runs its shard in order: the first unreported test is running.
   std::set<int> running;
   for (auto& [lease_id, lease] : leases_) {

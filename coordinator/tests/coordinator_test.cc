@@ -490,6 +490,42 @@ TEST_F(CoordinatorTest, ExpiredLeaseIsRequeuedAndALateReportCountsOnce) {
   EXPECT_EQ(report->results_size(), 3);
 }
 
+// The store's writer shares an ended suite's report instead of a copy
+// taken under the lock, so nothing may change it after the end: not a
+// late report of a lost lease, not a cancel, not a lease expiring.
+TEST_F(CoordinatorTest, AnEndedSuitesReportIsFinalAndTheOneStored) {
+  UseStore();
+  auto c = Make();
+  const std::string suite_id = c->Submit(MakeSuite("s", 3))->suite_id();
+  const std::string lost = Register(*c);
+  const v1::PullWorkResponse first = Pull(*c, lost);
+  ASSERT_EQ(first.shards_size(), 1);
+  clock_.Advance(absl::Seconds(31));
+  c->ExpireLeases();
+  const std::string rescuer = Register(*c);
+  for (int round = 0; round < 10; ++round) {
+    auto pulled = Pull(*c, rescuer);
+    if (pulled.shards_size() == 0) break;
+    ReportShard(*c, rescuer, pulled.shards(0), v1::TEST_STATUS_FAILED);
+  }
+  const absl::StatusOr<v1::SuiteReport> ended = c->Report(suite_id);
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  ASSERT_EQ(ended->state(), v1::SUITE_STATE_FINISHED);
+  ASSERT_EQ(ended->results_size(), 3);
+
+  EXPECT_EQ(ReportShard(*c, lost, first.shards(0)).accepted(), 0);
+  EXPECT_EQ(c->Cancel(suite_id).value_or(-1), 0);
+  clock_.Advance(absl::Seconds(31));
+  c->ExpireLeases();
+
+  const absl::StatusOr<v1::SuiteReport> later = c->Report(suite_id);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(later->SerializeAsString(), ended->SerializeAsString());
+  const absl::StatusOr<v1::SuiteReport> stored = store_->LoadReport(suite_id);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->SerializeAsString(), ended->SerializeAsString());
+}
+
 TEST_F(CoordinatorTest, SnapshotCountsTheExpectedWorkQueuedAndLeased) {
   options_.default_expected = absl::Seconds(2);
   auto c = Make();
