@@ -526,6 +526,53 @@ TEST_F(CoordinatorTest, AnEndedSuitesReportIsFinalAndTheOneStored) {
   EXPECT_EQ(stored->SerializeAsString(), ended->SerializeAsString());
 }
 
+// A running suite's results are copied a slice at a time: the copy still
+// holds every result reported before it, in order, with the summary of
+// the same moment, across slices.
+TEST_F(CoordinatorTest, ARunningSuitesReportHoldsEveryResultSoFarAcrossSlices) {
+  const int kTests = Coordinator::kReportResultsPerLock * 2 + 500;
+  auto c = Make();
+  const std::string suite_id = c->Submit(MakeSuite("s", kTests))->suite_id();
+  const std::string worker = Register(*c);
+  std::vector<std::string> reported;
+  v1::Shard held;  // leased, not reported: the suite keeps running
+  for (int round = 0; round < kTests; ++round) {
+    auto pulled = Pull(*c, worker);
+    if (pulled.shards_size() == 0) break;
+    if (static_cast<int>(reported.size()) + pulled.shards(0).tests_size() >=
+        kTests) {
+      held = pulled.shards(0);
+      break;
+    }
+    ReportShard(*c, worker, pulled.shards(0));
+    for (const std::string& id : Ids(pulled.shards(0))) reported.push_back(id);
+  }
+  ASSERT_GT(static_cast<int>(reported.size()),
+            2 * Coordinator::kReportResultsPerLock);
+  ASSERT_GT(held.tests_size(), 0);
+
+  const absl::StatusOr<v1::SuiteReport> running = c->Report(suite_id);
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ(running->state(), v1::SUITE_STATE_RUNNING);
+  EXPECT_EQ(running->summary().done(), static_cast<int>(reported.size()));
+  EXPECT_EQ(running->summary().running(), held.tests_size());
+  ASSERT_EQ(running->results_size(), static_cast<int>(reported.size()));
+  for (int i = 0; i < running->results_size(); ++i) {
+    ASSERT_EQ(running->results(i).test_id(), reported[i]) << i;
+  }
+
+  ReportShard(*c, worker, held);
+  const absl::StatusOr<v1::SuiteReport> ended = c->Report(suite_id);
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(ended->state(), v1::SUITE_STATE_FINISHED);
+  ASSERT_EQ(ended->results_size(), kTests);
+  for (int i = 0; i < running->results_size(); ++i) {
+    ASSERT_EQ(ended->results(i).SerializeAsString(),
+              running->results(i).SerializeAsString())
+        << i;
+  }
+}
+
 TEST_F(CoordinatorTest, SnapshotCountsTheExpectedWorkQueuedAndLeased) {
   options_.default_expected = absl::Seconds(2);
   auto c = Make();
