@@ -39,6 +39,7 @@
 #include "common/grpc_util.h"
 #include "common/platform.h"
 #include "common/runtime.h"
+#include "common/security.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "testfleet/v1/services.grpc.pb.h"
@@ -67,14 +68,6 @@ struct Options {
   int coordinator_pid = 0;
   uint32_t seed = 1;
 };
-
-// The coordinator's steady clock is ours only on this host.
-bool OnThisHost(const std::string& address) {
-  return absl::StartsWith(address, "127.") ||
-         absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::1]:") ||
-         absl::StartsWith(address, "unix:");
-}
 
 double Ms(Clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
@@ -742,7 +735,8 @@ class Fleet {
   // pull_ms_ split at the coordinator's stamps: before its handler got the
   // call (our send, the network, its socket and gRPC), in its handler, and
   // after (its send, the network, our socket and gRPC).
-  const bool split_pulls_ = OnThisHost(options_.coordinator);
+  // The coordinator's steady clock is ours only on this host.
+  const bool split_pulls_ = IsLoopbackAddress(options_.coordinator);
   std::vector<double> pull_before_ms_, pull_in_ms_, pull_after_ms_;
 
   std::vector<Unread> unread_;  // sampled every 250 ms

@@ -105,12 +105,16 @@ def medians(runs):
     return row
 
 
-def split(row):
-    """A pull's p99 before, in and after the coordinator's handler."""
+def split_p99s(row):
+    """A pull's p99 before, in and after the coordinator's handler; None
+    when the pulls came back without the coordinator's time stamps."""
     parts = [row.get(f"pull_{part}_coordinator_p99_ms") for part in ("before", "in", "after")]
-    if None in parts:
-        return "-"
-    return " / ".join(f"{p:.1f}" for p in parts)
+    return None if None in parts else parts
+
+
+def split(row):
+    parts = split_p99s(row)
+    return "-" if parts is None else " / ".join(f"{p:.1f}" for p in parts)
 
 
 def main():
@@ -184,7 +188,7 @@ def main():
     # The coordinator runs on this host: every pull with work comes back
     # with its time stamps.
     failed = [r for r in rows if r["errors"] or r["reported"] != r["tests"]
-              or split(r) == "-"]
+              or split_p99s(r) is None]
     for r in failed:
         print(f"{r['workers']} workers, {r['suites']} suites: {r['errors']} RPC errors, "
               f"{r['reported']} of {r['tests']} tests reported, pulls split: {split(r)}; "
