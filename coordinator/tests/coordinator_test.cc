@@ -634,7 +634,8 @@ TEST_F(CoordinatorTest, TestsWithoutHistoryAreSizedByWhatTheirLikesTook) {
   ASSERT_EQ(first.shards(0).tests(0).spec().id(), "s.t0");  // longest
   ASSERT_EQ(first.shards(0).tests_size(), 3);               // 10 s of 3 s
   ReportShard(*c, worker, first.shards(0), v1::TEST_STATUS_PASSED, 2);
-  // Two ran in 2 ms each: the 997 left are shards of 64 (the most).
+  // Two ran in 2 ms each: the 997 left are shards of max_shard_tests (the
+  // most).
   EXPECT_EQ(c->Snapshot().queued_expected_ms, 997 * 2.0);
   v1::PullWorkResponse second = Pull(*c, worker);
   ASSERT_EQ(second.shards_size(), 1);
