@@ -242,10 +242,12 @@ void Coordinator::AbandonPull(uint64_t pull_id) {
     Answer(std::move(answer), v1::PullWorkResponse());
 }
 
-void Coordinator::ExpirePulls() {
+absl::Duration Coordinator::ExpirePulls() {
   Locked lock(this);
-  for (PullAnswer& answer : fleet_.TakeExpired(Steady()))
+  const absl::Time now = Steady();
+  for (PullAnswer& answer : fleet_.TakeExpired(now))
     Answer(std::move(answer), v1::PullWorkResponse());
+  return fleet_.NextDeadline() - now;
 }
 
 v1::PullWorkResponse Coordinator::PullWork(const v1::PullWorkRequest& request) {

@@ -188,9 +188,10 @@ class Coordinator {
   /// Answers a waiting pull with no work (its caller left); a pull answered
   /// already is left alone.
   void AbandonPull(uint64_t pull_id);
-  /// Answers the waiting pulls whose wait has passed. Called every few tens
-  /// of milliseconds by the server, directly by tests.
-  void ExpirePulls();
+  /// Answers the waiting pulls whose wait has passed; returns how long at
+  /// least until another's does (InfiniteDuration: none waits). Called by the
+  /// server's housekeeping, which sleeps until then; directly by tests.
+  absl::Duration ExpirePulls();
   /// PullWork that blocks its caller up to the request's wait_ms (tests and
   /// tools; the service answers without a thread per pull).
   v1::PullWorkResponse PullWork(const v1::PullWorkRequest& request);

@@ -69,6 +69,9 @@ class Fleet {
   /// Takes the pulls whose deadline is not after `now`; their workers count
   /// as seen (a waiting pull is a live connection).
   std::vector<PullAnswer> TakeExpired(absl::Time now);
+  /// No waiting pull is due before this (InfiniteFuture: none waits); after
+  /// TakeExpired, the next deadline itself.
+  absl::Time NextDeadline() const { return earliest_deadline_; }
   /// Offers every waiting pull to `serve`, oldest first; a pull for which
   /// it returns true was answered and is dropped.
   void Serve(const std::function<bool(WaitingPull&)>& serve);

@@ -1,5 +1,7 @@
 #include "coordinator/server.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/grpc_util.h"
@@ -122,11 +124,16 @@ void CoordinatorServer::Housekeeping() {
   absl::MutexLock lock(&mu_);
   auto stopping = [this]()
                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-  // Long polls end within this of their wait (a worker's is seconds).
-  constexpr absl::Duration kPullTick = absl::Milliseconds(50);
-  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping), kPullTick)) {
+  // Sleeps until the next long poll's wait ends, but at most this: a poll
+  // that starts meanwhile ends on time if it waits at least as long
+  // (workers wait 0.5 s or more). A fixed 50 ms tick was most of an idle
+  // coordinator's CPU.
+  constexpr absl::Duration kLongestSleep = absl::Milliseconds(250);
+  absl::Duration sleep = kLongestSleep;
+  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping), sleep)) {
     mu_.Unlock();
-    coordinator_->ExpirePulls();
+    sleep = std::clamp(coordinator_->ExpirePulls(), absl::Milliseconds(1),
+                       kLongestSleep);
     if (absl::Now() >= next_lease_check) {
       coordinator_->ExpireLeases();
       next_lease_check = absl::Now() + absl::Seconds(1);

@@ -186,14 +186,18 @@ TEST_F(CoordinatorTest, AWaitingPullEndsEmptyAtItsWaitOrWhenAbandoned) {
   auto c = Make();
   const std::string worker = Register(*c);
   PullAnswers timed, abandoned;
+  EXPECT_EQ(c->ExpirePulls(), absl::InfiniteDuration());  // none waits
   c->PullWork(WaitingPull(worker, 2'000), timed.Collect());
   const uint64_t id =
       c->PullWork(WaitingPull(worker, 60'000), abandoned.Collect());
+  // Each call says when the next wait ends: the server sleeps until then.
+  EXPECT_EQ(c->ExpirePulls(), absl::Milliseconds(2'000));
   clock_.Advance(absl::Milliseconds(1'999));
-  c->ExpirePulls();
+  EXPECT_EQ(c->ExpirePulls(), absl::Milliseconds(1));
   EXPECT_TRUE(timed.responses.empty());
   clock_.Advance(absl::Milliseconds(1));
-  c->ExpirePulls();
+  // The other waits at most half the worker timeout (30 s), not its 60 s.
+  EXPECT_EQ(c->ExpirePulls(), absl::Seconds(28));
   ASSERT_EQ(timed.responses.size(), 1u);
   EXPECT_EQ(timed.responses[0].shards_size(), 0);
   EXPECT_FALSE(timed.responses[0].unknown_worker());
