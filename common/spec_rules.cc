@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
 namespace testfleet {
@@ -24,11 +25,14 @@ absl::Status Invalid(absl::string_view what) {
   return absl::InvalidArgumentError(what);
 }
 
-// Prefixes a rule's message with the field it applies to.
-absl::Status At(const std::string& field, absl::Status status) {
+// Prefixes a rule's message with the field it applies to, whose name is
+// made of `name`'s parts only then: a suite of 10,000 tests passes over
+// 100,000 rules, and naming each field up front made a string for each.
+template <typename... Parts>
+absl::Status At(absl::Status status, const Parts&... name) {
   if (status.ok()) return status;
-  return absl::Status(status.code(),
-                      absl::StrCat(field, ": ", status.message()));
+  return absl::Status(status.code(), absl::StrCat(absl::StrCat(name...), ": ",
+                                                  status.message()));
 }
 
 bool IsSha256Hex(absl::string_view hex) {
@@ -127,6 +131,24 @@ std::string NormalizePath(absl::string_view path) {
   return normal;
 }
 
+bool IsNormalPath(absl::string_view path) {
+  if (path == "." || path == "/") return true;
+  if (path.empty()) return false;
+  const bool absolute = path[0] == '/';
+  bool named = false;  // a component other than ".." came before
+  for (absl::string_view part :
+       absl::StrSplit(absolute ? path.substr(1) : path, '/')) {
+    // "//", "./", "/." or a trailing "/"
+    if (part.empty() || part == ".") return false;
+    if (part == "..") {
+      if (absolute || named) return false;  // "/.." is "/", "a/.." is "."
+    } else {
+      named = true;
+    }
+  }
+  return true;
+}
+
 std::string ResolveIn(const std::string& folder, const std::string& path) {
   if (!path.empty() && path[0] == '/') return NormalizePath(path);
   return NormalizePath(folder + "/" + path);
@@ -156,7 +178,7 @@ absl::Status CheckInsidePath(absl::string_view path, absl::string_view shown,
                              bool allow_outside) {
   if (path.empty()) return Invalid("is an empty path");
   RETURN_IF_ERROR(CheckNoNul(path));
-  if (NormalizePath(path) != path) {
+  if (!IsNormalPath(path)) {
     return Invalid(absl::StrCat("\"", shown, "\" is not a normalized path"));
   }
   if (allow_outside) return absl::OkStatus();
@@ -181,7 +203,7 @@ absl::Status CheckOutputFile(const v1::OutputFile& output) {
 absl::Status CheckTestSpec(const v1::TestSpec& test, int index,
                            bool allow_outside) {
   const std::string field = absl::StrCat("tests[", index, "]");
-  RETURN_IF_ERROR(At(field + ".id", CheckTestId(test.id())));
+  RETURN_IF_ERROR(At(CheckTestId(test.id()), field, ".id"));
   // A test that travels with its input tree reads nothing of the worker's:
   // its paths may lead anywhere in the sandbox.
   if (!test.input_root().empty()) {
@@ -191,79 +213,76 @@ absl::Status CheckTestSpec(const v1::TestSpec& test, int index,
             std::string::npos ||
         test.input_root().size() == slash + 1 ||
         test.input_root().size() > slash + 19) {
-      return At(field + ".input_root", Invalid("is not HASH/SIZE"));
+      return At(Invalid("is not HASH/SIZE"), field, ".input_root");
     }
     allow_outside = true;
   }
   if (!test.exec_root().empty() &&
-      (test.exec_root()[0] != '/' ||
-       NormalizePath(test.exec_root()) != test.exec_root() ||
+      (test.exec_root()[0] != '/' || !IsNormalPath(test.exec_root()) ||
        !CheckNoNul(test.exec_root()).ok())) {
-    return At(field + ".exec_root",
-              Invalid("is not an absolute, normalized path"));
+    return At(Invalid("is not an absolute, normalized path"), field,
+              ".exec_root");
   }
   for (int i = 0; i < test.outputs_size(); ++i) {
     const std::string& output = test.outputs(i);
-    RETURN_IF_ERROR(At(absl::StrCat(field, ".outputs[", i, "]"),
-                       CheckInsidePath(output, output, false)));
+    RETURN_IF_ERROR(
+        At(CheckInsidePath(output, output, false), field, ".outputs[", i, "]"));
   }
-  if (test.argv_size() == 0) return At(field + ".cmd", Invalid("is empty"));
+  if (test.argv_size() == 0) return At(Invalid("is empty"), field, ".cmd");
   if (test.argv(0).empty()) {
-    return At(field + ".cmd[0]", Invalid("is an empty program name"));
+    return At(Invalid("is an empty program name"), field, ".cmd[0]");
   }
   for (int i = 0; i < test.argv_size(); ++i) {
-    RETURN_IF_ERROR(
-        At(absl::StrCat(field, ".cmd[", i, "]"), CheckNoNul(test.argv(i))));
+    RETURN_IF_ERROR(At(CheckNoNul(test.argv(i)), field, ".cmd[", i, "]"));
   }
   if (!test.cwd().empty()) {  // empty: the suite folder
-    RETURN_IF_ERROR(At(field + ".cwd",
-                       CheckInsidePath(test.cwd(), test.cwd(), allow_outside)));
+    RETURN_IF_ERROR(At(CheckInsidePath(test.cwd(), test.cwd(), allow_outside),
+                       field, ".cwd"));
   }
   for (const auto& [name, value] : test.env()) {
-    const std::string item = absl::StrCat(field, ".env.", name);
-    RETURN_IF_ERROR(At(item, CheckEnvName(name)));
-    RETURN_IF_ERROR(At(item, CheckNoNul(value)));
+    RETURN_IF_ERROR(At(CheckEnvName(name), field, ".env.", name));
+    RETURN_IF_ERROR(At(CheckNoNul(value), field, ".env.", name));
   }
-  RETURN_IF_ERROR(At(field + ".timeout", CheckTimeoutMs(test.timeout_ms())));
-  RETURN_IF_ERROR(At(field + ".expected", CheckTimeoutMs(test.expected_ms())));
+  RETURN_IF_ERROR(At(CheckTimeoutMs(test.timeout_ms()), field, ".timeout"));
+  RETURN_IF_ERROR(At(CheckTimeoutMs(test.expected_ms()), field, ".expected"));
   if (test.memory_limit_bytes() < 0) {
-    return At(field + ".memory_limit", Invalid("is negative"));
+    return At(Invalid("is negative"), field, ".memory_limit");
   }
-  RETURN_IF_ERROR(At(field + ".retries", CheckRetries(test.retries())));
-  RETURN_IF_ERROR(At(field + ".priority", CheckPriority(test.priority())));
+  RETURN_IF_ERROR(At(CheckRetries(test.retries()), field, ".retries"));
+  RETURN_IF_ERROR(At(CheckPriority(test.priority()), field, ".priority"));
   if (test.regression_tolerance() != 0) {
-    RETURN_IF_ERROR(At(field + ".regression_tolerance",
-                       CheckTolerance(test.regression_tolerance())));
+    RETURN_IF_ERROR(At(CheckTolerance(test.regression_tolerance()), field,
+                       ".regression_tolerance"));
   }
   for (int i = 0; i < test.tags_size(); ++i) {
-    RETURN_IF_ERROR(
-        At(absl::StrCat(field, ".tags[", i, "]"), CheckTag(test.tags(i))));
+    RETURN_IF_ERROR(At(CheckTag(test.tags(i)), field, ".tags[", i, "]"));
   }
   for (int i = 0; i < test.inputs_size(); ++i) {
     const v1::InputDigest& input = test.inputs(i);
-    const std::string item = absl::StrCat(field, ".inputs[", i, "]");
     RETURN_IF_ERROR(
-        At(item, CheckInsidePath(input.path(), input.path(), allow_outside)));
+        At(CheckInsidePath(input.path(), input.path(), allow_outside), field,
+           ".inputs[", i, "]"));
     if (!IsSha256Hex(input.sha256()) || input.size_bytes() < 0) {
-      return At(item, Invalid(absl::StrCat(
-                          "\"", input.path(),
-                          "\" has no valid SHA-256 digest and size")));
+      return At(
+          Invalid(absl::StrCat("\"", input.path(),
+                               "\" has no valid SHA-256 digest and size")),
+          field, ".inputs[", i, "]");
     }
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckSuiteSpec(const v1::SuiteSpec& suite, bool allow_outside) {
-  RETURN_IF_ERROR(At("name", CheckSuiteName(suite.name())));
-  RETURN_IF_ERROR(At("priority", CheckPriority(suite.priority())));
+  RETURN_IF_ERROR(At(CheckSuiteName(suite.name()), "name"));
+  RETURN_IF_ERROR(At(CheckPriority(suite.priority()), "priority"));
   if (suite.fail_fast() < 0) {
-    return At("fail_fast",
-              Invalid(absl::StrCat(suite.fail_fast(),
+    return At(Invalid(absl::StrCat(suite.fail_fast(),
                                    " is negative: give a number of failures "
-                                   "(1 or more), or 0 for no fail-fast")));
+                                   "(1 or more), or 0 for no fail-fast")),
+              "fail_fast");
   }
   if (suite.tests_size() == 0) {
-    return At("tests", Invalid("is empty: the suite has no tests"));
+    return At(Invalid("is empty: the suite has no tests"), "tests");
   }
   absl::flat_hash_map<absl::string_view, int> seen;
   seen.reserve(suite.tests_size());
@@ -272,9 +291,9 @@ absl::Status CheckSuiteSpec(const v1::SuiteSpec& suite, bool allow_outside) {
     RETURN_IF_ERROR(CheckTestSpec(test, i, allow_outside));
     auto [it, inserted] = seen.emplace(test.id(), i);
     if (!inserted) {
-      return At(absl::StrCat("tests[", i, "].id"),
-                Invalid(absl::StrCat("duplicate id \"", test.id(),
-                                     "\" (also tests[", it->second, "])")));
+      return At(Invalid(absl::StrCat("duplicate id \"", test.id(),
+                                     "\" (also tests[", it->second, "])")),
+                "tests[", i, "].id");
     }
   }
   return absl::OkStatus();

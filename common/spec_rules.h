@@ -43,6 +43,8 @@ absl::Status CheckInsidePath(absl::string_view path, absl::string_view shown,
                              bool allow_outside);
 /// The lexically normal form of `path` ("." for the folder itself).
 std::string NormalizePath(absl::string_view path);
+/// Whether NormalizePath(path) == path, without making a string.
+bool IsNormalPath(absl::string_view path);
 /// `path` (relative to the absolute `folder`, or absolute) as an absolute,
 /// lexically normal path.
 std::string ResolveIn(const std::string& folder, const std::string& path);
