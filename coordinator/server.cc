@@ -124,16 +124,18 @@ void CoordinatorServer::Housekeeping() {
   absl::MutexLock lock(&mu_);
   auto stopping = [this]()
                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-  // Sleeps until the next long poll's wait ends, but at most this: a poll
-  // that starts meanwhile ends on time if it waits at least as long
-  // (workers wait 0.5 s or more). A fixed 50 ms tick was most of an idle
-  // coordinator's CPU.
+  // Sleeps until the next long poll's wait ends, but at most kLongestSleep:
+  // a poll that starts meanwhile ends on time if it waits at least as long
+  // (workers wait 0.5 s or more). At least kShortestSleep: a fleet's
+  // thousands of polls end in batches, not a wake-up each. A fixed 50 ms
+  // tick was most of an idle coordinator's CPU.
+  constexpr absl::Duration kShortestSleep = absl::Milliseconds(50);
   constexpr absl::Duration kLongestSleep = absl::Milliseconds(250);
   absl::Duration sleep = kLongestSleep;
   while (!mu_.AwaitWithTimeout(absl::Condition(&stopping), sleep)) {
     mu_.Unlock();
-    sleep = std::clamp(coordinator_->ExpirePulls(), absl::Milliseconds(1),
-                       kLongestSleep);
+    sleep =
+        std::clamp(coordinator_->ExpirePulls(), kShortestSleep, kLongestSleep);
     if (absl::Now() >= next_lease_check) {
       coordinator_->ExpireLeases();
       next_lease_check = absl::Now() + absl::Seconds(1);
