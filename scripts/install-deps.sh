@@ -13,7 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev prometheus-cpp-dev
   libcpp-httplib-dev  # the dashboard's HTTP server
-  libgoogle-perftools-dev  # tcmalloc for the servers (a quarter less coordinator CPU)
+  libjemalloc-dev  # jemalloc for the servers (BENCHMARKS.md, issue 19)
   bazel-bootstrap-source  # the Remote Execution API protos (proto/)
 )
 $build_only || packages+=(
