@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -277,7 +278,12 @@ std::vector<GtestCase> ParseGtestXml(const std::string& xml) {
     GtestCase& c = cases.emplace_back();
     c.name =
         XmlText(absl::StrCat(attributes["classname"], ".", attributes["name"]));
-    absl::SimpleAtod(attributes["time"], &c.seconds);
+    // A time that is missing or no duration reads as 0: SimpleAtod leaves
+    // its output unspecified on failure, and takes "nan" and "inf".
+    if (!absl::SimpleAtod(attributes["time"], &c.seconds) ||
+        !std::isfinite(c.seconds) || c.seconds < 0) {
+      c.seconds = 0;
+    }
     const std::string body = (*it)[3];
     std::smatch failure;
     if (std::regex_search(body, failure,

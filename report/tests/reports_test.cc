@@ -203,6 +203,16 @@ TEST(GtestXmlTest, EveryCaseWithItsOutcome) {
   EXPECT_TRUE(ParseGtestXml("not xml at all").empty());
 }
 
+TEST(GtestXmlTest, ATimeThatIsNoDurationReadsAsZero) {
+  for (const char* time : {"", " time=\"nan\"", " time=\"inf\"", " time=\"-1\"",
+                           " time=\"soon\""}) {
+    const std::vector<GtestCase> cases = ParseGtestXml(
+        absl::StrCat("<testcase name=\"A\" classname=\"S\"", time, " />"));
+    ASSERT_EQ(cases.size(), 1u) << time;
+    EXPECT_EQ(cases[0].seconds, 0) << time;
+  }
+}
+
 TEST(GtestXmlTest, JunitShowsEachCaseOfABinaryRunAsOneTest) {
   v1::SuiteReport report;
   report.set_name("suite");
