@@ -253,8 +253,11 @@ const v1::TestHistory& CoordinatorStore::StageRun(PendingRuns& pending,
   run.set_suite_id(suite_id);
   const absl::string_view hex =
       key != nullptr ? key->hex : absl::string_view(result.cache_key());
+  // SimpleHexAtoi leaves a partial parse behind on failure: a key that is
+  // not hex has no prefix, not part of one.
   uint64_t prefix = 0;
-  if (hex.size() >= 16) absl::SimpleHexAtoi(hex.substr(0, 16), &prefix);
+  if (hex.size() < 16 || !absl::SimpleHexAtoi(hex.substr(0, 16), &prefix))
+    prefix = 0;
   run.set_key_prefix(prefix);
   // Runs beyond the bound fold into one aggregate.
   const int excess = history.runs_size() - kHistoryRuns;

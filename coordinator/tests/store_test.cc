@@ -130,5 +130,25 @@ TEST(CoordinatorStoreTest, EveryAcknowledgedWriteSurvivesAMachineCrash) {
   store->reset();
 }
 
+TEST(CoordinatorStoreTest, ARunKeysPrefixIsItsKeysFirst16HexDigitsOrZero) {
+  TestDir dir;
+  auto store = CoordinatorStore::Open(dir.Join("state"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::pair<const char*, uint64_t> cases[] = {
+      {"00000000000000ff0123", 0xff},
+      {"00000000000000fz0123", 0},  // not hex: none, not a partial parse
+      {"00ff", 0},                  // too short
+  };
+  for (const auto& [key, prefix] : cases) {
+    v1::TestResult result;
+    result.set_test_id(key);
+    result.set_status(v1::TEST_STATUS_PASSED);
+    result.set_cache_key(key);
+    auto history = (*store)->RecordRun("suite", "s1", result);
+    ASSERT_TRUE(history.ok()) << history.status();
+    EXPECT_EQ(history->runs(0).key_prefix(), prefix) << key;
+  }
+}
+
 }  // namespace
 }  // namespace testfleet
