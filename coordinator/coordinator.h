@@ -47,7 +47,7 @@ struct CoordinatorOptions {
   bool cache_service = true;
   /// Shards hold at most this many tests (each shard costs a pull, a cache
   /// lookup and their thread hand-offs: at 64, 10,000 tests of a few ms
-  /// took 18% more coordinator CPU; BENCHMARKS.md, issue 19)...
+  /// took a fifth more coordinator CPU; BENCHMARKS.md, issue 19)...
   int max_shard_tests = 256;
   /// ...and about this much expected work, shrinking toward the end of a
   /// suite so the last shards finish together.
