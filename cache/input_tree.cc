@@ -16,7 +16,7 @@ struct Folder {
 };
 
 absl::StatusOr<std::vector<std::string>> Components(const std::string& path) {
-  if (path.empty() || path[0] != '/' || NormalizePath(path) != path) {
+  if (path.empty() || path[0] != '/' || !IsNormalPath(path)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input tree path \"", path, "\" is not absolute and normal"));
   }

@@ -31,8 +31,8 @@ absl::Status Invalid(absl::string_view what) {
 template <typename... Parts>
 absl::Status At(absl::Status status, const Parts&... name) {
   if (status.ok()) return status;
-  return absl::Status(status.code(), absl::StrCat(absl::StrCat(name...), ": ",
-                                                  status.message()));
+  return absl::Status(status.code(),
+                      absl::StrCat(name..., ": ", status.message()));
 }
 
 bool IsSha256Hex(absl::string_view hex) {

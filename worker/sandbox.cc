@@ -80,8 +80,7 @@ void RemoveTree(const std::string& dir) {
 absl::StatusOr<std::vector<std::string>> SandboxRoots(
     const v1::TestSpec& spec) {
   const std::string& exec_root = spec.exec_root();
-  if (exec_root.empty() || exec_root[0] != '/' ||
-      NormalizePath(exec_root) != exec_root) {
+  if (exec_root.empty() || exec_root[0] != '/' || !IsNormalPath(exec_root)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the test's folder \"", exec_root, "\" is not an absolute path"));
   }
